@@ -1,0 +1,25 @@
+/* Shared between the inventory readers inside daemon/host; not used by other layers. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "inventory.h"
+
+struct pci_access;
+
+/* Reads every entry of sys/bus/pci/devices. Tree-level problems go to tree_errors. */
+int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tree_errors, Device **ret,
+                 size_t *ret_n);
+void devices_free(Device *devices, size_t n);
+
+/* Reads sys/kernel/iommu_groups and judges viability and permitted type changes. */
+int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_errors, Group **ret,
+                size_t *ret_n);
+void groups_free(Group *groups, size_t n);
+
+/* Whether the string is a PCI address as sysfs names devices: "0000:00:1f.3". */
+bool pci_address_is_valid(const char *s);
+
+/* A driver that may stay bound while VFIO uses the group: vfio-pci, its variants, pci-stub, pcieport
+ * (the kernel's driver_managed_dma drivers). */
+bool driver_is_dma_managed(const char *driver);

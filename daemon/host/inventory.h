@@ -1,0 +1,250 @@
+/* The host's IOMMU as data: host settings, IOMMU units, groups and PCI devices, read in one pass.
+ *
+ * An Inventory is an immutable snapshot. Every item carries the problems met while reading it
+ * (ItemError): a garbage or unreadable file never aborts the scan and never yields a guessed
+ * value; the field is left unknown and the error says which file and why. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct HostRoots HostRoots;
+typedef struct json_object json_object;
+
+typedef struct ItemError {
+        char *file;    /* path relative to the root it was read from, e.g. "sys/bus/pci/devices/…/class" */
+        char *message; /* what was wrong: "No such file or directory", "invalid value 'zz'", … */
+} ItemError;
+
+typedef struct ItemErrors {
+        ItemError *items;
+        size_t n;
+} ItemErrors;
+
+/* Records a problem with 'file' (errno if error != 0, else 'message'). Never fails loudly: on OOM the
+ * error is dropped, because the caller is already in an error path. */
+void item_errors_add(ItemErrors *errors, const char *file, int error, const char *message_format, ...)
+        __attribute__((format(printf, 4, 5)));
+void item_errors_done(ItemErrors *errors);
+json_object *item_errors_to_json(const ItemErrors *errors);
+
+/* ---- host ---------------------------------------------------------------------------------- */
+
+typedef enum DomainType {
+        DOMAIN_TYPE_UNKNOWN = 0, /* could not be read or derived */
+        DOMAIN_TYPE_IDENTITY,
+        DOMAIN_TYPE_DMA,
+        DOMAIN_TYPE_DMA_FQ,
+        DOMAIN_TYPE_BLOCKED,
+        DOMAIN_TYPE_UNMANAGED,
+        DOMAIN_TYPE_KERNEL_UNKNOWN, /* the kernel itself printed "unknown" */
+        _DOMAIN_TYPE_MAX,
+} DomainType;
+
+/* The kernel's spelling: "identity", "DMA", "DMA-FQ", "blocked", "unmanaged", "unknown"; NULL for
+ * DOMAIN_TYPE_UNKNOWN. */
+const char *domain_type_to_string(DomainType t);
+DomainType domain_type_from_string(const char *s);
+
+typedef struct KernelParams {
+        /* Raw values as given on the command line (last one wins), NULL when absent. */
+        char *iommu;             /* iommu= */
+        char *iommu_passthrough; /* iommu.passthrough= */
+        char *iommu_strict;      /* iommu.strict= */
+        char *intel_iommu;       /* intel_iommu= */
+        char *amd_iommu;         /* amd_iommu= */
+} KernelParams;
+
+typedef struct HostInfo {
+        char *kernel_release; /* proc/sys/kernel/osrelease */
+        unsigned kernel_major, kernel_minor;
+        bool kernel_version_known;
+
+        char *cmdline; /* proc/cmdline */
+        KernelParams params;
+
+        bool iommu_enabled;      /* at least one unit in sys/class/iommu or one group */
+        char *iommu_off_reason;  /* why not, when iommu_enabled is false; NULL otherwise */
+        bool acpi_dmar;          /* sys/firmware/acpi/tables/DMAR exists */
+        bool acpi_ivrs;          /* sys/firmware/acpi/tables/IVRS exists */
+
+        /* What the command line implies for the default domain type, when it says anything:
+         * DOMAIN_TYPE_UNKNOWN when the command line leaves it to Kconfig and the IOMMU driver. */
+        DomainType cmdline_default_type;
+        char *cmdline_default_type_source; /* e.g. "iommu=pt", "iommu.strict=0" */
+
+        /* VFIO */
+        bool vfio_loaded;              /* proc/modules or sys/module/vfio */
+        bool vfio_pci_loaded;
+        bool vfio_iommu_type1_loaded;
+        bool dev_vfio_vfio;            /* dev/vfio/vfio exists */
+        bool dev_iommu;                /* dev/iommu exists (iommufd) */
+        int allow_unsafe_interrupts;   /* -1 unknown (module not loaded), 0, 1 */
+
+        ItemErrors errors;
+} HostInfo;
+
+/* Fills *info from proc and sys; always succeeds except on OOM (problems land in info->errors). */
+int host_info_load(const HostRoots *roots, HostInfo *info);
+void host_info_done(HostInfo *info);
+json_object *host_info_to_json(const HostInfo *info);
+
+/* ---- IOMMU units ----------------------------------------------------------------------------- */
+
+typedef enum UnitKind {
+        UNIT_KIND_OTHER = 0,
+        UNIT_KIND_INTEL_VTD,
+        UNIT_KIND_AMD_VI,
+        UNIT_KIND_VIRTIO_IOMMU,
+        UNIT_KIND_ARM_SMMU_V3,
+        UNIT_KIND_ARM_SMMU,
+        _UNIT_KIND_MAX,
+} UnitKind;
+
+const char *unit_kind_to_string(UnitKind k); /* "intel-vtd", "amd-vi", "virtio-iommu", "arm-smmu-v3", … */
+
+typedef struct Unit {
+        char *name; /* sys/class/iommu/<name> */
+        UnitKind kind;
+
+        /* Raw registers as the kernel prints them (hex strings), NULL when the kind has none. */
+        char *intel_cap, *intel_ecap, *intel_version, *intel_address;
+        char *amd_cap, *amd_features;
+
+        /* Decoded: feature name -> present. Names are the spec's (Intel: "pass-through",
+         * "scalable-mode", "nested-translation", "pasid", "page-selective-invalidation",
+         * "caching-mode"; AMD EFR: "PreFSup", "PPRSup", "XTSup", "NXSup", "GTSup", "IASup",
+         * "GASup", "HESup", "PCSup", …). */
+        char **features;      /* strv of features present */
+        char **features_absent; /* strv of known features absent */
+
+        char *pci_device; /* the PCI function that is the IOMMU (AMD-Vi, virtio-iommu), or NULL */
+        char **devices;   /* strv: addresses of the devices it translates (sys/class/iommu/X/devices) */
+        size_t n_devices;
+
+        ItemErrors errors;
+} Unit;
+
+/* Reads sys/class/iommu. host is used for the kernel version (AMD's features field order). */
+int units_load(const HostRoots *roots, const HostInfo *host, Unit **ret, size_t *ret_n);
+void units_free(Unit *units, size_t n);
+json_object *unit_to_json(const Unit *unit);
+
+/* ---- PCI devices ----------------------------------------------------------------------------- */
+
+typedef enum SriovRole {
+        SRIOV_NONE = 0,
+        SRIOV_PF,
+        SRIOV_VF,
+} SriovRole;
+
+typedef struct Device {
+        char *address; /* "0000:00:02.0", the sysfs name */
+
+        /* -1 when unreadable; otherwise 0..0xffff (class 0..0xffffff). */
+        int32_t vendor_id, device_id, subsystem_vendor_id, subsystem_device_id, class_code;
+        int32_t revision;
+        char *vendor_name, *device_name, *subsystem_vendor_name, *subsystem_name, *class_name;
+
+        int header_type;  /* -1 unknown, else PCI header layout (0 endpoint, 1 bridge, 2 cardbus) */
+        bool multifunction;
+
+        char *driver;          /* NULL when unbound */
+        char *driver_override; /* NULL when "(null)" / unset */
+        int group;             /* -1 when in no group */
+        char *iommu_unit;      /* NULL when none */
+        int numa_node;         /* -1 when none or unknown */
+        char *parent;          /* upstream PCI bridge address, NULL on a root bus */
+        char *sysfs_path;      /* "devices/pci0000:00/0000:00:1c.0/0000:01:00.0" (the link target) */
+
+        SriovRole sriov_role;
+        int sriov_totalvfs, sriov_numvfs; /* PF only, -1 unknown */
+        char *sriov_pf;                   /* VF only: its PF's address */
+
+        bool config_read;      /* config space was readable */
+        bool config_extended;  /* more than the first 256 bytes were readable */
+        bool is_pcie;
+        bool acs_present;       /* meaningful only when config_extended */
+        uint16_t acs_cap, acs_ctrl;
+        bool serial_present;
+        uint64_t serial;
+
+        char **reset_methods; /* strv, NULL when the kernel has no reset_method file */
+        int boot_vga;         /* -1 when no file, else 0/1 */
+        char **net_interfaces, **block_devices, **drm_cards; /* strv, possibly empty, never NULL */
+        char *modalias;
+        bool vfio_bound; /* bound to vfio-pci or a VFIO variant driver */
+
+        ItemErrors errors;
+} Device;
+
+/* ---- groups ---------------------------------------------------------------------------------- */
+
+typedef struct ReservedRegion {
+        char *start, *end; /* exactly as the kernel prints them: "0x00000000fee00000" */
+        uint64_t start_addr, end_addr;
+        char *type; /* "direct", "direct-relaxable", "reserved", "msi" */
+} ReservedRegion;
+
+typedef struct Blocker {
+        char *device;
+        char *driver;
+        char *reason; /* human sentence naming group, device and driver and the fix */
+} Blocker;
+
+typedef struct TypeChangeRules {
+        bool writable;   /* the running kernel can write this group's type at all */
+        char **allowed;  /* strv of types that may be written now, in kernel spelling plus "auto" */
+        char *reason;    /* why not (or what must happen first), NULL when nothing is in the way */
+} TypeChangeRules;
+
+typedef struct Group {
+        unsigned id;
+        char *type_raw; /* exactly as read, without the newline; NULL when unreadable */
+        DomainType type;
+        ReservedRegion *reserved_regions;
+        size_t n_reserved_regions;
+        char **devices; /* strv of member addresses, sorted */
+        size_t n_devices;
+
+        bool viable;
+        Blocker *blockers;
+        size_t n_blockers;
+
+        TypeChangeRules type_change;
+        bool vfio_node; /* dev/vfio/<id> exists: a VFIO driver holds a member */
+
+        ItemErrors errors;
+} Group;
+
+/* ---- the whole snapshot ---------------------------------------------------------------------- */
+
+typedef struct Inventory {
+        HostInfo host;
+        Unit *units;
+        size_t n_units;
+        Group *groups; /* sorted by id */
+        size_t n_groups;
+        Device *devices; /* sorted by address */
+        size_t n_devices;
+
+        ItemErrors errors; /* problems with the tree itself: bad entry names, missing directories */
+        size_t n_errors;   /* all item errors, for the one summary warning */
+} Inventory;
+
+/* Reads everything. Fails only when the roots are unusable or on OOM; file-level problems are
+ * item errors. pci_ids may be NULL for the built-in default path. */
+int inventory_load(const HostRoots *roots, const char *pci_ids, Inventory **ret);
+Inventory *inventory_free(Inventory *inv);
+static inline void inventory_freep(Inventory **inv) {
+        inventory_free(*inv);
+}
+
+const Device *inventory_find_device(const Inventory *inv, const char *address);
+const Group *inventory_find_group(const Inventory *inv, unsigned id);
+
+/* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
+json_object *inventory_to_json(const Inventory *inv);
+json_object *device_to_json(const Device *device);
+json_object *group_to_json(const Group *group);

@@ -1,0 +1,66 @@
+/* Per-item read problems: which file, what was wrong. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inventory.h"
+#include "macro.h"
+
+void item_errors_add(ItemErrors *errors, const char *file, int error, const char *message_format, ...) {
+        _cleanup_(freep) char *f = NULL, *message = NULL;
+        ItemError *e;
+
+        if (message_format) {
+                _cleanup_(freep) char *text = NULL;
+                va_list ap;
+                int k;
+
+                va_start(ap, message_format);
+                k = vasprintf(&text, message_format, ap);
+                va_end(ap);
+                if (k < 0)
+                        return;
+                /* "cannot parse: No such file or directory" when both are known. */
+                if (error != 0) {
+                        if (asprintf(&message, "%s: %s", text, strerror(error < 0 ? -error : error)) < 0)
+                                message = NULL;
+                } else
+                        message = TAKE_PTR(text);
+        } else
+                message = strdup(strerror(error < 0 ? -error : error));
+
+        f = strdup(file);
+        if (!f || !message)
+                return;
+
+        e = array_append(&errors->items, &errors->n, sizeof(ItemError));
+        if (!e)
+                return;
+        e->file = TAKE_PTR(f);
+        e->message = TAKE_PTR(message);
+}
+
+void item_errors_done(ItemErrors *errors) {
+        FOREACH_ARRAY(e, errors->items, errors->n) {
+                free(e->file);
+                free(e->message);
+        }
+        free(errors->items);
+        *errors = (ItemErrors){};
+}
+
+json_object *item_errors_to_json(const ItemErrors *errors) {
+        json_object *a = json_object_new_array();
+
+        FOREACH_ARRAY(e, errors->items, errors->n) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "file", json_object_new_string(e->file));
+                json_object_object_add(o, "message", json_object_new_string(e->message));
+                json_object_array_add(a, o);
+        }
+        return a;
+}

@@ -1,0 +1,267 @@
+/* Root-confined file access: every lookup goes through openat2(RESOLVE_IN_ROOT). */
+#include "fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "strv.h"
+
+int open_in_root(int dir_fd, const char *path, int flags) {
+        static bool have_openat2 = true;
+        struct open_how how = {
+                .flags = (uint64_t)flags | O_CLOEXEC,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd;
+
+        if (have_openat2) {
+                fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+                if (fd >= 0)
+                        return fd;
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                /* Kernels before 5.6 (or seccomp filters) lack openat2; fall back to plain openat. */
+                have_openat2 = false;
+        }
+
+        fd = openat(dir_fd, path[0] == '/' ? path + 1 : path, flags | O_CLOEXEC);
+        return fd >= 0 ? fd : -errno;
+}
+
+static int read_fd_all(int fd, size_t max_size, uint8_t **ret, size_t *ret_size) {
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t size = 0, allocated = 0;
+
+        for (;;) {
+                ssize_t k;
+
+                if (allocated - size < 1024) {
+                        size_t n = allocated ? allocated * 2 : 4096;
+                        uint8_t *p;
+
+                        if (n > max_size + 1)
+                                n = max_size + 1;
+                        if (n <= size)
+                                return -EFBIG;
+                        p = realloc(buf, n + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        allocated = n;
+                }
+
+                k = read(fd, buf + size, allocated - size);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                size += (size_t)k;
+                if (size > max_size)
+                        return -EFBIG;
+        }
+
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+int read_binary_at(int dir_fd, const char *path, size_t max_size, uint8_t **ret, size_t *ret_size) {
+        _cleanup_(closep) int fd = -1;
+        _cleanup_(freep) uint8_t *buf = NULL;
+        size_t size = 0;
+        int r;
+
+        fd = open_in_root(dir_fd, path, O_RDONLY | O_NOCTTY);
+        if (fd < 0)
+                return fd;
+
+        /* Config space is exactly max_size at most; a longer file is read partially, not refused. */
+        buf = malloc(max_size ? max_size : 1);
+        if (!buf)
+                return -ENOMEM;
+        while (size < max_size) {
+                ssize_t k = pread(fd, buf + size, max_size - size, (off_t)size);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        return r;
+                }
+                if (k == 0)
+                        break;
+                size += (size_t)k;
+        }
+
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
+        return 0;
+}
+
+int read_attr_at(int dir_fd, const char *path, char **ret) {
+        _cleanup_(closep) int fd = -1;
+        uint8_t *buf;
+        size_t size;
+        int r;
+
+        fd = open_in_root(dir_fd, path, O_RDONLY | O_NOCTTY);
+        if (fd < 0)
+                return fd;
+
+        r = read_fd_all(fd, ATTR_MAX_SIZE, &buf, &size);
+        if (r < 0)
+                return r;
+
+        if (memchr(buf, 0, size)) {
+                free(buf);
+                return -EBADMSG;
+        }
+        if (size > 0 && buf[size - 1] == '\n')
+                buf[size - 1] = 0;
+
+        *ret = (char *)buf;
+        return 0;
+}
+
+static int open_parent_in_root(int dir_fd, const char *path, const char **ret_base) {
+        _cleanup_(freep) char *parent = NULL;
+        const char *slash = strrchr(path, '/');
+        int fd;
+
+        if (!slash) {
+                *ret_base = path;
+                fd = open_in_root(dir_fd, ".", O_PATH | O_DIRECTORY);
+                return fd;
+        }
+
+        parent = strndup(path, (size_t)(slash - path));
+        if (!parent)
+                return -ENOMEM;
+        fd = open_in_root(dir_fd, parent[0] ? parent : "/", O_PATH | O_DIRECTORY);
+        if (fd < 0)
+                return fd;
+        *ret_base = slash + 1;
+        return fd;
+}
+
+int read_link_at(int dir_fd, const char *path, char **ret) {
+        _cleanup_(closep) int parent_fd = -1;
+        const char *base;
+        char buf[4096];
+        ssize_t n;
+
+        parent_fd = open_parent_in_root(dir_fd, path, &base);
+        if (parent_fd < 0)
+                return parent_fd;
+
+        n = readlinkat(parent_fd, base, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = 0;
+
+        *ret = strdup(buf);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int read_link_basename_at(int dir_fd, const char *path, char **ret) {
+        _cleanup_(freep) char *target = NULL;
+        const char *base;
+        int r;
+
+        r = read_link_at(dir_fd, path, &target);
+        if (r < 0)
+                return r;
+
+        /* Strip trailing slashes, then take the last component. */
+        for (size_t l = strlen(target); l > 1 && target[l - 1] == '/'; l--)
+                target[l - 1] = 0;
+        base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                return -EBADMSG;
+
+        *ret = strdup(base);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        size_t n = 0;
+        int fd;
+
+        fd = open_in_root(dir_fd, path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+                return fd;
+        d = fdopendir(fd);
+        if (!d) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+
+        for (;;) {
+                struct dirent *de;
+                int r;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0)
+                                return -errno;
+                        break;
+                }
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+
+                r = strv_push_dup(&names, &n, de->d_name);
+                if (r < 0)
+                        return r;
+        }
+
+        if (n > 0)
+                qsort(names, n, sizeof(char *), compare_strings);
+        else {
+                names = calloc(1, sizeof(char *));
+                if (!names)
+                        return -ENOMEM;
+        }
+
+        *ret = TAKE_PTR(names);
+        if (ret_n)
+                *ret_n = n;
+        return 0;
+}
+
+int exists_at(int dir_fd, const char *path) {
+        _cleanup_(closep) int parent_fd = -1;
+        const char *base;
+        struct stat st;
+
+        parent_fd = open_parent_in_root(dir_fd, path, &base);
+        if (parent_fd == -ENOENT || parent_fd == -ENOTDIR)
+                return 0;
+        if (parent_fd < 0)
+                return parent_fd;
+
+        if (fstatat(parent_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return 1;
+}

@@ -1,0 +1,32 @@
+/* Reading files, links and directories below a root directory fd without ever leaving it. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest text attribute we accept; sysfs attributes are at most one page. */
+#define ATTR_MAX_SIZE (64 * 1024)
+
+/* openat() that resolves 'path' (and every symlink in it, absolute or with "..") as if dir_fd were
+ * the file system root, so a tree under --sysfs-root can never lead us out of it. Returns an fd or
+ * -errno. */
+int open_in_root(int dir_fd, const char *path, int flags);
+
+/* Reads a text attribute and strips one trailing newline. Fails with -EBADMSG on embedded NUL bytes
+ * and -EFBIG above ATTR_MAX_SIZE. */
+int read_attr_at(int dir_fd, const char *path, char **ret);
+
+/* Reads up to max_size bytes of a binary file (PCI config space). */
+int read_binary_at(int dir_fd, const char *path, size_t max_size, uint8_t **ret, size_t *ret_size);
+
+/* Reads the target of the symlink 'path' (its parent directories resolved inside the root). */
+int read_link_at(int dir_fd, const char *path, char **ret);
+
+/* Like read_link_at(), but returns only the last component of the target: the driver or group name. */
+int read_link_basename_at(int dir_fd, const char *path, char **ret);
+
+/* Lists the entries of a directory, sorted, without "." and "..". *ret is a NULL-terminated strv. */
+int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n);
+
+/* Whether 'path' exists below the root (without following a final symlink). 1 yes, 0 no, -errno. */
+int exists_at(int dir_fd, const char *path);
