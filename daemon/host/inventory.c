@@ -16,7 +16,7 @@
 #include "strv.h"
 
 /* libpci reports fatal problems (a corrupt pci.ids) through a callback that must not return. */
-_Noreturn static void on_libpci_error(char *msg, ...) {
+__attribute__((noreturn, format(printf, 1, 2))) static void on_libpci_error(char *msg, ...) {
         char buf[512];
         va_list ap;
 
@@ -27,7 +27,7 @@ _Noreturn static void on_libpci_error(char *msg, ...) {
         abort();
 }
 
-static void on_libpci_warning(char *msg, ...) {
+__attribute__((format(printf, 1, 2))) static void on_libpci_warning(char *msg, ...) {
         char buf[512];
         va_list ap;
 
@@ -37,7 +37,7 @@ static void on_libpci_warning(char *msg, ...) {
         log_debug("libpci: %s", buf);
 }
 
-static void on_libpci_debug(char *msg, ...) {
+__attribute__((format(printf, 1, 2))) static void on_libpci_debug(char *msg, ...) {
 }
 
 static struct pci_access *libpci_open(const HostRoots *roots, const char *pci_ids) {

@@ -113,8 +113,8 @@ int read_binary_at(int dir_fd, const char *path, size_t max_size, uint8_t **ret,
 
 int read_attr_at(int dir_fd, const char *path, char **ret) {
         _cleanup_(closep) int fd = -1;
-        uint8_t *buf;
-        size_t size;
+        uint8_t *buf = NULL;
+        size_t size = 0;
         int r;
 
         fd = open_in_root(dir_fd, path, O_RDONLY | O_NOCTTY);
