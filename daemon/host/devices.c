@@ -430,7 +430,7 @@ static void read_topology(DeviceReader *r, const char *link_target) {
         }
 }
 
-static int device_load(const HostRoots *roots, struct pci_access *pacc, const char *address, Device *d) {
+int device_load(const HostRoots *roots, struct pci_access *pacc, const char *address, Device *d) {
         _cleanup_(freep) char *link = NULL, *prefix = NULL, *entry = NULL;
         _cleanup_(closep) int dir_fd = -1;
         DeviceReader r;
@@ -473,7 +473,7 @@ static int device_load(const HostRoots *roots, struct pci_access *pacc, const ch
         return 0;
 }
 
-static void device_done(Device *d) {
+void device_done(Device *d) {
         free(d->address);
         free(d->vendor_name);
         free(d->device_name);

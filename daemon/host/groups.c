@@ -216,7 +216,7 @@ done:
                 t->reason = NULL;
 }
 
-static int group_load(const HostRoots *roots, const Inventory *inv, unsigned id, Group *g) {
+int group_load(const HostRoots *roots, const Inventory *inv, unsigned id, Group *g) {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *vfio = NULL;
         size_t n_members = 0;
         int k;
@@ -270,7 +270,7 @@ static int group_load(const HostRoots *roots, const Inventory *inv, unsigned id,
         return 0;
 }
 
-static void group_done(Group *g) {
+void group_done(Group *g) {
         free(g->type_raw);
         FOREACH_ARRAY(r, g->reserved_regions, g->n_reserved_regions) {
                 free(r->start);

@@ -40,7 +40,7 @@ __attribute__((format(printf, 1, 2))) static void on_libpci_warning(char *msg, .
 __attribute__((format(printf, 1, 2))) static void on_libpci_debug(char *msg, ...) {
 }
 
-static struct pci_access *libpci_open(const HostRoots *roots, const char *pci_ids) {
+struct pci_access *libpci_open(const HostRoots *roots, const char *pci_ids) {
         struct pci_access *pacc = pci_alloc();
         char *sysfs_bus = NULL;
 
@@ -83,35 +83,7 @@ const Group *inventory_find_group(const Inventory *inv, unsigned id) {
         return bsearch(&id, inv->groups, inv->n_groups, sizeof(Group), compare_group_id);
 }
 
-int inventory_load(const HostRoots *roots, const char *pci_ids, Inventory **ret) {
-        _cleanup_(inventory_freep) Inventory *inv = NULL;
-        struct pci_access *pacc;
-        int r;
-
-        inv = calloc(1, sizeof(*inv));
-        if (!inv)
-                return -ENOMEM;
-
-        r = host_info_load(roots, &inv->host);
-        if (r < 0)
-                return r;
-
-        r = units_load(roots, &inv->host, &inv->units, &inv->n_units);
-        if (r < 0)
-                return r;
-
-        pacc = libpci_open(roots, pci_ids);
-        if (!pacc)
-                return -ENOMEM;
-        r = devices_load(roots, pacc, &inv->errors, &inv->devices, &inv->n_devices);
-        pci_cleanup(pacc);
-        if (r < 0)
-                return r;
-
-        r = groups_load(roots, inv, &inv->errors, &inv->groups, &inv->n_groups);
-        if (r < 0)
-                return r;
-
+void inventory_count_errors(Inventory *inv) {
         inv->n_errors = inv->errors.n + inv->host.errors.n;
         FOREACH_ARRAY(u, inv->units, inv->n_units)
                 inv->n_errors += u->errors.n;
@@ -119,9 +91,69 @@ int inventory_load(const HostRoots *roots, const char *pci_ids, Inventory **ret)
                 inv->n_errors += d->errors.n;
         FOREACH_ARRAY(g, inv->groups, inv->n_groups)
                 inv->n_errors += g->errors.n;
+}
 
+int host_reader_new(const HostRoots *roots, const char *pci_ids, HostReader **ret) {
+        HostReader *reader;
+
+        reader = calloc(1, sizeof(*reader));
+        if (!reader)
+                return -ENOMEM;
+        reader->roots = roots;
+        reader->pacc = libpci_open(roots, pci_ids);
+        if (!reader->pacc) {
+                free(reader);
+                return -ENOMEM;
+        }
+        *ret = reader;
+        return 0;
+}
+
+HostReader *host_reader_free(HostReader *reader) {
+        if (!reader)
+                return NULL;
+        pci_cleanup(reader->pacc);
+        free(reader);
+        return NULL;
+}
+
+int inventory_read(HostReader *reader, Inventory **ret) {
+        _cleanup_(inventory_freep) Inventory *inv = NULL;
+        int r;
+
+        inv = calloc(1, sizeof(*inv));
+        if (!inv)
+                return -ENOMEM;
+
+        r = host_info_load(reader->roots, &inv->host);
+        if (r < 0)
+                return r;
+
+        r = units_load(reader->roots, &inv->host, &inv->units, &inv->n_units);
+        if (r < 0)
+                return r;
+
+        r = devices_load(reader->roots, reader->pacc, &inv->errors, &inv->devices, &inv->n_devices);
+        if (r < 0)
+                return r;
+
+        r = groups_load(reader->roots, inv, &inv->errors, &inv->groups, &inv->n_groups);
+        if (r < 0)
+                return r;
+
+        inventory_count_errors(inv);
         *ret = TAKE_PTR(inv);
         return 0;
+}
+
+int inventory_load(const HostRoots *roots, const char *pci_ids, Inventory **ret) {
+        _cleanup_(host_reader_freep) HostReader *reader = NULL;
+        int r;
+
+        r = host_reader_new(roots, pci_ids, &reader);
+        if (r < 0)
+                return r;
+        return inventory_read(reader, ret);
 }
 
 Inventory *inventory_free(Inventory *inv) {

@@ -233,8 +233,18 @@ typedef struct Inventory {
         size_t n_errors;   /* all item errors, for the one summary warning */
 } Inventory;
 
-/* Reads everything. Fails only when the roots are unusable or on OOM; file-level problems are
- * item errors. pci_ids may be NULL for the built-in default path. */
+/* What reads the host: the roots (borrowed; they must outlive the reader) and libpci with its
+ * pci.ids names, kept loaded across reads. pci_ids may be NULL for the built-in default path. */
+typedef struct HostReader HostReader;
+int host_reader_new(const HostRoots *roots, const char *pci_ids, HostReader **ret);
+HostReader *host_reader_free(HostReader *reader);
+static inline void host_reader_freep(HostReader **r) {
+        host_reader_free(*r);
+}
+
+/* Reads everything. Fails only on OOM; file-level problems are item errors. */
+int inventory_read(HostReader *reader, Inventory **ret);
+/* inventory_read() with a reader of its own, for one-shot use (--dump, tests). */
 int inventory_load(const HostRoots *roots, const char *pci_ids, Inventory **ret);
 Inventory *inventory_free(Inventory *inv);
 static inline void inventory_freep(Inventory **inv) {
@@ -243,6 +253,42 @@ static inline void inventory_freep(Inventory **inv) {
 
 const Device *inventory_find_device(const Inventory *inv, const char *address);
 const Group *inventory_find_group(const Inventory *inv, unsigned id);
+
+/* ---- changes --------------------------------------------------------------------------------- */
+
+typedef enum InventoryChangeKind {
+        INVENTORY_DEVICE_ADDED,
+        INVENTORY_DEVICE_REMOVED,
+        INVENTORY_DEVICE_DRIVER_CHANGED, /* bound, unbound, or bound to another driver */
+        INVENTORY_DEVICE_UPDATED,        /* anything else about the device */
+        INVENTORY_GROUP_ADDED,
+        INVENTORY_GROUP_REMOVED,
+        INVENTORY_GROUP_TYPE_CHANGED,
+        INVENTORY_GROUP_UPDATED, /* members, viability, reserved regions, permitted type changes */
+        INVENTORY_HOST_UPDATED,  /* host settings or IOMMU units */
+        _INVENTORY_CHANGE_MAX,
+} InventoryChangeKind;
+
+const char *inventory_change_kind_to_string(InventoryChangeKind k);
+
+/* One difference between two states. Pointers are valid only during the callback. A group id that
+ * now holds none of the devices it held before is a different group: it is reported as removed
+ * and added, never as updated, because the kernel reuses group numbers. */
+typedef struct InventoryChange {
+        InventoryChangeKind kind;
+        const Device *old_device, *new_device;
+        const Group *old_group, *new_group;
+} InventoryChange;
+
+typedef void (*InventoryChangeFunc)(const InventoryChange *change, void *userdata);
+
+/* Reports every difference from old to new: devices by address, then groups by id, then host. */
+void inventory_diff(const Inventory *old, const Inventory *new, InventoryChangeFunc cb, void *userdata);
+
+/* Re-reads one device and the groups it left or joined, updates inv in place and reports the
+ * differences (a udev event's worth of change, without a full read). */
+int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *address, InventoryChangeFunc cb,
+                             void *userdata);
 
 /* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
 json_object *inventory_to_json(const Inventory *inv);

@@ -103,8 +103,90 @@ void fake_tree_unlink(FakeTree *t, const char *path) {
         assert_int_equal(unlink(p), 0);
 }
 
+void fake_tree_rmdir(FakeTree *t, const char *path) {
+        _cleanup_(freep) char *p = join(t, path);
+
+        assert_int_equal(rmdir(p), 0);
+}
+
 const HostRoots *fake_tree_roots(FakeTree *t) {
         if (!t->roots)
                 assert_int_equal(host_roots_open(t->root, t->root, t->root, &t->roots), 0);
         return t->roots;
+}
+
+void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *parent, const char *driver, unsigned group,
+                       uint8_t header_type) {
+        char dir[256], path[512], target[512];
+        uint8_t config[64] = { 0x86, 0x80, 0xd3, 0x10 };
+        FILE *f;
+
+        if (parent)
+                snprintf(dir, sizeof(dir), "sys/devices/pci0000:00/%s/%s", parent, address);
+        else
+                snprintf(dir, sizeof(dir), "sys/devices/pci0000:00/%s", address);
+
+#define ATTR(name, value)                                                                                 \
+        do {                                                                                              \
+                snprintf(path, sizeof(path), "%s/" name, dir);                                            \
+                fake_tree_write(t, path, value);                                                          \
+        } while (0)
+        ATTR("vendor", "0x8086\n");
+        ATTR("device", "0x10d3\n");
+        ATTR("subsystem_vendor", "0x8086\n");
+        ATTR("subsystem_device", "0x0000\n");
+        ATTR("class", header_type == 1 ? "0x060400\n" : "0x020000\n");
+        ATTR("revision", "0x00\n");
+        ATTR("driver_override", "(null)\n");
+        ATTR("modalias", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n");
+#undef ATTR
+
+        config[0x0e] = header_type;
+        snprintf(path, sizeof(path), "%s/%s/config", fake_tree_roots(t)->sysfs_path, dir);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        assert_int_equal(fwrite(config, 1, sizeof(config), f), sizeof(config));
+        fclose(f);
+
+        if (driver) {
+                snprintf(path, sizeof(path), "sys/bus/pci/drivers/%s", driver);
+                fake_tree_mkdir(t, path);
+                snprintf(path, sizeof(path), "%s/driver", dir);
+                snprintf(target, sizeof(target), "%s../../../bus/pci/drivers/%s", parent ? "../" : "", driver);
+                fake_tree_symlink(t, path, target);
+        }
+
+        snprintf(path, sizeof(path), "%s/iommu_group", dir);
+        snprintf(target, sizeof(target), "%s../../../kernel/iommu_groups/%u", parent ? "../" : "", group);
+        fake_tree_symlink(t, path, target);
+
+        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s", address);
+        snprintf(target, sizeof(target), "../../../%s", dir + strlen("sys/"));
+        fake_tree_symlink(t, path, target);
+
+        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/devices/%s", group, address);
+        snprintf(target, sizeof(target), "../../../../%s", dir + strlen("sys/"));
+        fake_tree_symlink(t, path, target);
+}
+
+void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions) {
+        char path[256];
+
+        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/type", group);
+        fake_tree_write(t, path, type);
+        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/reserved_regions", group);
+        fake_tree_write(t, path, regions);
+}
+
+FakeTree *fake_tree_new_host(const char *release) {
+        FakeTree *t = fake_tree_new();
+        char text[64];
+
+        snprintf(text, sizeof(text), "%s\n", release);
+        fake_tree_write(t, "proc/sys/kernel/osrelease", text);
+        fake_tree_write(t, "proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda\n");
+        fake_tree_write(t, "proc/modules", "");
+        fake_tree_mkdir(t, "dev");
+        fake_tree_mkdir(t, "sys/class/iommu");
+        return t;
 }

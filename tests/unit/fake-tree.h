@@ -2,6 +2,8 @@
  * and symlinks, opened as HostRoots. Failures abort the test through cmocka asserts. */
 #pragma once
 
+#include <stdint.h>
+
 #include "roots.h"
 
 typedef struct FakeTree {
@@ -18,5 +20,15 @@ void fake_tree_write(FakeTree *t, const char *path, const char *content);
 void fake_tree_mkdir(FakeTree *t, const char *path);
 void fake_tree_symlink(FakeTree *t, const char *path, const char *target);
 void fake_tree_unlink(FakeTree *t, const char *path);
+void fake_tree_rmdir(FakeTree *t, const char *path);
 
 const HostRoots *fake_tree_roots(FakeTree *t);
+
+/* A host running kernel 'release' with an empty command line, no modules and no IOMMU units. */
+FakeTree *fake_tree_new_host(const char *release);
+/* A PCI function (Intel 8086:10d3) on the root bus or behind the bridge 'parent', bound to 'driver'
+ * (NULL: unbound), member of 'group', with the given config-space header type (0 endpoint, 1 bridge). */
+void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *parent, const char *driver,
+                              unsigned group, uint8_t header_type);
+/* sys/kernel/iommu_groups/<group>/{type,reserved_regions} with the given contents. */
+void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions);

@@ -15,83 +15,6 @@
 #include "macro.h"
 #include "strv.h"
 
-/* A PCI function on the root bus (or behind 'parent'), bound to 'driver' (NULL: unbound), in 'group'. */
-static void add_device(FakeTree *t, const char *address, const char *parent, const char *driver, unsigned group,
-                       uint8_t header_type) {
-        char dir[256], path[512], target[512];
-        uint8_t config[64] = { 0x86, 0x80, 0xd3, 0x10 };
-        FILE *f;
-
-        if (parent)
-                snprintf(dir, sizeof(dir), "sys/devices/pci0000:00/%s/%s", parent, address);
-        else
-                snprintf(dir, sizeof(dir), "sys/devices/pci0000:00/%s", address);
-
-#define ATTR(name, value)                                                                                 \
-        do {                                                                                              \
-                snprintf(path, sizeof(path), "%s/" name, dir);                                            \
-                fake_tree_write(t, path, value);                                                          \
-        } while (0)
-        ATTR("vendor", "0x8086\n");
-        ATTR("device", "0x10d3\n");
-        ATTR("subsystem_vendor", "0x8086\n");
-        ATTR("subsystem_device", "0x0000\n");
-        ATTR("class", header_type == 1 ? "0x060400\n" : "0x020000\n");
-        ATTR("revision", "0x00\n");
-        ATTR("driver_override", "(null)\n");
-        ATTR("modalias", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n");
-#undef ATTR
-
-        config[0x0e] = header_type;
-        snprintf(path, sizeof(path), "%s/%s/config", fake_tree_roots(t)->sysfs_path, dir);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        assert_int_equal(fwrite(config, 1, sizeof(config), f), sizeof(config));
-        fclose(f);
-
-        if (driver) {
-                snprintf(path, sizeof(path), "sys/bus/pci/drivers/%s", driver);
-                fake_tree_mkdir(t, path);
-                snprintf(path, sizeof(path), "%s/driver", dir);
-                snprintf(target, sizeof(target), "%s../../../bus/pci/drivers/%s", parent ? "../" : "", driver);
-                fake_tree_symlink(t, path, target);
-        }
-
-        snprintf(path, sizeof(path), "%s/iommu_group", dir);
-        snprintf(target, sizeof(target), "%s../../../kernel/iommu_groups/%u", parent ? "../" : "", group);
-        fake_tree_symlink(t, path, target);
-
-        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s", address);
-        snprintf(target, sizeof(target), "../../../%s", dir + strlen("sys/"));
-        fake_tree_symlink(t, path, target);
-
-        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/devices/%s", group, address);
-        snprintf(target, sizeof(target), "../../../../%s", dir + strlen("sys/"));
-        fake_tree_symlink(t, path, target);
-}
-
-static void add_group(FakeTree *t, unsigned group, const char *type, const char *regions) {
-        char path[256];
-
-        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/type", group);
-        fake_tree_write(t, path, type);
-        snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/reserved_regions", group);
-        fake_tree_write(t, path, regions);
-}
-
-static FakeTree *new_host(const char *release) {
-        FakeTree *t = fake_tree_new();
-        char text[64];
-
-        snprintf(text, sizeof(text), "%s\n", release);
-        fake_tree_write(t, "proc/sys/kernel/osrelease", text);
-        fake_tree_write(t, "proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda\n");
-        fake_tree_write(t, "proc/modules", "");
-        fake_tree_mkdir(t, "dev");
-        fake_tree_mkdir(t, "sys/class/iommu");
-        return t;
-}
-
 static Inventory *load(FakeTree *t) {
         Inventory *inv = NULL;
 
@@ -110,14 +33,14 @@ static void assert_allowed(const Group *g, const char *const *expected) {
 static const char msi[] = "0x00000000fee00000 0x00000000feefffff msi\n";
 
 static void test_single_device_6_1(void **state) {
-        FakeTree *t = new_host("6.1.0-57-amd64");
+        FakeTree *t = fake_tree_new_host("6.1.0-57-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         const Group *bound, *unbound;
 
-        add_group(t, 1, "DMA\n", msi);
-        add_device(t, "0000:00:02.0", NULL, "e1000e", 1, 0);
-        add_group(t, 2, "DMA\n", msi);
-        add_device(t, "0000:00:03.0", NULL, NULL, 2, 0);
+        fake_tree_add_group(t, 1, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:02.0", NULL, "e1000e", 1, 0);
+        fake_tree_add_group(t, 2, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:03.0", NULL, NULL, 2, 0);
         inv = load(t);
 
         bound = inventory_find_group(inv, 1);
@@ -138,12 +61,12 @@ static void test_vfio_bound_differs_by_version(void **state) {
         const char *releases[] = { "6.1.0-57-amd64", "6.12.117+deb12-amd64" };
 
         for (size_t i = 0; i < ELEMENTSOF(releases); i++) {
-                FakeTree *t = new_host(releases[i]);
+                FakeTree *t = fake_tree_new_host(releases[i]);
                 _cleanup_(inventory_freep) Inventory *inv = NULL;
                 const Group *g;
 
-                add_group(t, 4, "DMA-FQ\n", msi);
-                add_device(t, "0000:00:04.0", NULL, "vfio-pci", 4, 0);
+                fake_tree_add_group(t, 4, "DMA-FQ\n", msi);
+                fake_tree_add_pci_device(t, "0000:00:04.0", NULL, "vfio-pci", 4, 0);
                 inv = load(t);
                 g = inventory_find_group(inv, 4);
                 assert_true(g->viable);
@@ -161,14 +84,14 @@ static void test_multi_device_group(void **state) {
         const char *releases[] = { "6.1.0-57-amd64", "6.12.117+deb12-amd64" };
 
         for (size_t i = 0; i < ELEMENTSOF(releases); i++) {
-                FakeTree *t = new_host(releases[i]);
+                FakeTree *t = fake_tree_new_host(releases[i]);
                 _cleanup_(inventory_freep) Inventory *inv = NULL;
                 const Group *g;
 
-                add_group(t, 7, "DMA\n", msi);
-                add_device(t, "0000:00:05.0", NULL, NULL, 7, 1);
-                add_device(t, "0000:01:01.0", "0000:00:05.0", NULL, 7, 0);
-                add_device(t, "0000:01:02.0", "0000:00:05.0", NULL, 7, 0);
+                fake_tree_add_group(t, 7, "DMA\n", msi);
+                fake_tree_add_pci_device(t, "0000:00:05.0", NULL, NULL, 7, 1);
+                fake_tree_add_pci_device(t, "0000:01:01.0", "0000:00:05.0", NULL, 7, 0);
+                fake_tree_add_pci_device(t, "0000:01:02.0", "0000:00:05.0", NULL, 7, 0);
                 inv = load(t);
                 g = inventory_find_group(inv, 7);
                 assert_int_equal(g->n_devices, 3);
@@ -184,13 +107,13 @@ static void test_multi_device_group(void **state) {
 }
 
 static void test_multi_device_bound_6_12(void **state) {
-        FakeTree *t = new_host("6.12.117+deb12-amd64");
+        FakeTree *t = fake_tree_new_host("6.12.117+deb12-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         const Group *g;
 
-        add_group(t, 3, "DMA\n", msi);
-        add_device(t, "0000:00:0b.0", NULL, "e1000", 3, 0);
-        add_device(t, "0000:00:0b.1", NULL, NULL, 3, 0);
+        fake_tree_add_group(t, 3, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:0b.0", NULL, "e1000", 3, 0);
+        fake_tree_add_pci_device(t, "0000:00:0b.1", NULL, NULL, 3, 0);
         inv = load(t);
         g = inventory_find_group(inv, 3);
         assert_allowed(g, (const char *const[]){ "DMA-FQ", NULL });
@@ -204,12 +127,12 @@ static void test_multi_device_bound_6_12(void **state) {
 }
 
 static void test_read_only_before_5_11(void **state) {
-        FakeTree *t = new_host("5.10.0-30-amd64");
+        FakeTree *t = fake_tree_new_host("5.10.0-30-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         const Group *g;
 
-        add_group(t, 0, "DMA\n", msi);
-        add_device(t, "0000:00:02.0", NULL, NULL, 0, 0);
+        fake_tree_add_group(t, 0, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:02.0", NULL, NULL, 0, 0);
         inv = load(t);
         g = inventory_find_group(inv, 0);
         assert_false(g->type_change.writable);
@@ -222,16 +145,16 @@ static void test_viability_rules(void **state) {
         const char *releases[] = { "5.10.0-30-amd64", "6.1.0-57-amd64" };
 
         for (size_t i = 0; i < ELEMENTSOF(releases); i++) {
-                FakeTree *t = new_host(releases[i]);
+                FakeTree *t = fake_tree_new_host(releases[i]);
                 _cleanup_(inventory_freep) Inventory *inv = NULL;
                 const Group *g;
 
-                add_group(t, 5, "DMA\n", msi);
-                add_device(t, "0000:00:1c.0", NULL, "pcieport", 5, 1);
-                add_device(t, "0000:00:1d.0", NULL, "shpchp", 5, 1);
-                add_device(t, "0000:02:00.0", "0000:00:1c.0", "vfio-pci", 5, 0);
-                add_device(t, "0000:02:00.1", "0000:00:1c.0", "pci-stub", 5, 0);
-                add_device(t, "0000:02:00.2", "0000:00:1c.0", "mlx5_vfio_pci", 5, 0);
+                fake_tree_add_group(t, 5, "DMA\n", msi);
+                fake_tree_add_pci_device(t, "0000:00:1c.0", NULL, "pcieport", 5, 1);
+                fake_tree_add_pci_device(t, "0000:00:1d.0", NULL, "shpchp", 5, 1);
+                fake_tree_add_pci_device(t, "0000:02:00.0", "0000:00:1c.0", "vfio-pci", 5, 0);
+                fake_tree_add_pci_device(t, "0000:02:00.1", "0000:00:1c.0", "pci-stub", 5, 0);
+                fake_tree_add_pci_device(t, "0000:02:00.2", "0000:00:1c.0", "mlx5_vfio_pci", 5, 0);
                 inv = load(t);
                 g = inventory_find_group(inv, 5);
                 if (i == 0)
@@ -249,18 +172,18 @@ static void test_viability_rules(void **state) {
 }
 
 static void test_reserved_regions(void **state) {
-        FakeTree *t = new_host("6.1.0-57-amd64");
+        FakeTree *t = fake_tree_new_host("6.1.0-57-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         const Group *g;
 
-        add_group(t, 9, "identity\n",
+        fake_tree_add_group(t, 9, "identity\n",
                   "0x0000000000000000 0x0000000000ffffff direct-relaxable\n"
                   "0x00000000fee00000 0x00000000feefffff msi\n"
                   "garbage here\n"
                   "0x0000000000002000 0x0000000000001000 direct\n"
                   "0x000000fd00000000 0x000000ffffffffff sw-msi\n"
                   "0x000000fd00000000 0x000000ffffffffff reserved\n");
-        add_device(t, "0000:00:1f.0", NULL, NULL, 9, 0);
+        fake_tree_add_pci_device(t, "0000:00:1f.0", NULL, NULL, 9, 0);
         inv = load(t);
         g = inventory_find_group(inv, 9);
         assert_int_equal(g->type, DOMAIN_TYPE_IDENTITY);
@@ -277,13 +200,13 @@ static void test_reserved_regions(void **state) {
 }
 
 static void test_inconsistent_membership(void **state) {
-        FakeTree *t = new_host("6.12.117+deb12-amd64");
+        FakeTree *t = fake_tree_new_host("6.12.117+deb12-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         const Group *g;
 
-        add_group(t, 1, "bogus\n", msi);
-        add_device(t, "0000:00:02.0", NULL, NULL, 1, 0);
-        add_group(t, 2, "DMA\n", msi);
+        fake_tree_add_group(t, 1, "bogus\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:02.0", NULL, NULL, 1, 0);
+        fake_tree_add_group(t, 2, "DMA\n", msi);
         /* The group claims a device whose own link names group 1, and one that does not exist. */
         fake_tree_symlink(t, "sys/kernel/iommu_groups/2/devices/0000:00:02.0",
                           "../../../../devices/pci0000:00/0000:00:02.0");
@@ -305,13 +228,13 @@ static void test_inconsistent_membership(void **state) {
 }
 
 static void test_groups_sorted_numerically(void **state) {
-        FakeTree *t = new_host("6.1.0-57-amd64");
+        FakeTree *t = fake_tree_new_host("6.1.0-57-amd64");
         _cleanup_(inventory_freep) Inventory *inv = NULL;
 
-        add_group(t, 10, "DMA\n", msi);
-        add_device(t, "0000:00:0a.0", NULL, NULL, 10, 0);
-        add_group(t, 2, "DMA\n", msi);
-        add_device(t, "0000:00:02.0", NULL, NULL, 2, 0);
+        fake_tree_add_group(t, 10, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:0a.0", NULL, NULL, 10, 0);
+        fake_tree_add_group(t, 2, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:02.0", NULL, NULL, 2, 0);
         inv = load(t);
         assert_int_equal(inv->n_groups, 2);
         assert_int_equal(inv->groups[0].id, 2);

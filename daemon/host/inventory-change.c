@@ -1,0 +1,311 @@
+/* Differences between inventory states: a full diff after a rescan, and in-place refreshes of one device. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "inventory-private.h"
+#include "macro.h"
+#include "roots.h"
+#include "strv.h"
+
+static const char *const change_kind_names[_INVENTORY_CHANGE_MAX] = {
+        [INVENTORY_DEVICE_ADDED] = "device-added",
+        [INVENTORY_DEVICE_REMOVED] = "device-removed",
+        [INVENTORY_DEVICE_DRIVER_CHANGED] = "driver-changed",
+        [INVENTORY_DEVICE_UPDATED] = "device-updated",
+        [INVENTORY_GROUP_ADDED] = "group-added",
+        [INVENTORY_GROUP_REMOVED] = "group-removed",
+        [INVENTORY_GROUP_TYPE_CHANGED] = "type-changed",
+        [INVENTORY_GROUP_UPDATED] = "group-updated",
+        [INVENTORY_HOST_UPDATED] = "host-updated",
+};
+
+const char *inventory_change_kind_to_string(InventoryChangeKind k) {
+        return k < _INVENTORY_CHANGE_MAX ? change_kind_names[k] : NULL;
+}
+
+static bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The JSON mapping covers every field, so equal JSON means nothing an API client can see changed. */
+static bool json_equal_and_put(json_object *a, json_object *b) {
+        bool equal = json_object_equal(a, b);
+
+        json_object_put(a);
+        json_object_put(b);
+        return equal;
+}
+
+static void emit(InventoryChangeFunc cb, void *userdata, InventoryChangeKind kind, const Device *old_device,
+                 const Device *new_device, const Group *old_group, const Group *new_group) {
+        InventoryChange change = {
+                .kind = kind,
+                .old_device = old_device,
+                .new_device = new_device,
+                .old_group = old_group,
+                .new_group = new_group,
+        };
+
+        cb(&change, userdata);
+}
+
+static void diff_device(const Device *old, const Device *new, InventoryChangeFunc cb, void *userdata) {
+        if (!old && !new)
+                return;
+        if (!old) {
+                emit(cb, userdata, INVENTORY_DEVICE_ADDED, NULL, new, NULL, NULL);
+                return;
+        }
+        if (!new) {
+                emit(cb, userdata, INVENTORY_DEVICE_REMOVED, old, NULL, NULL, NULL);
+                return;
+        }
+        if (!streq_ptr(old->driver, new->driver)) {
+                emit(cb, userdata, INVENTORY_DEVICE_DRIVER_CHANGED, old, new, NULL, NULL);
+                return;
+        }
+        if (!json_equal_and_put(device_to_json(old), device_to_json(new)))
+                emit(cb, userdata, INVENTORY_DEVICE_UPDATED, old, new, NULL, NULL);
+}
+
+static bool groups_share_a_member(const Group *a, const Group *b) {
+        for (char **m = a->devices; m && *m; m++)
+                if (strv_contains(b->devices, *m))
+                        return true;
+        return false;
+}
+
+static void diff_group(const Group *old, const Group *new, InventoryChangeFunc cb, void *userdata) {
+        if (!old && !new)
+                return;
+        if (old && new && !groups_share_a_member(old, new) && (old->n_devices > 0 || new->n_devices > 0)) {
+                /* Same number, different hardware: the kernel reused the id. */
+                emit(cb, userdata, INVENTORY_GROUP_REMOVED, NULL, NULL, old, NULL);
+                emit(cb, userdata, INVENTORY_GROUP_ADDED, NULL, NULL, NULL, new);
+                return;
+        }
+        if (!old) {
+                emit(cb, userdata, INVENTORY_GROUP_ADDED, NULL, NULL, NULL, new);
+                return;
+        }
+        if (!new) {
+                emit(cb, userdata, INVENTORY_GROUP_REMOVED, NULL, NULL, old, NULL);
+                return;
+        }
+        if (!streq_ptr(old->type_raw, new->type_raw))
+                emit(cb, userdata, INVENTORY_GROUP_TYPE_CHANGED, NULL, NULL, old, new);
+        else if (!json_equal_and_put(group_to_json(old), group_to_json(new)))
+                emit(cb, userdata, INVENTORY_GROUP_UPDATED, NULL, NULL, old, new);
+}
+
+void inventory_diff(const Inventory *old, const Inventory *new, InventoryChangeFunc cb, void *userdata) {
+        size_t i = 0, j = 0;
+        json_object *a, *b;
+
+        /* Both arrays are sorted: walk them side by side. */
+        while (i < old->n_devices || j < new->n_devices) {
+                int c = i >= old->n_devices   ? 1
+                        : j >= new->n_devices ? -1
+                                              : strcmp(old->devices[i].address, new->devices[j].address);
+
+                if (c < 0)
+                        diff_device(&old->devices[i++], NULL, cb, userdata);
+                else if (c > 0)
+                        diff_device(NULL, &new->devices[j++], cb, userdata);
+                else
+                        diff_device(&old->devices[i++], &new->devices[j++], cb, userdata);
+        }
+
+        i = j = 0;
+        while (i < old->n_groups || j < new->n_groups) {
+                int c = i >= old->n_groups   ? 1
+                        : j >= new->n_groups ? -1
+                        : old->groups[i].id < new->groups[j].id ? -1
+                        : old->groups[i].id > new->groups[j].id ? 1
+                                                                : 0;
+
+                if (c < 0)
+                        diff_group(&old->groups[i++], NULL, cb, userdata);
+                else if (c > 0)
+                        diff_group(NULL, &new->groups[j++], cb, userdata);
+                else
+                        diff_group(&old->groups[i++], &new->groups[j++], cb, userdata);
+        }
+
+        /* Host settings and units change rarely (module loads, kernel parameters never): compare whole. */
+        a = host_info_to_json(&old->host);
+        b = host_info_to_json(&new->host);
+        if (!json_object_equal(a, b) || old->n_units != new->n_units) {
+                emit(cb, userdata, INVENTORY_HOST_UPDATED, NULL, NULL, NULL, NULL);
+        } else
+                for (size_t k = 0; k < old->n_units; k++) {
+                        json_object *ua = unit_to_json(&old->units[k]), *ub = unit_to_json(&new->units[k]);
+
+                        if (!json_equal_and_put(ua, ub)) {
+                                emit(cb, userdata, INVENTORY_HOST_UPDATED, NULL, NULL, NULL, NULL);
+                                break;
+                        }
+                }
+        json_object_put(a);
+        json_object_put(b);
+}
+
+/* Index where 'key' is or would be inserted in a sorted array. */
+static size_t device_position(const Inventory *inv, const char *address, bool *ret_found) {
+        size_t lo = 0, hi = inv->n_devices;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(inv->devices[mid].address, address);
+
+                if (c == 0) {
+                        *ret_found = true;
+                        return mid;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = false;
+        return lo;
+}
+
+static size_t group_position(const Inventory *inv, unsigned id, bool *ret_found) {
+        size_t lo = 0, hi = inv->n_groups;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (inv->groups[mid].id == id) {
+                        *ret_found = true;
+                        return mid;
+                }
+                if (inv->groups[mid].id < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        *ret_found = false;
+        return lo;
+}
+
+/* Puts *item (or nothing, when item is NULL) at pos, replacing the element there when found. The
+ * replaced element is moved to *ret_old for the caller to free. */
+static int array_put(void **array, size_t *n, size_t elem_size, size_t pos, bool found, const void *item,
+                     void *ret_old) {
+        uint8_t *a;
+
+        if (found)
+                memcpy(ret_old, (uint8_t *)*array + pos * elem_size, elem_size);
+
+        if (item && found) {
+                memcpy((uint8_t *)*array + pos * elem_size, item, elem_size);
+                return 0;
+        }
+        if (item) {
+                a = realloc(*array, (*n + 1) * elem_size);
+                if (!a)
+                        return -ENOMEM;
+                memmove(a + (pos + 1) * elem_size, a + pos * elem_size, (*n - pos) * elem_size);
+                memcpy(a + pos * elem_size, item, elem_size);
+                *array = a;
+                (*n)++;
+                return 0;
+        }
+        if (found) {
+                a = *array;
+                memmove(a + pos * elem_size, a + (pos + 1) * elem_size, (*n - pos - 1) * elem_size);
+                (*n)--;
+        }
+        return 0;
+}
+
+static int refresh_group(HostReader *reader, Inventory *inv, unsigned id, InventoryChangeFunc cb, void *userdata) {
+        _cleanup_(freep) char *dir = NULL;
+        Group new = {}, old = {};
+        bool found, exists;
+        size_t pos;
+        int r;
+
+        if (asprintf(&dir, "sys/kernel/iommu_groups/%u", id) < 0)
+                return -ENOMEM;
+        exists = exists_at(reader->roots->sysfs_fd, dir) > 0;
+        if (exists) {
+                r = group_load(reader->roots, inv, id, &new);
+                if (r < 0) {
+                        group_done(&new);
+                        return r;
+                }
+        }
+
+        pos = group_position(inv, id, &found);
+        diff_group(found ? &inv->groups[pos] : NULL, exists ? &new : NULL, cb, userdata);
+
+        r = array_put((void **)&inv->groups, &inv->n_groups, sizeof(Group), pos, found, exists ? &new : NULL, &old);
+        if (r < 0) {
+                group_done(&new);
+                return r;
+        }
+        if (found)
+                group_done(&old);
+        return 0;
+}
+
+int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *address, InventoryChangeFunc cb,
+                             void *userdata) {
+        _cleanup_(freep) char *entry = NULL;
+        Device new = {}, old = {};
+        int old_group = -1, new_group;
+        bool found, exists;
+        size_t pos;
+        int r;
+
+        if (!pci_address_is_valid(address))
+                return -EINVAL;
+        if (asprintf(&entry, "sys/bus/pci/devices/%s", address) < 0)
+                return -ENOMEM;
+
+        exists = exists_at(reader->roots->sysfs_fd, entry) > 0;
+        if (exists) {
+                r = device_load(reader->roots, reader->pacc, address, &new);
+                if (r < 0) {
+                        device_done(&new);
+                        return r;
+                }
+        }
+        new_group = exists ? new.group : -1;
+
+        pos = device_position(inv, address, &found);
+        if (found)
+                old_group = inv->devices[pos].group;
+        diff_device(found ? &inv->devices[pos] : NULL, exists ? &new : NULL, cb, userdata);
+
+        r = array_put((void **)&inv->devices, &inv->n_devices, sizeof(Device), pos, found, exists ? &new : NULL,
+                      &old);
+        if (r < 0) {
+                device_done(&new);
+                return r;
+        }
+        if (found)
+                device_done(&old);
+
+        /* The groups follow the device: the one it left, the one it joined. */
+        if (old_group >= 0) {
+                r = refresh_group(reader, inv, (unsigned)old_group, cb, userdata);
+                if (r < 0)
+                        return r;
+        }
+        if (new_group >= 0 && new_group != old_group) {
+                r = refresh_group(reader, inv, (unsigned)new_group, cb, userdata);
+                if (r < 0)
+                        return r;
+        }
+
+        inventory_count_errors(inv);
+        return 0;
+}
