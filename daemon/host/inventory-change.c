@@ -102,9 +102,19 @@ static void diff_group(const Group *old, const Group *new, InventoryChangeFunc c
                 emit(cb, userdata, INVENTORY_GROUP_UPDATED, NULL, NULL, old, new);
 }
 
+static bool host_changed(const HostInfo *old_host, const Unit *old_units, size_t n_old_units,
+                         const HostInfo *new_host, const Unit *new_units, size_t n_new_units) {
+        if (n_old_units != n_new_units ||
+            !json_equal_and_put(host_info_to_json(old_host), host_info_to_json(new_host)))
+                return true;
+        for (size_t k = 0; k < n_old_units; k++)
+                if (!json_equal_and_put(unit_to_json(&old_units[k]), unit_to_json(&new_units[k])))
+                        return true;
+        return false;
+}
+
 void inventory_diff(const Inventory *old, const Inventory *new, InventoryChangeFunc cb, void *userdata) {
         size_t i = 0, j = 0;
-        json_object *a, *b;
 
         /* Both arrays are sorted: walk them side by side. */
         while (i < old->n_devices || j < new->n_devices) {
@@ -136,22 +146,9 @@ void inventory_diff(const Inventory *old, const Inventory *new, InventoryChangeF
                         diff_group(&old->groups[i++], &new->groups[j++], cb, userdata);
         }
 
-        /* Host settings and units change rarely (module loads, kernel parameters never): compare whole. */
-        a = host_info_to_json(&old->host);
-        b = host_info_to_json(&new->host);
-        if (!json_object_equal(a, b) || old->n_units != new->n_units) {
+        /* Host settings and units change rarely (module loads), so they are compared whole. */
+        if (host_changed(&old->host, old->units, old->n_units, &new->host, new->units, new->n_units))
                 emit(cb, userdata, INVENTORY_HOST_UPDATED, NULL, NULL, NULL, NULL);
-        } else
-                for (size_t k = 0; k < old->n_units; k++) {
-                        json_object *ua = unit_to_json(&old->units[k]), *ub = unit_to_json(&new->units[k]);
-
-                        if (!json_equal_and_put(ua, ub)) {
-                                emit(cb, userdata, INVENTORY_HOST_UPDATED, NULL, NULL, NULL, NULL);
-                                break;
-                        }
-                }
-        json_object_put(a);
-        json_object_put(b);
 }
 
 /* Index where 'key' is or would be inserted in a sorted array. */
@@ -225,7 +222,7 @@ static int array_put(void **array, size_t *n, size_t elem_size, size_t pos, bool
         return 0;
 }
 
-static int refresh_group(HostReader *reader, Inventory *inv, unsigned id, InventoryChangeFunc cb, void *userdata) {
+int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, InventoryChangeFunc cb, void *userdata) {
         _cleanup_(freep) char *dir = NULL;
         Group new = {}, old = {};
         bool found, exists;
@@ -296,16 +293,45 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
 
         /* The groups follow the device: the one it left, the one it joined. */
         if (old_group >= 0) {
-                r = refresh_group(reader, inv, (unsigned)old_group, cb, userdata);
+                r = inventory_refresh_group(reader, inv, (unsigned)old_group, cb, userdata);
                 if (r < 0)
                         return r;
         }
         if (new_group >= 0 && new_group != old_group) {
-                r = refresh_group(reader, inv, (unsigned)new_group, cb, userdata);
+                r = inventory_refresh_group(reader, inv, (unsigned)new_group, cb, userdata);
                 if (r < 0)
                         return r;
         }
 
         inventory_count_errors(inv);
+        return 0;
+}
+
+int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFunc cb, void *userdata) {
+        HostInfo host = {};
+        Unit *units = NULL;
+        size_t n_units = 0;
+        bool changed;
+        int r;
+
+        r = host_info_load(reader->roots, &host);
+        if (r >= 0)
+                r = units_load(reader->roots, &host, &units, &n_units);
+        if (r < 0) {
+                host_info_done(&host);
+                return r;
+        }
+
+        changed = host_changed(&inv->host, inv->units, inv->n_units, &host, units, n_units);
+
+        host_info_done(&inv->host);
+        units_free(inv->units, inv->n_units);
+        inv->host = host;
+        inv->units = units;
+        inv->n_units = n_units;
+        inventory_count_errors(inv);
+
+        if (changed)
+                emit(cb, userdata, INVENTORY_HOST_UPDATED, NULL, NULL, NULL, NULL);
         return 0;
 }

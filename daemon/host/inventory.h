@@ -290,6 +290,12 @@ void inventory_diff(const Inventory *old, const Inventory *new, InventoryChangeF
 int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *address, InventoryChangeFunc cb,
                              void *userdata);
 
+/* Re-reads one group (its /dev/vfio node appeared or went) and reports the differences. */
+int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, InventoryChangeFunc cb,
+                            void *userdata);
+/* Re-reads host settings and IOMMU units (a module loaded, /dev/iommu appeared). */
+int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFunc cb, void *userdata);
+
 /* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
 json_object *inventory_to_json(const Inventory *inv);
 json_object *device_to_json(const Device *device);
