@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "build-config.h"
 #include "inventory.h"
 #include "log.h"
 #include "macro.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "build-config.h"
 #include "inventory-private.h"
 #include "log.h"
 #include "macro.h"

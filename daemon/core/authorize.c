@@ -1,0 +1,168 @@
+/* Authorization: the role of a peer is the highest [Roles] list with a principal that matches it. */
+#include "authorize.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+
+const char *role_to_string(Role r) {
+        static const char *const names[] = {
+                [ROLE_NONE] = "none",
+                [ROLE_READER] = "reader",
+                [ROLE_OPERATOR] = "operator",
+                [ROLE_ADMIN] = "admin",
+        };
+
+        if ((unsigned)r >= ELEMENTSOF(names))
+                return NULL;
+        return names[r];
+}
+
+/* A Unix peer's groups from the user database: SO_PEERCRED carries only the effective gid, and
+ * getgrouplist() wants the user name. Looked up at most once per decision, and only when a gid
+ * principal did not match the primary gid. */
+typedef struct PeerGroups {
+        bool loaded;
+        gid_t *gids;
+        int n;
+} PeerGroups;
+
+static void peer_groups_done(PeerGroups *g) {
+        free(g->gids);
+}
+
+static void peer_groups_load(PeerGroups *g, uid_t uid) {
+        _cleanup_(freep) char *name = NULL;
+        struct passwd *pw;
+        gid_t primary;
+        int size = 32;
+
+        g->loaded = true;
+
+        /* No passwd entry (a uid from a container, say): only the peer's own gid counts. Every
+         * failure below leaves the list empty, so errors can only deny, never grant. */
+        pw = getpwuid(uid);
+        if (!pw)
+                return;
+        name = strdup(pw->pw_name);
+        primary = pw->pw_gid;
+        if (!name)
+                return;
+
+        for (;;) {
+                gid_t *gids = realloc(g->gids, size * sizeof(gid_t));
+                int n = size;
+
+                if (!gids)
+                        return;
+                g->gids = gids;
+                if (getgrouplist(name, primary, gids, &n) >= 0) {
+                        g->n = n;
+                        return;
+                }
+                if (n <= size) /* cannot grow: give up */
+                        return;
+                size = n;
+        }
+}
+
+static bool peer_in_group(const Peer *p, gid_t gid, PeerGroups *groups) {
+        if (p->gid == gid)
+                return true;
+        if (!groups->loaded)
+                peer_groups_load(groups, p->uid);
+        for (int i = 0; i < groups->n; i++)
+                if (groups->gids[i] == gid)
+                        return true;
+        return false;
+}
+
+static bool principal_matches(const Principal *pr, const Peer *p, PeerGroups *groups) {
+        switch (pr->kind) {
+        case PRINCIPAL_UID:
+                return p->kind == PEER_UNIX && p->uid == pr->uid;
+        case PRINCIPAL_GID:
+                return p->kind == PEER_UNIX && peer_in_group(p, pr->gid, groups);
+        case PRINCIPAL_CN:
+                return p->kind == PEER_TLS && p->common_name && strcmp(p->common_name, pr->name) == 0;
+        case PRINCIPAL_SUBJECT:
+                return p->kind == PEER_TLS && p->subject && strcmp(p->subject, pr->name) == 0;
+        case PRINCIPAL_ANY_UNIX:
+                return p->kind == PEER_UNIX;
+        case PRINCIPAL_ANY_TLS:
+                return p->kind == PEER_TLS;
+        case PRINCIPAL_ANY_INSECURE:
+                /* A plaintext loopback connection tells us nothing about who is calling: any process
+                 * on the host (or in a container sharing its network namespace) can connect, and TCP
+                 * has no SO_PEERCRED. So no uid/gid/unix:* entry may ever match it; only this explicit
+                 * "everyone local" principal does, for test and development setups. */
+                return p->kind == PEER_LOCAL_INSECURE;
+        }
+        return false;
+}
+
+static bool list_matches(const PrincipalList *l, const Peer *p, PeerGroups *groups) {
+        FOREACH_ARRAY(pr, l->items, l->n)
+                if (principal_matches(pr, p, groups))
+                        return true;
+        return false;
+}
+
+Role authorize_peer(const Config *c, const Peer *p) {
+        _cleanup_(peer_groups_done) PeerGroups groups = {};
+        const PrincipalList *lists[] = {
+                [ROLE_READER] = &c->readers,
+                [ROLE_OPERATOR] = &c->operators,
+                [ROLE_ADMIN] = &c->admins,
+        };
+
+        for (Role r = ROLE_ADMIN; r > ROLE_NONE; r--)
+                if (list_matches(lists[r], p, &groups))
+                        return r;
+        return ROLE_NONE;
+}
+
+static int peer_describe(const Peer *p, char **ret) {
+        int r;
+
+        if (p->kind == PEER_UNIX)
+                r = asprintf(ret, "unix uid=%u", (unsigned)p->uid);
+        else if (p->kind == PEER_TLS)
+                r = p->subject && *p->subject ? asprintf(ret, "tls %s", p->subject)
+                                              : asprintf(ret, "tls client without subject");
+        else
+                r = asprintf(ret, "plaintext loopback client");
+        return r < 0 ? -ENOMEM : 0;
+}
+
+int authorize_action(const Config *c, const Peer *p, const char *action, Role needed, char **ret_message) {
+        _cleanup_(freep) char *who = NULL;
+        Role have = authorize_peer(c, p);
+        char *message;
+
+        if (have >= needed)
+                return 0;
+        if (!ret_message)
+                return -EPERM;
+
+        if (peer_describe(p, &who) < 0)
+                return -ENOMEM;
+        if (asprintf(&message, "permission denied: %s needs the %s role; %s has %s%s", action,
+                     role_to_string(needed), who, have == ROLE_NONE ? "no role" : role_to_string(have),
+                     p->kind == PEER_LOCAL_INSECURE && have == ROLE_NONE
+                             ? " (plaintext peers have no identity; see insecure:* in [Roles])"
+                             : "") < 0)
+                return -ENOMEM;
+
+        log_debug("%s", message);
+        *ret_message = message;
+        return -EPERM;
+}

@@ -1,0 +1,42 @@
+/* Who may do what: the role of a peer, from the [Roles] mapping in the config. */
+#pragma once
+
+#include <sys/types.h>
+
+typedef struct Config Config;
+
+/* Each role includes the ones below it. */
+typedef enum Role {
+        ROLE_NONE,     /* Health and Reflection only */
+        ROLE_READER,   /* every read, Watch */
+        ROLE_OPERATOR, /* + prepare, release */
+        ROLE_ADMIN,    /* + domain type, block, apply policy, force */
+} Role;
+
+/* "none", "reader", "operator", "admin". */
+const char *role_to_string(Role r);
+
+typedef enum PeerKind {
+        PEER_UNIX,           /* the Unix socket: uid, gid, pid from SO_PEERCRED */
+        PEER_TLS,            /* TLS with a client certificate the transport has verified */
+        PEER_LOCAL_INSECURE, /* plaintext loopback TCP: no identity at all */
+} PeerKind;
+
+/* Filled by the transport for each call; the strings belong to it. */
+typedef struct Peer {
+        PeerKind kind;
+        uid_t uid;               /* PEER_UNIX */
+        gid_t gid;               /* PEER_UNIX: the peer's effective gid */
+        pid_t pid;               /* PEER_UNIX, for logs */
+        const char *subject;     /* PEER_TLS: RFC 2253 subject, "CN=op1,O=example" */
+        const char *common_name; /* PEER_TLS: the subject's CN; NULL if it has none */
+} Peer;
+
+/* The highest role whose [Roles] list names the peer. Called per call, so a reloaded config takes
+ * effect at once. May query the user database (group membership). */
+Role authorize_peer(const Config *c, const Peer *p);
+
+/* 0 if the peer's role is at least 'needed'. Otherwise -EPERM and, if ret_message is not NULL, a
+ * message for the client in *ret_message, e.g. "permission denied: SetDomainType needs the admin
+ * role; unix uid=1000 has reader". *ret_message is written only on -EPERM. -ENOMEM. */
+int authorize_action(const Config *c, const Peer *p, const char *action, Role needed, char **ret_message);

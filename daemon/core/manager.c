@@ -1,0 +1,230 @@
+/* The live inventory and the event bus that reports its changes. */
+#include "manager.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "macro.h"
+#include "roots.h"
+#include "uevent-monitor.h"
+
+struct ManagerSubscription {
+        Manager *manager;
+        ManagerEventFunc callback;
+        void *userdata;
+        bool dead; /* freed while the bus was publishing; unlinked afterwards */
+        ManagerSubscription *next;
+};
+
+struct Manager {
+        struct event_base *base;
+        HostRoots *roots;
+        HostReader *reader;
+        Inventory *inventory;
+        UeventMonitor *uevents;
+        struct event *rescan_timer;
+
+        uint64_t sequence;
+        ManagerSubscription *subscribers;
+        unsigned n_subscribers, max_subscribers;
+        unsigned publishing; /* nesting depth of publish(); subscriptions are unlinked only at 0 */
+        unsigned n_changes;  /* counted during one rescan or refresh */
+};
+
+const Inventory *manager_get_inventory(const Manager *m) {
+        return m->inventory;
+}
+
+uint64_t manager_get_sequence(const Manager *m) {
+        return m->sequence;
+}
+
+unsigned manager_n_subscribers(const Manager *m) {
+        return m->n_subscribers;
+}
+
+static void unlink_dead_subscribers(Manager *m) {
+        ManagerSubscription **p = &m->subscribers;
+
+        while (*p) {
+                ManagerSubscription *s = *p;
+
+                if (s->dead) {
+                        *p = s->next;
+                        free(s);
+                } else
+                        p = &s->next;
+        }
+}
+
+static void on_inventory_change(const InventoryChange *change, void *userdata) {
+        Manager *m = userdata;
+        ManagerEvent event = { .sequence = ++m->sequence, .change = change };
+
+        m->n_changes++;
+        log_debug("event %llu: %s", (unsigned long long)event.sequence, inventory_change_kind_to_string(change->kind));
+
+        m->publishing++;
+        for (ManagerSubscription *s = m->subscribers; s; s = s->next)
+                if (!s->dead)
+                        s->callback(m, &event, s->userdata);
+        m->publishing--;
+        if (m->publishing == 0)
+                unlink_dead_subscribers(m);
+}
+
+int manager_rescan(Manager *m, unsigned *ret_n_changes) {
+        _cleanup_(inventory_freep) Inventory *old = NULL;
+        Inventory *new = NULL;
+        int r;
+
+        r = inventory_read(m->reader, &new);
+        if (r < 0)
+                return log_error_errno(r, "Failed to rescan the host: %m");
+
+        /* Swap first, so subscribers that look at the inventory see the new state. */
+        old = m->inventory;
+        m->inventory = new;
+        m->n_changes = 0;
+        inventory_diff(old, new, on_inventory_change, m);
+
+        log_debug("Rescan: %u changes.", m->n_changes);
+        if (ret_n_changes)
+                *ret_n_changes = m->n_changes;
+        return 0;
+}
+
+void manager_handle_uevent(Manager *m, int subsystem, const char *action, const char *sysname) {
+        unsigned group;
+        int r;
+
+        switch (subsystem) {
+        case UEVENT_PCI:
+                r = inventory_refresh_device(m->reader, m->inventory, sysname, on_inventory_change, m);
+                break;
+        case UEVENT_VFIO:
+                /* /dev/vfio/<N> came or went; "vfio" itself (the container node) is host state. */
+                if (sscanf(sysname, "%u", &group) == 1)
+                        r = inventory_refresh_group(m->reader, m->inventory, group, on_inventory_change, m);
+                else
+                        r = inventory_refresh_host(m->reader, m->inventory, on_inventory_change, m);
+                break;
+        case UEVENT_MISC:
+                r = inventory_refresh_host(m->reader, m->inventory, on_inventory_change, m);
+                break;
+        default:
+                return;
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to update the inventory after '%s' of %s, ignoring: %m", action, sysname);
+}
+
+static void on_uevent(UeventSubsystem subsystem, const char *action, const char *sysname, void *userdata) {
+        manager_handle_uevent(userdata, subsystem, action, sysname);
+}
+
+static void on_rescan_timer(evutil_socket_t fd, short what, void *userdata) {
+        (void)manager_rescan(userdata, NULL);
+}
+
+int manager_new(struct event_base *base, const ManagerOptions *options, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_oom();
+        m->base = base;
+        m->max_subscribers = options->max_subscribers;
+
+        r = host_roots_open(options->sysfs_root, options->proc_root, options->dev_root, &m->roots);
+        if (r < 0)
+                return r;
+        r = host_reader_new(m->roots, options->pci_ids, &m->reader);
+        if (r < 0)
+                return log_oom();
+        r = inventory_read(m->reader, &m->inventory);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the host inventory: %m");
+        if (m->inventory->n_errors > 0)
+                log_warning("%zu problems while reading the host; the API reports them per item.",
+                            m->inventory->n_errors);
+
+        if (options->udev) {
+                /* Start listening only after the first read: a change in between is caught by the
+                 * next rescan, while an event about a device we have not read yet would be lost. */
+                r = uevent_monitor_new(base, on_uevent, m, &m->uevents);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen to udev events: %m");
+        }
+
+        if (options->rescan_interval_sec > 0) {
+                struct timeval tv = { .tv_sec = options->rescan_interval_sec };
+
+                m->rescan_timer = event_new(base, -1, EV_PERSIST, on_rescan_timer, m);
+                if (!m->rescan_timer || event_add(m->rescan_timer, &tv) < 0)
+                        return log_oom();
+        }
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* Subscribers own their subscriptions; detach what is left so a late free is harmless. */
+        for (ManagerSubscription *s = m->subscribers, *next; s; s = next) {
+                next = s->next;
+                s->manager = NULL;
+                s->next = NULL;
+        }
+        if (m->rescan_timer)
+                event_free(m->rescan_timer);
+        uevent_monitor_free(m->uevents);
+        inventory_free(m->inventory);
+        host_reader_free(m->reader);
+        host_roots_free(m->roots);
+        free(m);
+        return NULL;
+}
+
+int manager_subscribe(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret) {
+        ManagerSubscription *s;
+
+        if (m->max_subscribers > 0 && m->n_subscribers >= m->max_subscribers)
+                return -EUSERS;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->manager = m;
+        s->callback = callback;
+        s->userdata = userdata;
+        s->next = m->subscribers;
+        m->subscribers = s;
+        m->n_subscribers++;
+        *ret = s;
+        return 0;
+}
+
+ManagerSubscription *manager_subscription_free(ManagerSubscription *s) {
+        Manager *m;
+
+        if (!s)
+                return NULL;
+        m = s->manager;
+        if (!m) {
+                free(s);
+                return NULL;
+        }
+        m->n_subscribers--;
+        s->dead = true;
+        s->manager = NULL;
+        if (m->publishing == 0)
+                unlink_dead_subscribers(m);
+        return NULL;
+}
