@@ -146,13 +146,38 @@ static void read_names(DeviceReader *r) {
                 d->class_name = lookup_name(r->pacc, PCI_LOOKUP_CLASS, d->class_code >> 8, 0, 0, 0);
 }
 
+/* The driver link must lead to bus/pci/drivers/<name>; anything else is not a PCI driver binding. */
+static void read_driver(DeviceReader *r) {
+        _cleanup_(freep) char *target = NULL;
+        Device *d = r->device;
+        char path[PATH_MAX];
+        const char *name;
+        int k;
+
+        k = read_link_at(r->dir_fd, "driver", &target);
+        if (k == -ENOENT)
+                return;
+        if (k < 0) {
+                item_errors_add(&d->errors, reader_path(r, "driver", path, sizeof(path)), k, "cannot read link");
+                return;
+        }
+        name = strstr(target, "bus/pci/drivers/");
+        if (!name || !*(name += strlen("bus/pci/drivers/")) || strchr(name, '/')) {
+                item_errors_add(&d->errors, reader_path(r, "driver", path, sizeof(path)), 0,
+                                "link target '%s' is not a PCI driver (bus/pci/drivers/NAME)", target);
+                return;
+        }
+        d->driver = strdup(name);
+}
+
 static void read_binding(DeviceReader *r) {
-        _cleanup_(freep) char *override = NULL, *group = NULL, *numa = NULL;
+        _cleanup_(freep) char *override = NULL, *group = NULL, *numa = NULL, *group_dir = NULL;
         Device *d = r->device;
         char path[PATH_MAX];
         uint32_t id;
+        int k;
 
-        reader_link_basename(r, "driver", &d->driver);
+        read_driver(r);
         d->vfio_bound = driver_is_vfio(d->driver);
 
         if (reader_attr(r, "driver_override", false, &override) >= 0 && strcmp(override, "(null)") != 0 &&
@@ -165,11 +190,19 @@ static void read_binding(DeviceReader *r) {
                 if (parse_u32(group, 10, &id) < 0 || id > INT32_MAX)
                         item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
                                         "link target '%s' is not a group number", group);
+                else if (asprintf(&group_dir, "sys/kernel/iommu_groups/%u", id) >= 0 &&
+                         exists_at(r->roots->sysfs_fd, group_dir) <= 0)
+                        item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
+                                        "links to group %u, which does not exist", id);
                 else
                         d->group = (int)id;
         }
 
-        reader_link_basename(r, "iommu", &d->iommu_unit);
+        /* The IOMMU's own PCI function (AMD-Vi, virtio-iommu) has an iommu/ directory holding its
+         * class device instead of a link: it is translated by no unit. */
+        k = read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit);
+        if (k < 0 && k != -ENOENT && !(k == -EINVAL && exists_at(r->dir_fd, "iommu/.") > 0))
+                item_errors_add(&d->errors, reader_path(r, "iommu", path, sizeof(path)), k, "cannot read link");
 
         /* Kernels without CONFIG_NUMA have no numa_node file: that is "no node", not an error. */
         d->numa_node = -1;

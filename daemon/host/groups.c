@@ -256,6 +256,8 @@ int group_load(const HostRoots *roots, const Inventory *inv, unsigned id, Group 
 
                 if (!d)
                         item_errors_add(&g->errors, path, 0, "member '%s' is not a known PCI device", *a);
+                else if (d->group < 0)
+                        item_errors_add(&g->errors, path, 0, "member '%s' has no valid iommu_group link", *a);
                 else if (d->group != (int)id)
                         item_errors_add(&g->errors, path, 0, "member '%s' links to group %d, not %u", *a, d->group,
                                         id);

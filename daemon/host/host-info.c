@@ -362,7 +362,7 @@ static int load_cmdline(const HostRoots *roots, HostInfo *info, CmdlineState *st
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                item_errors_add(&info->errors, "proc/cmdline", r, "cannot read: %s", strerror(-r));
+                item_errors_add(&info->errors, "proc/cmdline", r, "cannot read");
                 return 0;
         }
 
@@ -391,8 +391,7 @@ static int load_kernel_release(const HostRoots *roots, HostInfo *info) {
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                item_errors_add(&info->errors, "proc/sys/kernel/osrelease", r, "cannot read: %s",
-                                strerror(-r));
+                item_errors_add(&info->errors, "proc/sys/kernel/osrelease", r, "cannot read");
                 return 0;
         }
 
@@ -425,7 +424,7 @@ static int count_entries(int dir_fd, const char *path, ItemErrors *errors, size_
                 return 0;
         }
         if (r < 0) {
-                item_errors_add(errors, path, r, "cannot list: %s", strerror(-r));
+                item_errors_add(errors, path, r, "cannot list");
                 return 1;
         }
         *ret_n = n;
@@ -440,7 +439,7 @@ static int exists_or_error(int dir_fd, const char *path, ItemErrors *errors, boo
         if (r == -ENOMEM)
                 return r;
         if (r < 0) {
-                item_errors_add(errors, path, r, "cannot check: %s", strerror(-r));
+                item_errors_add(errors, path, r, "cannot check");
                 *ret = false;
                 return 0;
         }
@@ -524,7 +523,7 @@ static int load_modules(const HostRoots *roots, HostInfo *info) {
                 return r;
         /* No proc/modules means a kernel without loadable modules; sys/module still shows built-ins. */
         if (r < 0 && r != -ENOENT)
-                item_errors_add(&info->errors, "proc/modules", r, "cannot read: %s", strerror(-r));
+                item_errors_add(&info->errors, "proc/modules", r, "cannot read");
 
         for (const char *line = text; line && *line;) {
                 size_t len = strcspn(line, " \t\n");
@@ -574,7 +573,7 @@ static int load_vfio(const HostRoots *roots, HostInfo *info) {
         if (r == -ENOENT) /* vfio_iommu_type1 is not loaded */
                 return 0;
         if (r < 0) {
-                item_errors_add(&info->errors, path_unsafe, r, "cannot read: %s", strerror(-r));
+                item_errors_add(&info->errors, path_unsafe, r, "cannot read");
                 return 0;
         }
         if (parse_bool(value, &b) < 0) {

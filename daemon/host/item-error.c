@@ -9,6 +9,20 @@
 #include "inventory.h"
 #include "macro.h"
 
+/* strerror() for the errors our readers make up, whose standard texts would puzzle an operator. */
+static const char *error_to_string(int error) {
+        switch (error < 0 ? -error : error) {
+        case EBADMSG:
+                return "the file holds NUL bytes, not text";
+        case EILSEQ:
+                return "the file is not valid UTF-8 text";
+        case EFBIG:
+                return "the file is larger than any attribute the kernel writes";
+        default:
+                return strerror(error < 0 ? -error : error);
+        }
+}
+
 void item_errors_add(ItemErrors *errors, const char *file, int error, const char *message_format, ...) {
         _cleanup_(freep) char *f = NULL, *message = NULL;
         ItemError *e;
@@ -25,12 +39,12 @@ void item_errors_add(ItemErrors *errors, const char *file, int error, const char
                         return;
                 /* "cannot parse: No such file or directory" when both are known. */
                 if (error != 0) {
-                        if (asprintf(&message, "%s: %s", text, strerror(error < 0 ? -error : error)) < 0)
+                        if (asprintf(&message, "%s: %s", text, error_to_string(error)) < 0)
                                 message = NULL;
                 } else
                         message = TAKE_PTR(text);
         } else
-                message = strdup(strerror(error < 0 ? -error : error));
+                message = strdup(error_to_string(error));
 
         f = strdup(file);
         if (!f || !message)

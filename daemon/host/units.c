@@ -151,7 +151,7 @@ static int read_register(int dir_fd, const char *unit, const char *file, ItemErr
                 return r;
         if (r < 0) {
                 *ret = NULL;
-                item_errors_add(errors, path, r, "cannot read: %s", strerror(-r));
+                item_errors_add(errors, path, r, "cannot read");
         }
         return 0;
 }
@@ -357,7 +357,7 @@ static int record_error(Unit *u, const char *file, int error) {
         path = strprintf("sys/class/iommu/%s%s%s", u->name, file ? "/" : "", file ?: "");
         if (!path)
                 return -ENOMEM;
-        item_errors_add(&u->errors, path, error, "cannot read: %s", strerror(error < 0 ? -error : error));
+        item_errors_add(&u->errors, path, error, "cannot read");
         return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Reading files, links and directories below a root directory fd without ever leaving it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,8 +13,8 @@
  * -errno. */
 int open_in_root(int dir_fd, const char *path, int flags);
 
-/* Reads a text attribute and strips one trailing newline. Fails with -EBADMSG on embedded NUL bytes
- * and -EFBIG above ATTR_MAX_SIZE. */
+/* Reads a text attribute and strips one trailing newline. Fails with -EBADMSG on embedded NUL bytes,
+ * -EILSEQ on bytes that are not UTF-8, and -EFBIG above ATTR_MAX_SIZE. */
 int read_attr_at(int dir_fd, const char *path, char **ret);
 
 /* Reads up to max_size bytes of a binary file (PCI config space). */
@@ -30,3 +31,5 @@ int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n);
 
 /* Whether 'path' exists below the root (without following a final symlink). 1 yes, 0 no, -errno. */
 int exists_at(int dir_fd, const char *path);
+
+bool utf8_is_valid(const char *s, size_t size);
