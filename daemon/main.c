@@ -1,98 +1,136 @@
-/* iommud's entry point: command line, then the requested mode. */
+/* iommud's entry point: settings from file and flags, then --dump or the daemon on one event loop. */
 #include <errno.h>
+#include <event2/event.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
 
+#include "authorize.h"
 #include "build-config.h"
+#include "config.h"
+#include "grpc-server.h"
 #include "inventory.h"
 #include "log.h"
 #include "macro.h"
+#include "manager.h"
 #include "roots.h"
+#include "svc-manager.h"
+
+#define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
+#define SHUTDOWN_DRAIN_MS 5000
 
 typedef struct Arguments {
         bool dump;
         bool compact;
-        const char *sysfs_root;
-        const char *proc_root;
-        const char *dev_root;
-        const char *pci_ids;
+        const char *config_file; /* NULL: the default, which may be missing */
+        int argc;
+        char **argv; /* kept to re-apply the flags on top of a reloaded file */
 } Arguments;
 
+typedef struct Daemon {
+        Arguments *args;
+        Config config;
+        struct event_base *base;
+        Manager *manager;
+        GrpcServer *grpc;
+        struct event *sigterm, *sigint, *sighup, *sigusr1;
+        struct event *watchdog;
+        bool stopping;
+} Daemon;
+
+enum {
+        ARG_DUMP = 0x100,
+        ARG_ROOT,
+        ARG_CONFIG,
+        ARG_COMPACT,
+        ARG_DEBUG,
+        ARG_VERSION,
+        ARG_CONFIG_OPTION, /* + index into config_options() */
+};
+
 static void help(void) {
-        printf("Usage: iommud --dump [OPTIONS]\n"
+        const ConfigOption *options;
+        size_t n;
+
+        printf("Usage: iommud [OPTIONS]          run the daemon\n"
+               "       iommud --dump [OPTIONS]   print the host's IOMMU inventory as JSON and exit\n"
                "\n"
-               "IOMMU management daemon: discovers IOMMU units, groups and devices.\n"
+               "IOMMU management daemon: discovers IOMMU units, groups and devices, keeps them current\n"
+               "from udev events, and serves them over gRPC (Unix socket, TLS with client certificates).\n"
                "\n"
-               "Modes:\n"
-               "  --dump               Print the host's IOMMU inventory as JSON and exit\n"
+               "  --dump                 Print the inventory as JSON and exit\n"
+               "  --compact              With --dump: one line of JSON\n"
+               "  --root DIR             Read DIR/sys, DIR/proc and DIR/dev (a captured snapshot or\n"
+               "                         fixture tree): the three --*-root options at once\n"
+               "  --config FILE          Settings file (default %s)\n"
+               "  --debug                Log debug messages\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
                "\n"
-               "Options:\n"
-               "  --root DIR           Read sys/, proc/ and dev/ below DIR (a captured snapshot\n"
-               "                       or fixture tree); sets the three roots below\n"
-               "  --sysfs-root DIR     Read sysfs below DIR/sys (default: /)\n"
-               "  --proc-root DIR      Read procfs below DIR/proc (default: /)\n"
-               "  --dev-root DIR       Read device nodes below DIR/dev (default: /)\n"
-               "  --pci-ids FILE       pci.ids database for names (default: %s)\n"
-               "  --compact            One-line JSON instead of indented\n"
-               "  --debug              Log debug messages to stderr\n"
-               "  -h --help            Show this help\n"
-               "     --version         Show the version\n"
-               "\n"
-               "Exit status: 0 success, 1 the host could not be read, 2 usage error.\n"
-               "Problems with single files do not fail the dump: they are reported in the\n"
-               "\"errors\" list of the item they belong to, and summed up in one warning.\n",
-               PCI_IDS_PATH);
+               "Every setting of the file is also a flag, and flags win:\n",
+               DEFAULT_CONFIG_FILE);
+
+        options = config_options(&n);
+        for (size_t i = 0; i < n; i++) {
+                char left[64];
+
+                snprintf(left, sizeof(left), "--%s=%s", options[i].flag, options[i].value_name);
+                printf("  %-30s [%s] %s=: %s\n", left, options[i].section, options[i].key, options[i].help);
+        }
+        printf("\nExit status: 0 success, 1 failure (the message says why), 2 usage error.\n"
+               "Signals: SIGTERM drains and exits, SIGHUP reloads the settings, SIGUSR1 rescans the host.\n");
 }
 
-static int parse_argv(int argc, char *argv[], Arguments *args) {
-        enum {
-                ARG_DUMP = 0x100,
-                ARG_ROOT,
-                ARG_SYSFS_ROOT,
-                ARG_PROC_ROOT,
-                ARG_DEV_ROOT,
-                ARG_PCI_IDS,
-                ARG_COMPACT,
-                ARG_DEBUG,
-                ARG_VERSION,
-        };
-        static const struct option options[] = {
+/* getopt's table: the fixed options, then one per config option. */
+static struct option *build_long_options(void) {
+        static const struct option fixed[] = {
                 { "dump", no_argument, NULL, ARG_DUMP },
                 { "root", required_argument, NULL, ARG_ROOT },
-                { "sysfs-root", required_argument, NULL, ARG_SYSFS_ROOT },
-                { "proc-root", required_argument, NULL, ARG_PROC_ROOT },
-                { "dev-root", required_argument, NULL, ARG_DEV_ROOT },
-                { "pci-ids", required_argument, NULL, ARG_PCI_IDS },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "compact", no_argument, NULL, ARG_COMPACT },
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
-                {},
         };
+        const ConfigOption *options;
+        struct option *all;
+        size_t n;
+
+        options = config_options(&n);
+        all = calloc(ELEMENTSOF(fixed) + n + 1, sizeof(struct option));
+        if (!all)
+                return NULL;
+        memcpy(all, fixed, sizeof(fixed));
+        for (size_t i = 0; i < n; i++)
+                all[ELEMENTSOF(fixed) + i] = (struct option){ options[i].flag, required_argument, NULL,
+                                                              ARG_CONFIG_OPTION + (int)i };
+        return all;
+}
+
+/* First pass: modes and --config; the settings flags are applied by apply_flags() after the file. */
+static int parse_argv(int argc, char *argv[], Arguments *args) {
+        _cleanup_(freep) struct option *long_options = build_long_options();
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        if (!long_options)
+                return log_oom();
+        args->argc = argc;
+        args->argv = argv;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", long_options, NULL)) >= 0) {
                 switch (c) {
                 case ARG_DUMP:
                         args->dump = true;
                         break;
-                case ARG_ROOT:
-                        args->sysfs_root = args->proc_root = args->dev_root = optarg;
-                        break;
-                case ARG_SYSFS_ROOT:
-                        args->sysfs_root = optarg;
-                        break;
-                case ARG_PROC_ROOT:
-                        args->proc_root = optarg;
-                        break;
-                case ARG_DEV_ROOT:
-                        args->dev_root = optarg;
-                        break;
-                case ARG_PCI_IDS:
-                        args->pci_ids = optarg;
+                case ARG_CONFIG:
+                        args->config_file = optarg;
                         break;
                 case ARG_COMPACT:
                         args->compact = true;
@@ -106,34 +144,115 @@ static int parse_argv(int argc, char *argv[], Arguments *args) {
                 case ARG_VERSION:
                         printf("iommud %s\n", PACKAGE_VERSION);
                         return 0;
-                default:
+                case '?':
                         fprintf(stderr, "Try 'iommud --help'.\n");
                         return -EINVAL;
+                default:
+                        break;
                 }
         }
-
         if (optind < argc) {
                 fprintf(stderr, "iommud: unexpected argument '%s'. Try 'iommud --help'.\n", argv[optind]);
-                return -EINVAL;
-        }
-        if (!args->dump) {
-                fprintf(stderr, "iommud: no mode given; only --dump exists so far. Try 'iommud --help'.\n");
                 return -EINVAL;
         }
         return 1;
 }
 
-static int run_dump(const Arguments *args) {
+/* Flags may name files relative to the working directory; the settings hold absolute paths. */
+static char *absolute_path(const char *path) {
+        _cleanup_(freep) char *cwd = NULL;
+        char *p;
+
+        if (path[0] == '/' || path[0] == 0)
+                return strdup(path);
+        cwd = getcwd(NULL, 0);
+        if (!cwd || asprintf(&p, "%s/%s", cwd, path) < 0)
+                return NULL;
+        return p;
+}
+
+static bool is_path_value(const char *value_name) {
+        return strcmp(value_name, "DIR") == 0 || strcmp(value_name, "FILE") == 0 || strcmp(value_name, "PATH") == 0;
+}
+
+static int apply_flags(const Arguments *args, Config *config) {
+        _cleanup_(freep) struct option *long_options = build_long_options();
+        const ConfigOption *options;
+        size_t n;
+        int c, r;
+
+        if (!long_options)
+                return log_oom();
+        options = config_options(&n);
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(args->argc, args->argv, "h", long_options, NULL)) >= 0) {
+                char origin[64];
+
+                _cleanup_(freep) char *path = NULL;
+
+                if (c == ARG_ROOT) {
+                        static const char *const keys[] = { "SysfsRoot", "ProcRoot", "DevRoot" };
+
+                        path = absolute_path(optarg);
+                        if (!path)
+                                return log_oom();
+                        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                                r = config_set(config, "Daemon", keys[i], path, "--root");
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
+                if (c < ARG_CONFIG_OPTION || (size_t)(c - ARG_CONFIG_OPTION) >= n)
+                        continue;
+                const ConfigOption *o = &options[c - ARG_CONFIG_OPTION];
+
+                if (is_path_value(o->value_name)) {
+                        path = absolute_path(optarg);
+                        if (!path)
+                                return log_oom();
+                }
+                snprintf(origin, sizeof(origin), "--%s", o->flag);
+                r = config_set(config, o->section, o->key, path ?: optarg, origin);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Defaults, then the file, then the flags; checked as a whole. */
+static int load_config(const Arguments *args, Config *ret) {
+        Config c = {};
+        int r;
+
+        r = config_init_defaults(&c);
+        if (r >= 0)
+                r = config_load_file(&c, args->config_file ?: DEFAULT_CONFIG_FILE, args->config_file != NULL);
+        if (r >= 0)
+                r = apply_flags(args, &c);
+        if (r >= 0)
+                r = config_verify(&c);
+        if (r < 0) {
+                config_done(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static int run_dump(const Arguments *args, const Config *config) {
         _cleanup_(host_roots_freep) HostRoots *roots = NULL;
         _cleanup_(inventory_freep) Inventory *inv = NULL;
         json_object *json;
         int r;
 
-        r = host_roots_open(args->sysfs_root, args->proc_root, args->dev_root, &roots);
+        r = host_roots_open(config->sysfs_root, config->proc_root, config->dev_root, &roots);
         if (r < 0)
                 return r;
 
-        r = inventory_load(roots, args->pci_ids, &inv);
+        r = inventory_load(roots, config->pci_ids, &inv);
         if (r < 0)
                 return log_error_errno(r, "Failed to read the host inventory: %m");
 
@@ -155,14 +274,253 @@ static int run_dump(const Arguments *args) {
         return 0;
 }
 
+/* ---- the daemon ---------------------------------------------------------------------------------- */
+
+static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
+        Daemon *d = userdata;
+        Peer peer = {
+                .kind = gp->kind == GRPC_PEER_UNIX  ? PEER_UNIX
+                        : gp->kind == GRPC_PEER_TLS ? PEER_TLS
+                                                    : PEER_LOCAL_INSECURE,
+                .uid = gp->uid,
+                .gid = gp->gid,
+                .pid = gp->pid,
+                .subject = gp->subject,
+                .common_name = gp->common_name,
+        };
+
+        switch (authorize_peer(&d->config, &peer)) {
+        case ROLE_ADMIN:
+                return GRPC_ROLE_ADMIN;
+        case ROLE_OPERATOR:
+                return GRPC_ROLE_OPERATOR;
+        case ROLE_READER:
+                return GRPC_ROLE_READER;
+        default:
+                return GRPC_ROLE_NONE;
+        }
+}
+
+static void update_status(Daemon *d) {
+        const Inventory *inv = manager_get_inventory(d->manager);
+
+        (void)sd_notifyf(false, "STATUS=Serving %zu IOMMU groups, %zu PCI devices; %u connections.", inv->n_groups,
+                         inv->n_devices, grpc_server_n_connections(d->grpc));
+}
+
+static void on_shutdown_done(GrpcServer *s, void *userdata) {
+        Daemon *d = userdata;
+
+        event_base_loopexit(d->base, NULL);
+}
+
+static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->stopping) {
+                log_notice("Second termination signal: exiting now.");
+                event_base_loopbreak(d->base);
+                return;
+        }
+        d->stopping = true;
+        log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
+        (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
+        if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
+                event_base_loopexit(d->base, NULL);
+}
+
+static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
+        Daemon *d = userdata;
+        Config new;
+
+        (void)sd_notify(false, "RELOADING=1");
+        if (load_config(d->args, &new) < 0) {
+                log_error("Reloading the settings failed; keeping the current ones.");
+                (void)sd_notify(false, "READY=1");
+                return;
+        }
+        /* Roles and limits take effect per call; listeners and roots need a restart. */
+        if (strcmp(new.sysfs_root, d->config.sysfs_root) != 0 ||
+            strcmp(new.proc_root, d->config.proc_root) != 0 || strcmp(new.dev_root, d->config.dev_root) != 0)
+                log_notice("Roots changed in the settings; they take effect at the next start.");
+        config_done(&d->config);
+        d->config = new;
+        log_info("Settings reloaded.");
+        (void)sd_notify(false, "READY=1");
+}
+
+static void on_sigusr1(evutil_socket_t fd, short what, void *userdata) {
+        Daemon *d = userdata;
+        unsigned n;
+
+        if (manager_rescan(d->manager, &n) >= 0)
+                log_info("Rescan on SIGUSR1: %u changes.", n);
+        update_status(d);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
+        (void)sd_notify(false, "WATCHDOG=1");
+}
+
+static int add_signal(Daemon *d, int signo, event_callback_fn cb, struct event **ret) {
+        *ret = evsignal_new(d->base, signo, cb, d);
+        if (!*ret || event_add(*ret, NULL) < 0)
+                return log_oom();
+        return 0;
+}
+
+static int start_listeners(Daemon *d) {
+        int n_fds, r;
+
+        /* Socket activation: systemd hands us the listening sockets. */
+        n_fds = sd_listen_fds(true);
+        if (n_fds < 0)
+                return log_error_errno(n_fds, "Failed to take the sockets systemd passed: %m");
+        for (int i = 0; i < n_fds; i++) {
+                r = grpc_server_listen_fd(d->grpc, SD_LISTEN_FDS_START + i);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to serve on socket %d from systemd: %m", i);
+        }
+
+        if (n_fds == 0 && d->config.unix_socket) {
+                _cleanup_(freep) char *dir = strdup(d->config.unix_socket);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+
+                if (slash && slash != dir) {
+                        *slash = 0;
+                        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                                return log_error_errno(errno, "Failed to create %s for the socket: %m", dir);
+                }
+                r = grpc_server_listen_unix(d->grpc, d->config.unix_socket, d->config.unix_mode);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on %s: %m", d->config.unix_socket);
+                log_info("Listening on %s.", d->config.unix_socket);
+        }
+
+        for (char **a = d->config.tls_listen; a && *a; a++) {
+                GrpcTlsConfig tls = {
+                        .cert_file = d->config.tls_certificate,
+                        .key_file = d->config.tls_key,
+                        .client_ca_file = d->config.tls_client_ca,
+                };
+                uint16_t port;
+
+                r = grpc_server_listen_tls(d->grpc, *a, &tls, &port);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen with TLS on %s: %m", *a);
+                log_info("Listening with TLS on %s (port %u).", *a, port);
+        }
+
+        if (d->config.insecure_tcp) {
+                uint16_t port;
+
+                r = grpc_server_listen_tcp_insecure(d->grpc, d->config.insecure_tcp, &port);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to listen on %s: %m", d->config.insecure_tcp);
+                log_warning("Listening WITHOUT TLS on %s (port %u): loopback only, for tests.", d->config.insecure_tcp,
+                            port);
+        }
+        return 0;
+}
+
+static int run_daemon(Daemon *d) {
+        ManagerOptions options = {
+                .sysfs_root = d->config.sysfs_root,
+                .proc_root = d->config.proc_root,
+                .dev_root = d->config.dev_root,
+                .pci_ids = d->config.pci_ids,
+                .rescan_interval_sec = d->config.rescan_interval_sec,
+                .udev = d->config.udev,
+                .max_subscribers = d->config.limits.max_watchers,
+        };
+        GrpcLimits limits;
+        uint64_t watchdog_usec = 0;
+        int r;
+
+        d->base = event_base_new();
+        if (!d->base)
+                return log_oom();
+
+        r = manager_new(d->base, &options, &d->manager);
+        if (r < 0)
+                return r;
+
+        grpc_limits_default(&limits);
+        limits.max_connections = d->config.limits.max_connections;
+        limits.max_streams = d->config.limits.max_streams;
+        limits.max_message_size = d->config.limits.max_message_size;
+        limits.max_header_list_size = d->config.limits.max_header_list_size;
+        r = grpc_server_new(d->base, &limits, on_authorize, d, &d->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the gRPC server: %m");
+        r = grpc_server_add_standard_services(d->grpc);
+        if (r >= 0)
+                r = svc_manager_register(d->grpc, d->manager);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the gRPC services: %m");
+
+        r = start_listeners(d);
+        if (r < 0)
+                return r;
+
+        if (add_signal(d, SIGTERM, on_sigterm, &d->sigterm) < 0 || add_signal(d, SIGINT, on_sigterm, &d->sigint) < 0 ||
+            add_signal(d, SIGHUP, on_sighup, &d->sighup) < 0 || add_signal(d, SIGUSR1, on_sigusr1, &d->sigusr1) < 0)
+                return -ENOMEM;
+
+        if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
+                struct timeval tv = { .tv_sec = watchdog_usec / 2 / 1000000, .tv_usec = watchdog_usec / 2 % 1000000 };
+
+                d->watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+                if (!d->watchdog || event_add(d->watchdog, &tv) < 0)
+                        return log_oom();
+        }
+
+        (void)grpc_server_set_health(d->grpc, "", GRPC_HEALTH_SERVING);
+        (void)grpc_server_set_health(d->grpc, "iommud.v1.IommuManager", GRPC_HEALTH_SERVING);
+        (void)sd_notify(false, "READY=1");
+        update_status(d);
+        log_info("iommud %s ready: %zu IOMMU groups, %zu PCI devices.", PACKAGE_VERSION,
+                 manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices);
+
+        if (event_base_dispatch(d->base) < 0)
+                return log_error_errno(EIO, "The event loop failed.");
+        log_info("Stopped.");
+        return 0;
+}
+
+static void daemon_done(Daemon *d) {
+        struct event **events[] = { &d->sigterm, &d->sigint, &d->sighup, &d->sigusr1, &d->watchdog };
+
+        for (size_t i = 0; i < ELEMENTSOF(events); i++)
+                if (*events[i])
+                        event_free(*events[i]);
+        grpc_server_free(d->grpc);
+        manager_free(d->manager);
+        if (d->base)
+                event_base_free(d->base);
+        config_done(&d->config);
+}
+
 int main(int argc, char *argv[]) {
         Arguments args = {};
+        Daemon d = { .args = &args };
         int r;
 
         r = parse_argv(argc, argv, &args);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
 
-        r = run_dump(&args);
+        r = load_config(&args, &d.config);
+        if (r < 0)
+                return 1;
+
+        if (args.dump)
+                r = run_dump(&args, &d.config);
+        else {
+                /* A client that goes away mid-write must not kill the daemon. */
+                signal(SIGPIPE, SIG_IGN);
+                r = run_daemon(&d);
+        }
+        daemon_done(&d);
         return r < 0 ? 1 : 0;
 }

@@ -1,0 +1,291 @@
+/* Inventory -> iommud.v1 messages. Strings are borrowed from the inventory, never copied. */
+#include "svc-convert.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "strv.h"
+
+void *proto_arena_alloc(ProtoArena *a, size_t size) {
+        void *p;
+
+        if (a->n == a->allocated) {
+                size_t allocated = a->allocated ? a->allocated * 2 : 64;
+                void **n = realloc(a->allocations, allocated * sizeof(void *));
+
+                if (!n) {
+                        a->oom = true;
+                        return NULL;
+                }
+                a->allocations = n;
+                a->allocated = allocated;
+        }
+        p = calloc(1, size ?: 1);
+        if (!p) {
+                a->oom = true;
+                return NULL;
+        }
+        a->allocations[a->n++] = p;
+        return p;
+}
+
+void proto_arena_done(ProtoArena *a) {
+        for (size_t i = 0; i < a->n; i++)
+                free(a->allocations[i]);
+        free(a->allocations);
+        *a = (ProtoArena){};
+}
+
+/* Allocates one message and sets it to its INIT value. */
+#define ARENA_NEW(a, type, init)                                                                          \
+        ({                                                                                                \
+                type *_m = proto_arena_alloc(a, sizeof(type));                                            \
+                if (_m)                                                                                   \
+                        *_m = (type)init;                                                                 \
+                _m;                                                                                       \
+        })
+
+/* protobuf-c wants char *; it never writes through it. */
+static char *str(const char *s) {
+        return (char *)(s ?: "");
+}
+
+static char **strv(char **l, size_t *ret_n) {
+        *ret_n = strv_length(l);
+        return *ret_n ? l : NULL;
+}
+
+static Iommud__V1__ItemError **errors_to_proto(ProtoArena *a, const ItemErrors *e, size_t *ret_n) {
+        Iommud__V1__ItemError **items;
+
+        *ret_n = 0;
+        if (e->n == 0)
+                return NULL;
+        items = proto_arena_alloc(a, e->n * sizeof(*items));
+        if (!items)
+                return NULL;
+        for (size_t i = 0; i < e->n; i++) {
+                Iommud__V1__ItemError *p = ARENA_NEW(a, Iommud__V1__ItemError, IOMMUD__V1__ITEM_ERROR__INIT);
+
+                if (!p)
+                        return NULL;
+                p->file = str(e->items[i].file);
+                p->message = str(e->items[i].message);
+                items[(*ret_n)++] = p;
+        }
+        return items;
+}
+
+Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d) {
+        Iommud__V1__Device *p = ARENA_NEW(a, Iommud__V1__Device, IOMMUD__V1__DEVICE__INIT);
+
+        if (!p)
+                return NULL;
+        p->address = str(d->address);
+        p->vendor_id = d->vendor_id;
+        p->device_id = d->device_id;
+        p->subsystem_vendor_id = d->subsystem_vendor_id;
+        p->subsystem_device_id = d->subsystem_device_id;
+        p->class_ = d->class_code;
+        p->revision = d->revision;
+        p->vendor_name = str(d->vendor_name);
+        p->device_name = str(d->device_name);
+        p->subsystem_vendor_name = str(d->subsystem_vendor_name);
+        p->subsystem_name = str(d->subsystem_name);
+        p->class_name = str(d->class_name);
+        p->header_type = d->header_type;
+        p->multifunction = d->multifunction;
+        p->driver = str(d->driver);
+        p->driver_override = str(d->driver_override);
+        p->group = d->group;
+        p->iommu_unit = str(d->iommu_unit);
+        p->numa_node = d->numa_node;
+        p->parent = str(d->parent);
+        p->sysfs_path = str(d->sysfs_path);
+
+        if (d->sriov_role != SRIOV_NONE) {
+                p->sriov = ARENA_NEW(a, Iommud__V1__Sriov, IOMMUD__V1__SRIOV__INIT);
+                if (p->sriov) {
+                        p->sriov->role = str(d->sriov_role == SRIOV_PF ? "pf" : "vf");
+                        p->sriov->totalvfs = d->sriov_totalvfs;
+                        p->sriov->numvfs = d->sriov_numvfs;
+                        p->sriov->pf = str(d->sriov_pf);
+                }
+        }
+
+        p->config_read = d->config_read;
+        p->config_extended = d->config_extended;
+        p->is_pcie = d->is_pcie;
+        if (d->config_extended) {
+                p->acs = ARENA_NEW(a, Iommud__V1__Acs, IOMMUD__V1__ACS__INIT);
+                if (p->acs) {
+                        p->acs->present = d->acs_present;
+                        p->acs->cap = d->acs_cap;
+                        p->acs->ctrl = d->acs_ctrl;
+                }
+        }
+        p->serial_present = d->serial_present;
+        p->serial = d->serial;
+        p->reset_methods_known = d->reset_methods != NULL;
+        p->reset_methods = strv(d->reset_methods, &p->n_reset_methods);
+        p->boot_vga = d->boot_vga;
+        p->net_interfaces = strv(d->net_interfaces, &p->n_net_interfaces);
+        p->block_devices = strv(d->block_devices, &p->n_block_devices);
+        p->drm_cards = strv(d->drm_cards, &p->n_drm_cards);
+        p->modalias = str(d->modalias);
+        p->errors = errors_to_proto(a, &d->errors, &p->n_errors);
+        return p;
+}
+
+Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Group *g, bool with_devices) {
+        Iommud__V1__Group *p = ARENA_NEW(a, Iommud__V1__Group, IOMMUD__V1__GROUP__INIT);
+
+        if (!p)
+                return NULL;
+        p->id = g->id;
+        p->domain_type = str(domain_type_to_string(g->type));
+        p->domain_type_raw = str(g->type_raw);
+        p->device_addresses = strv(g->devices, &p->n_device_addresses);
+
+        if (with_devices && g->n_devices > 0) {
+                p->devices = proto_arena_alloc(a, g->n_devices * sizeof(*p->devices));
+                for (size_t i = 0; p->devices && i < g->n_devices; i++) {
+                        const Device *d = inventory_find_device(inv, g->devices[i]);
+
+                        if (d && (p->devices[p->n_devices] = device_to_proto(a, d)))
+                                p->n_devices++;
+                }
+        }
+
+        if (g->n_reserved_regions > 0) {
+                p->reserved_regions = proto_arena_alloc(a, g->n_reserved_regions * sizeof(*p->reserved_regions));
+                for (size_t i = 0; p->reserved_regions && i < g->n_reserved_regions; i++) {
+                        const ReservedRegion *r = &g->reserved_regions[i];
+                        Iommud__V1__ReservedRegion *rp =
+                                ARENA_NEW(a, Iommud__V1__ReservedRegion, IOMMUD__V1__RESERVED_REGION__INIT);
+
+                        if (!rp)
+                                break;
+                        rp->start = str(r->start);
+                        rp->end = str(r->end);
+                        rp->start_addr = r->start_addr;
+                        rp->end_addr = r->end_addr;
+                        rp->type = str(r->type);
+                        p->reserved_regions[p->n_reserved_regions++] = rp;
+                }
+        }
+
+        p->viable = g->viable;
+        if (g->n_blockers > 0) {
+                p->blockers = proto_arena_alloc(a, g->n_blockers * sizeof(*p->blockers));
+                for (size_t i = 0; p->blockers && i < g->n_blockers; i++) {
+                        Iommud__V1__Blocker *bp = ARENA_NEW(a, Iommud__V1__Blocker, IOMMUD__V1__BLOCKER__INIT);
+
+                        if (!bp)
+                                break;
+                        bp->device = str(g->blockers[i].device);
+                        bp->driver = str(g->blockers[i].driver);
+                        bp->reason = str(g->blockers[i].reason);
+                        p->blockers[p->n_blockers++] = bp;
+                }
+        }
+
+        p->type_change = ARENA_NEW(a, Iommud__V1__TypeChange, IOMMUD__V1__TYPE_CHANGE__INIT);
+        if (p->type_change) {
+                p->type_change->writable = g->type_change.writable;
+                p->type_change->allowed = strv(g->type_change.allowed, &p->type_change->n_allowed);
+                p->type_change->reason = str(g->type_change.reason);
+        }
+        p->errors = errors_to_proto(a, &g->errors, &p->n_errors);
+        return p;
+}
+
+Iommud__V1__Unit *unit_to_proto(ProtoArena *a, const Unit *u) {
+        Iommud__V1__Unit *p = ARENA_NEW(a, Iommud__V1__Unit, IOMMUD__V1__UNIT__INIT);
+
+        if (!p)
+                return NULL;
+        p->name = str(u->name);
+        p->kind = str(unit_kind_to_string(u->kind));
+        p->pci_device = str(u->pci_device);
+        p->registers = ARENA_NEW(a, Iommud__V1__UnitRegisters, IOMMUD__V1__UNIT_REGISTERS__INIT);
+        if (p->registers) {
+                p->registers->intel_cap = str(u->intel_cap);
+                p->registers->intel_ecap = str(u->intel_ecap);
+                p->registers->intel_version = str(u->intel_version);
+                p->registers->intel_address = str(u->intel_address);
+                p->registers->amd_cap = str(u->amd_cap);
+                p->registers->amd_features = str(u->amd_features);
+        }
+        p->features = strv(u->features, &p->n_features);
+        p->features_absent = strv(u->features_absent, &p->n_features_absent);
+        p->devices = strv(u->devices, &p->n_devices);
+        p->errors = errors_to_proto(a, &u->errors, &p->n_errors);
+        return p;
+}
+
+Iommud__V1__HostInfo *host_info_to_proto(ProtoArena *a, const HostInfo *h) {
+        Iommud__V1__HostInfo *p = ARENA_NEW(a, Iommud__V1__HostInfo, IOMMUD__V1__HOST_INFO__INIT);
+
+        if (!p)
+                return NULL;
+        p->kernel_release = str(h->kernel_release);
+        p->kernel_version = ARENA_NEW(a, Iommud__V1__KernelVersion, IOMMUD__V1__KERNEL_VERSION__INIT);
+        if (p->kernel_version) {
+                p->kernel_version->known = h->kernel_version_known;
+                p->kernel_version->major = h->kernel_major;
+                p->kernel_version->minor = h->kernel_minor;
+        }
+        p->cmdline = str(h->cmdline);
+        p->kernel_params = ARENA_NEW(a, Iommud__V1__KernelParams, IOMMUD__V1__KERNEL_PARAMS__INIT);
+        if (p->kernel_params) {
+                p->kernel_params->iommu = str(h->params.iommu);
+                p->kernel_params->iommu_passthrough = str(h->params.iommu_passthrough);
+                p->kernel_params->iommu_strict = str(h->params.iommu_strict);
+                p->kernel_params->intel_iommu = str(h->params.intel_iommu);
+                p->kernel_params->amd_iommu = str(h->params.amd_iommu);
+        }
+        p->iommu_enabled = h->iommu_enabled;
+        p->iommu_off_reason = str(h->iommu_off_reason);
+        p->acpi = ARENA_NEW(a, Iommud__V1__Acpi, IOMMUD__V1__ACPI__INIT);
+        if (p->acpi) {
+                p->acpi->dmar = h->acpi_dmar;
+                p->acpi->ivrs = h->acpi_ivrs;
+        }
+        p->cmdline_default_domain_type =
+                ARENA_NEW(a, Iommud__V1__CmdlineDefaultDomainType, IOMMUD__V1__CMDLINE_DEFAULT_DOMAIN_TYPE__INIT);
+        if (p->cmdline_default_domain_type) {
+                p->cmdline_default_domain_type->type = str(domain_type_to_string(h->cmdline_default_type));
+                p->cmdline_default_domain_type->source = str(h->cmdline_default_type_source);
+        }
+        p->vfio = ARENA_NEW(a, Iommud__V1__Vfio, IOMMUD__V1__VFIO__INIT);
+        if (p->vfio) {
+                p->vfio->loaded = h->vfio_loaded;
+                p->vfio->pci_loaded = h->vfio_pci_loaded;
+                p->vfio->iommu_type1_loaded = h->vfio_iommu_type1_loaded;
+                p->vfio->dev_vfio_vfio = h->dev_vfio_vfio;
+                p->vfio->dev_iommu = h->dev_iommu;
+                p->vfio->allow_unsafe_interrupts = h->allow_unsafe_interrupts;
+        }
+        p->errors = errors_to_proto(a, &h->errors, &p->n_errors);
+        return p;
+}
+
+Iommud__V1__GetHostResponse *host_response_to_proto(ProtoArena *a, const Inventory *inv) {
+        Iommud__V1__GetHostResponse *p = ARENA_NEW(a, Iommud__V1__GetHostResponse, IOMMUD__V1__GET_HOST_RESPONSE__INIT);
+
+        if (!p)
+                return NULL;
+        p->host = host_info_to_proto(a, &inv->host);
+        if (inv->n_units > 0) {
+                p->units = proto_arena_alloc(a, inv->n_units * sizeof(*p->units));
+                for (size_t i = 0; p->units && i < inv->n_units; i++)
+                        if ((p->units[p->n_units] = unit_to_proto(a, &inv->units[i])))
+                                p->n_units++;
+        }
+        p->group_count = (uint32_t)inv->n_groups;
+        p->device_count = (uint32_t)inv->n_devices;
+        p->error_count = (uint32_t)inv->n_errors;
+        return p;
+}

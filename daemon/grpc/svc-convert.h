@@ -1,0 +1,27 @@
+/* The inventory as iommud.v1 protobuf messages, built in an arena that lives as long as one reply. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "inventory.h"
+#include "iommud.pb-c.h"
+
+/* Every allocation of one reply. Messages point into the inventory's strings without copying, so
+ * an arena must be packed (sent) before control returns to the event loop. */
+typedef struct ProtoArena {
+        void **allocations;
+        size_t n, allocated;
+        bool oom; /* an allocation failed; the messages built are incomplete */
+} ProtoArena;
+
+void *proto_arena_alloc(ProtoArena *a, size_t size);
+void proto_arena_done(ProtoArena *a);
+
+Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d);
+/* with_devices: also the members' full records (GetGroup, ListGroups), not only their addresses. */
+Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Group *g, bool with_devices);
+Iommud__V1__Unit *unit_to_proto(ProtoArena *a, const Unit *u);
+Iommud__V1__HostInfo *host_info_to_proto(ProtoArena *a, const HostInfo *h);
+/* Host settings, units and counts: GetHost and the Watch snapshot. */
+Iommud__V1__GetHostResponse *host_response_to_proto(ProtoArena *a, const Inventory *inv);

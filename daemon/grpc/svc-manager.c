@@ -1,0 +1,345 @@
+/* The iommud.v1.IommuManager service: decode, ask core, encode. */
+#include "svc-manager.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc-server.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "query.h"
+#include "svc-convert.h"
+
+#define REQUEST(type, r) ((const type *)(r))
+
+static int reply_arena(GrpcCall *call, ProtoArena *arena, const ProtobufCMessage *msg) {
+        int r;
+
+        if (arena->oom || !msg)
+                r = grpc_call_fail(call, -ENOMEM, "out of memory while building the reply");
+        else
+                r = grpc_call_reply(call, msg);
+        proto_arena_done(arena);
+        return r;
+}
+
+static int fail_with_message(GrpcCall *call, int error, char *message) {
+        int r = grpc_call_fail(call, error, message);
+
+        free(message);
+        return r;
+}
+
+static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        Manager *m = userdata;
+        ProtoArena arena = {};
+        Iommud__V1__GetHostResponse *resp = host_response_to_proto(&arena, manager_get_inventory(m));
+
+        return reply_arena(call, &arena, &resp->base);
+}
+
+static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__ListGroupsRequest *req = REQUEST(Iommud__V1__ListGroupsRequest, request);
+        Iommud__V1__ListGroupsResponse resp = IOMMUD__V1__LIST_GROUPS_RESPONSE__INIT;
+        const Inventory *inv = manager_get_inventory(userdata);
+        ProtoArena arena = {};
+        char *message = NULL;
+        GroupFilter filter = {
+                .types = req->type,
+                .n_types = req->n_type,
+                .viable = req->viable == IOMMUD__V1__LIST_GROUPS_REQUEST__VIABILITY__VIABILITY_VIABLE       ? VIABILITY_VIABLE
+                          : req->viable == IOMMUD__V1__LIST_GROUPS_REQUEST__VIABILITY__VIABILITY_NOT_VIABLE ? VIABILITY_NOT_VIABLE
+                                                                                                            : VIABILITY_ANY,
+                .vendors = req->vendor,
+                .n_vendors = req->n_vendor,
+                .classes = req->class_,
+                .n_classes = req->n_class_,
+                .drivers = req->driver,
+                .n_drivers = req->n_driver,
+        };
+        int r;
+
+        r = group_filter_verify(&filter, &message);
+        if (r < 0)
+                return fail_with_message(call, r, message);
+
+        if (inv->n_groups > 0)
+                resp.groups = proto_arena_alloc(&arena, inv->n_groups * sizeof(*resp.groups));
+        for (size_t i = 0; resp.groups && i < inv->n_groups; i++)
+                if (group_filter_match(&filter, inv, &inv->groups[i]))
+                        resp.groups[resp.n_groups++] = group_to_proto(&arena, inv, &inv->groups[i], true);
+
+        return reply_arena(call, &arena, &resp.base);
+}
+
+static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__GetGroupRequest *req = REQUEST(Iommud__V1__GetGroupRequest, request);
+        const Inventory *inv = manager_get_inventory(userdata);
+        const Group *g = inventory_find_group(inv, req->id);
+        ProtoArena arena = {};
+        Iommud__V1__Group *resp;
+
+        if (!g)
+                return fail_with_message(call, -ENOENT, describe_missing_group(inv, req->id));
+        resp = group_to_proto(&arena, inv, g, true);
+        return reply_arena(call, &arena, resp ? &resp->base : NULL);
+}
+
+static int on_get_device(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__GetDeviceRequest *req = REQUEST(Iommud__V1__GetDeviceRequest, request);
+        const Inventory *inv = manager_get_inventory(userdata);
+        ProtoArena arena = {};
+        Iommud__V1__Device *resp;
+        const Device *d;
+        char address[16];
+        char *message = NULL;
+
+        if (pci_address_normalize(req->address, address) < 0) {
+                if (asprintf(&message, "'%s' is not a PCI address (expected DDDD:BB:SS.F, e.g. 0000:01:00.0)",
+                             req->address) < 0)
+                        message = NULL;
+                return fail_with_message(call, -EINVAL, message);
+        }
+        d = inventory_find_device(inv, address);
+        if (!d)
+                return fail_with_message(call, -ENOENT, describe_missing_device(inv, address));
+        resp = device_to_proto(&arena, d);
+        return reply_arena(call, &arena, resp ? &resp->base : NULL);
+}
+
+static int on_list_devices(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        Iommud__V1__ListDevicesResponse resp = IOMMUD__V1__LIST_DEVICES_RESPONSE__INIT;
+        const Inventory *inv = manager_get_inventory(userdata);
+        ProtoArena arena = {};
+
+        if (inv->n_devices > 0)
+                resp.devices = proto_arena_alloc(&arena, inv->n_devices * sizeof(*resp.devices));
+        for (size_t i = 0; resp.devices && i < inv->n_devices; i++)
+                resp.devices[resp.n_devices++] = device_to_proto(&arena, &inv->devices[i]);
+        return reply_arena(call, &arena, &resp.base);
+}
+
+static int on_list_units(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        Iommud__V1__ListUnitsResponse resp = IOMMUD__V1__LIST_UNITS_RESPONSE__INIT;
+        const Inventory *inv = manager_get_inventory(userdata);
+        ProtoArena arena = {};
+
+        if (inv->n_units > 0)
+                resp.units = proto_arena_alloc(&arena, inv->n_units * sizeof(*resp.units));
+        for (size_t i = 0; resp.units && i < inv->n_units; i++)
+                resp.units[resp.n_units++] = unit_to_proto(&arena, &inv->units[i]);
+        return reply_arena(call, &arena, &resp.base);
+}
+
+static int on_rescan(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        Iommud__V1__RescanResponse resp = IOMMUD__V1__RESCAN_RESPONSE__INIT;
+        Manager *m = userdata;
+        unsigned n;
+        int r;
+
+        r = manager_rescan(m, &n);
+        if (r < 0)
+                return grpc_call_fail(call, r, "rescanning the host failed; see the daemon's log");
+        resp.changes = n;
+        resp.sequence = manager_get_sequence(m);
+        return grpc_call_reply(call, &resp.base);
+}
+
+/* ---- Watch ------------------------------------------------------------------------------------ */
+
+typedef struct Watcher {
+        GrpcCall *call;
+        ManagerSubscription *subscription;
+} Watcher;
+
+static void watcher_free(Watcher *w) {
+        manager_subscription_free(w->subscription);
+        grpc_call_set_userdata(w->call, NULL);
+        grpc_call_unref(w->call);
+        free(w);
+}
+
+static void on_watch_cancel(GrpcCall *call, void *userdata) {
+        watcher_free(userdata);
+}
+
+static int send_event(Watcher *w, ProtoArena *arena, Iommud__V1__WatchEvent *event) {
+        int r;
+
+        if (arena->oom)
+                r = -ENOMEM;
+        else
+                r = grpc_call_send(w->call, &event->base);
+        proto_arena_done(arena);
+        return r;
+}
+
+static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChange *c, Iommud__V1__WatchEvent *e) {
+        switch (c->kind) {
+        case INVENTORY_DEVICE_ADDED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_ADDED;
+                e->device_added = device_to_proto(a, c->new_device);
+                break;
+        case INVENTORY_DEVICE_REMOVED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_REMOVED;
+                e->device_removed = device_to_proto(a, c->old_device);
+                break;
+        case INVENTORY_DEVICE_DRIVER_CHANGED: {
+                Iommud__V1__WatchEvent__DriverChanged *d = proto_arena_alloc(a, sizeof(*d));
+
+                if (!d)
+                        return;
+                *d = (Iommud__V1__WatchEvent__DriverChanged)IOMMUD__V1__WATCH_EVENT__DRIVER_CHANGED__INIT;
+                d->address = c->new_device->address;
+                d->old_driver = c->old_device->driver ?: (char *)"";
+                d->new_driver = c->new_device->driver ?: (char *)"";
+                d->device = device_to_proto(a, c->new_device);
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_DRIVER_CHANGED;
+                e->driver_changed = d;
+                break;
+        }
+        case INVENTORY_DEVICE_UPDATED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_UPDATED;
+                e->device_updated = device_to_proto(a, c->new_device);
+                break;
+        case INVENTORY_GROUP_ADDED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_ADDED;
+                e->group_added = group_to_proto(a, inv, c->new_group, false);
+                break;
+        case INVENTORY_GROUP_REMOVED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_REMOVED;
+                e->group_removed = group_to_proto(a, inv, c->old_group, false);
+                break;
+        case INVENTORY_GROUP_TYPE_CHANGED: {
+                Iommud__V1__WatchEvent__TypeChanged *t = proto_arena_alloc(a, sizeof(*t));
+
+                if (!t)
+                        return;
+                *t = (Iommud__V1__WatchEvent__TypeChanged)IOMMUD__V1__WATCH_EVENT__TYPE_CHANGED__INIT;
+                t->group = c->new_group->id;
+                t->old_type = c->old_group->type_raw ?: (char *)"";
+                t->new_type = c->new_group->type_raw ?: (char *)"";
+                t->group_now = group_to_proto(a, inv, c->new_group, false);
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_TYPE_CHANGED;
+                e->type_changed = t;
+                break;
+        }
+        case INVENTORY_GROUP_UPDATED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_UPDATED;
+                e->group_updated = group_to_proto(a, inv, c->new_group, false);
+                break;
+        case INVENTORY_HOST_UPDATED:
+                e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_HOST_UPDATED;
+                e->host_updated = host_response_to_proto(a, inv);
+                break;
+        default:
+                break;
+        }
+}
+
+static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
+        Watcher *w = userdata;
+        ProtoArena arena = {};
+        int r;
+
+        e.sequence = event->sequence;
+        fill_event(&arena, manager_get_inventory(m), event->change, &e);
+        r = send_event(w, &arena, &e);
+        if (r == -ENOBUFS) {
+                /* A watcher that does not read must not make the daemon buffer without bound. */
+                log_notice("Ending a Watch whose client does not keep up.");
+                grpc_call_fail(w->call, -ENOBUFS, "this watcher fell too far behind; watch again");
+                watcher_free(w);
+        } else if (r < 0 && r != -ECONNRESET)
+                log_warning_errno(r, "Failed to send a watch event, ignoring: %m");
+}
+
+static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__WatchRequest *req = REQUEST(Iommud__V1__WatchRequest, request);
+        Manager *m = userdata;
+        Watcher *w;
+        int r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        r = manager_subscribe(m, on_manager_event, w, &w->subscription);
+        if (r < 0) {
+                free(w);
+                return grpc_call_fail(call, r, r == -EUSERS ? "too many watchers; try again later" : NULL);
+        }
+        w->call = grpc_call_ref(call);
+        grpc_call_set_userdata(call, w);
+        grpc_call_set_cancel(call, on_watch_cancel, w);
+
+        r = grpc_call_send_headers(call);
+        if (r >= 0 && req->send_snapshot) {
+                Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
+                ProtoArena arena = {};
+
+                e.sequence = manager_get_sequence(m);
+                e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT;
+                e.snapshot = host_response_to_proto(&arena, manager_get_inventory(m));
+                r = send_event(w, &arena, &e);
+        }
+        if (r < 0) {
+                grpc_call_fail(call, r, NULL);
+                watcher_free(w);
+        }
+        return 0;
+}
+
+/* ---- operations (the next issue) -------------------------------------------------------------- */
+
+static int on_not_yet(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const char *path = grpc_call_get_path(call), *method = path ? strrchr(path, '/') : NULL;
+        char message[160];
+
+        snprintf(message, sizeof(message),
+                 "%s is not implemented yet: group operations and policy are the next milestone",
+                 method ? method + 1 : "this method");
+        return grpc_call_fail_status(call, GRPC_STATUS_UNIMPLEMENTED, message);
+}
+
+#define METHOD(name, kind, request_type, handler, role)                                                   \
+        { "/iommud.v1.IommuManager/" name, kind, &request_type, handler, role }
+
+static const GrpcMethod manager_methods[] = {
+        METHOD("GetHost", GRPC_METHOD_UNARY, iommud__v1__get_host_request__descriptor, on_get_host, GRPC_ROLE_READER),
+        METHOD("ListGroups", GRPC_METHOD_UNARY, iommud__v1__list_groups_request__descriptor, on_list_groups,
+               GRPC_ROLE_READER),
+        METHOD("GetGroup", GRPC_METHOD_UNARY, iommud__v1__get_group_request__descriptor, on_get_group,
+               GRPC_ROLE_READER),
+        METHOD("GetDevice", GRPC_METHOD_UNARY, iommud__v1__get_device_request__descriptor, on_get_device,
+               GRPC_ROLE_READER),
+        METHOD("ListDevices", GRPC_METHOD_UNARY, iommud__v1__list_devices_request__descriptor, on_list_devices,
+               GRPC_ROLE_READER),
+        METHOD("ListUnits", GRPC_METHOD_UNARY, iommud__v1__list_units_request__descriptor, on_list_units,
+               GRPC_ROLE_READER),
+        METHOD("Watch", GRPC_METHOD_SERVER_STREAM, iommud__v1__watch_request__descriptor, on_watch,
+               GRPC_ROLE_READER),
+        METHOD("Rescan", GRPC_METHOD_UNARY, iommud__v1__rescan_request__descriptor, on_rescan, GRPC_ROLE_OPERATOR),
+        METHOD("SetDomainType", GRPC_METHOD_UNARY, iommud__v1__set_domain_type_request__descriptor, on_not_yet,
+               GRPC_ROLE_ADMIN),
+        METHOD("PrepareGroup", GRPC_METHOD_UNARY, iommud__v1__prepare_group_request__descriptor, on_not_yet,
+               GRPC_ROLE_OPERATOR),
+        METHOD("ReleaseGroup", GRPC_METHOD_UNARY, iommud__v1__release_group_request__descriptor, on_not_yet,
+               GRPC_ROLE_OPERATOR),
+        METHOD("BlockGroup", GRPC_METHOD_UNARY, iommud__v1__block_group_request__descriptor, on_not_yet,
+               GRPC_ROLE_ADMIN),
+        METHOD("UnblockGroup", GRPC_METHOD_UNARY, iommud__v1__unblock_group_request__descriptor, on_not_yet,
+               GRPC_ROLE_ADMIN),
+        METHOD("GetPolicy", GRPC_METHOD_UNARY, iommud__v1__get_policy_request__descriptor, on_not_yet,
+               GRPC_ROLE_READER),
+        METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_not_yet, GRPC_ROLE_READER),
+        METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_not_yet,
+               GRPC_ROLE_ADMIN),
+};
+
+int svc_manager_register(GrpcServer *server, Manager *manager) {
+        return grpc_server_add_methods(server, manager_methods, ELEMENTSOF(manager_methods), manager);
+}
