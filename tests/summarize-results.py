@@ -27,7 +27,8 @@ def main():
     per_suite = collections.Counter()
     for build_dir in args.build_dirs:
         for result in read_results(build_dir):
-            suite = result.get("suite", ["?"])[0].split(":")[-1]
+            # Names read "project:suite / test".
+            suite = result["name"].split(" / ")[0].split(":")[-1]
             status = result["result"]
             if status in ("OK", "EXPECTEDFAIL"):
                 passed += 1
