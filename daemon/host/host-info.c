@@ -13,20 +13,8 @@
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
+#include "string-util.h"
 #include "strv.h"
-
-/* asprintf() returning the string or NULL: glibc leaves its out pointer undefined on failure. */
-static char *strprintf(const char *format, ...) _printf_(1, 2);
-static char *strprintf(const char *format, ...) {
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, format);
-        r = vasprintf(&s, format, ap);
-        va_end(ap);
-        return r < 0 ? NULL : s;
-}
 
 static const char *const domain_type_table[_DOMAIN_TYPE_MAX] = {
         [DOMAIN_TYPE_IDENTITY] = "identity",   [DOMAIN_TYPE_DMA] = "DMA",

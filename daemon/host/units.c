@@ -15,20 +15,8 @@
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
+#include "string-util.h"
 #include "strv.h"
-
-/* asprintf() returning the string or NULL: glibc leaves its out pointer undefined on failure. */
-static char *strprintf(const char *format, ...) _printf_(1, 2);
-static char *strprintf(const char *format, ...) {
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, format);
-        r = vasprintf(&s, format, ap);
-        va_end(ap);
-        return r < 0 ? NULL : s;
-}
 
 static const char *const unit_kind_table[_UNIT_KIND_MAX] = {
         [UNIT_KIND_OTHER] = "other",
