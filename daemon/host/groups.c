@@ -326,6 +326,9 @@ int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_e
         }
 
         for (char **name = names; *name; name++) {
+                _cleanup_(strv_freep) char **members = NULL;
+                char members_dir[64];
+                size_t n_members = 0;
                 uint32_t id;
                 Group *g;
 
@@ -334,6 +337,10 @@ int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_e
                                         "ignoring entry '%s': not a group number", *name);
                         continue;
                 }
+                /* A group without members is being freed by the kernel (its last device left). */
+                snprintf(members_dir, sizeof(members_dir), "sys/kernel/iommu_groups/%u/devices", id);
+                if (read_dir_at(roots->sysfs_fd, members_dir, &members, &n_members) >= 0 && n_members == 0)
+                        continue;
                 g = array_append(&groups, &n, sizeof(Group));
                 if (!g) {
                         groups_free(groups, n);

@@ -238,6 +238,12 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
                         group_done(&new);
                         return r;
                 }
+                /* The kernel sends the last member's remove event before it frees the group: an
+                 * empty group is one on its way out, and no event will tell us when it is gone. */
+                if (new.n_devices == 0) {
+                        group_done(&new);
+                        exists = false;
+                }
         }
 
         pos = group_position(inv, id, &found);

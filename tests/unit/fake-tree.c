@@ -103,12 +103,6 @@ void fake_tree_unlink(FakeTree *t, const char *path) {
         assert_int_equal(unlink(p), 0);
 }
 
-void fake_tree_rmdir(FakeTree *t, const char *path) {
-        _cleanup_(freep) char *p = join(t, path);
-
-        assert_int_equal(rmdir(p), 0);
-}
-
 const HostRoots *fake_tree_roots(FakeTree *t) {
         if (!t->roots)
                 assert_int_equal(host_roots_open(t->root, t->root, t->root, &t->roots), 0);

@@ -20,7 +20,6 @@ void fake_tree_write(FakeTree *t, const char *path, const char *content);
 void fake_tree_mkdir(FakeTree *t, const char *path);
 void fake_tree_symlink(FakeTree *t, const char *path, const char *target);
 void fake_tree_unlink(FakeTree *t, const char *path);
-void fake_tree_rmdir(FakeTree *t, const char *path);
 
 const HostRoots *fake_tree_roots(FakeTree *t);
 
