@@ -13,12 +13,15 @@
 
 #include "authorize.h"
 #include "build-config.h"
+#include "bus-server.h"
 #include "config.h"
 #include "grpc-server.h"
 #include "inventory.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "operations.h"
+#include "string-util.h"
 #include "roots.h"
 #include "svc-manager.h"
 
@@ -38,7 +41,10 @@ typedef struct Daemon {
         Config config;
         struct event_base *base;
         Manager *manager;
+        Operations *operations;
         GrpcServer *grpc;
+        SvcManager *svc;
+        BusServer *dbus;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
         bool stopping;
@@ -51,6 +57,7 @@ enum {
         ARG_COMPACT,
         ARG_DEBUG,
         ARG_VERSION,
+        ARG_BUS_INTROSPECT,
         ARG_CONFIG_OPTION, /* + index into config_options() */
 };
 
@@ -70,6 +77,7 @@ static void help(void) {
                "                         fixture tree): the three --*-root options at once\n"
                "  --config FILE          Settings file (default %s)\n"
                "  --debug                Log debug messages\n"
+               "  --bus-introspect       Print the D-Bus interfaces as introspection XML and exit\n"
                "  -h --help              Show this help\n"
                "     --version           Show the version\n"
                "\n"
@@ -97,6 +105,7 @@ static struct option *build_long_options(void) {
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "bus-introspect", no_argument, NULL, ARG_BUS_INTROSPECT },
         };
         const ConfigOption *options;
         struct option *all;
@@ -143,6 +152,10 @@ static int parse_argv(int argc, char *argv[], Arguments *args) {
                         return 0;
                 case ARG_VERSION:
                         printf("iommud %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_BUS_INTROSPECT:
+                        if (bus_server_print_introspection(stdout) < 0)
+                                return log_error_errno(EIO, "Failed to write the introspection XML: %m");
                         return 0;
                 case '?':
                         fprintf(stderr, "Try 'iommud --help'.\n");
@@ -325,19 +338,23 @@ static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
         d->stopping = true;
         log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
+        svc_manager_end_watches(d->svc);
         if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
                 event_base_loopexit(d->base, NULL);
 }
 
-static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
+/* SIGHUP and the D-Bus Reload method. */
+static int reload_settings(void *userdata) {
         Daemon *d = userdata;
         Config new;
+        int r;
 
         (void)sd_notify(false, "RELOADING=1");
-        if (load_config(d->args, &new) < 0) {
+        r = load_config(d->args, &new);
+        if (r < 0) {
                 log_error("Reloading the settings failed; keeping the current ones.");
                 (void)sd_notify(false, "READY=1");
-                return;
+                return r;
         }
         /* Roles and limits take effect per call; listeners and roots need a restart. */
         if (strcmp(new.sysfs_root, d->config.sysfs_root) != 0 ||
@@ -345,8 +362,14 @@ static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
                 log_notice("Roots changed in the settings; they take effect at the next start.");
         config_done(&d->config);
         d->config = new;
+        svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
         (void)sd_notify(false, "READY=1");
+        return 0;
+}
+
+static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
+        (void)reload_settings(userdata);
 }
 
 static void on_sigusr1(evutil_socket_t fd, short what, void *userdata) {
@@ -423,6 +446,43 @@ static int start_listeners(Daemon *d) {
         return 0;
 }
 
+/* Recovers what a crash left half done, before any client is served. */
+static int start_operations(Daemon *d) {
+        _cleanup_(freep) char *journal_dir = strprintf("%s/journal", d->config.runtime_directory);
+        const char *fault = getenv("IOMMUD_FAULT_AFTER_STEP");
+        OperationsOptions options = {
+                .journal_dir = journal_dir,
+                .state_dir = d->config.state_directory,
+                .timeout_sec = d->config.limits.operation_timeout_sec,
+                .max_queued = d->config.limits.max_queued_operations,
+                /* Test hook for crash recovery: the daemon kills itself after that step. */
+                .fault_after_step = fault ? (unsigned)atoi(fault) : 0,
+        };
+
+        if (!journal_dir)
+                return log_oom();
+        return operations_new(d->base, d->manager, &options, &d->operations);
+}
+
+/* DBus= unset means "the system bus if it is there": a host without dbus-daemon still gets gRPC.
+ * A bus named explicitly must work. */
+static int start_dbus(Daemon *d) {
+        const char *bus = d->config.dbus ?: "system";
+        int r;
+
+        if (strcmp(bus, "none") == 0)
+                return 0;
+        r = bus_server_new(d->base, d->manager, &d->config, bus, reload_settings, d, &d->dbus);
+        if (r < 0 && !d->config.dbus) {
+                log_warning_errno(r, "Cannot serve on the system D-Bus, continuing without D-Bus: %m");
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve on D-Bus (%s): %m", bus);
+        log_info("Serving org.iommud1 on the %s bus.", bus);
+        return 0;
+}
+
 static int run_daemon(Daemon *d) {
         ManagerOptions options = {
                 .sysfs_root = d->config.sysfs_root,
@@ -445,6 +505,10 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
 
+        r = start_operations(d);
+        if (r < 0)
+                return r;
+
         grpc_limits_default(&limits);
         limits.max_connections = d->config.limits.max_connections;
         limits.max_streams = d->config.limits.max_streams;
@@ -455,11 +519,14 @@ static int run_daemon(Daemon *d) {
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
-                r = svc_manager_register(d->grpc, d->manager);
+                r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the gRPC services: %m");
 
         r = start_listeners(d);
+        if (r < 0)
+                return r;
+        r = start_dbus(d);
         if (r < 0)
                 return r;
 
@@ -494,7 +561,11 @@ static void daemon_done(Daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])
                         event_free(*events[i]);
+        /* Queued operations are cancelled first: their replies go to calls the server still knows. */
+        operations_free(d->operations);
         grpc_server_free(d->grpc);
+        bus_server_free(d->dbus);
+        svc_manager_free(d->svc);
         manager_free(d->manager);
         if (d->base)
                 event_base_free(d->base);

@@ -1,10 +1,9 @@
-/* The daemon's settings: one option table, strict value parsers, the INI reader and cross-checks. */
+/* The daemon's settings: one option table, strict value parsers, the INI file handlers and cross-checks. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
@@ -16,6 +15,7 @@
 #include <strings.h>
 #include <sys/un.h>
 
+#include "ini-reader.h"
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
@@ -76,6 +76,17 @@ static int parse_unix_socket(Config *c, const ConfigOption *o, const char *value
         if (*value && strlen(value) > max)
                 return log_invalid(origin, o, value, "a socket path can have at most %zu characters", max);
         return parse_path_or_empty(c, o, value, origin);
+}
+
+/* "system", "session", "none", or a D-Bus address ("unix:path=/run/bus", "unix:abstract=x,guid=..."). */
+static int parse_dbus(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        const char *colon = strchr(value, ':');
+
+        if (strcmp(value, "system") != 0 && strcmp(value, "session") != 0 && strcmp(value, "none") != 0 &&
+            !(colon && colon > value && strchr(colon, '=')))
+                return log_invalid(origin, o, value,
+                                   "expected system, session, none or a D-Bus address such as unix:path=/run/bus");
+        return set_string(FIELD(c, o, char *), value);
 }
 
 static int parse_bool_option(Config *c, const ConfigOption *o, const char *value, const char *origin) {
@@ -410,6 +421,9 @@ static const ConfigOption options[] = {
                "Intent journal and runtime files (default: /run/iommud)", parse_path, runtime_directory),
         OPTION("Daemon", "Udev", "udev", "BOOL", "Follow device changes through udev (default: yes)",
                parse_bool_option, udev),
+        OPTION("Daemon", "DBus", "dbus", "BUS",
+               "D-Bus: system, session, none or an address (default: system, skipped when it is not running)",
+               parse_dbus, dbus),
 
         OPTION("Listen", "Unix", "unix-socket", "PATH",
                "gRPC on a Unix socket; empty: none (default: /run/iommud/iommud.sock)", parse_unix_socket,
@@ -518,6 +532,7 @@ void config_done(Config *c) {
         free(c->state_directory);
         free(c->runtime_directory);
         free(c->unix_socket);
+        free(c->dbus);
         strv_free(c->tls_listen);
         free(c->insecure_tcp);
         free(c->tls_certificate);
@@ -549,111 +564,41 @@ int config_set(Config *c, const char *section, const char *key, const char *valu
         return o->parse(c, o, value, origin);
 }
 
-#define SYNTAX_ERROR "syntax error: expected [Section], Key=Value, or a comment starting with # or ;"
-
 typedef struct ParseState {
         Config *config;
         const char *path;
-        FILE *file;
-        unsigned line;
-        char *section;            /* name in the last "[...]" line, already checked */
-        unsigned first_inih_error; /* first line we reported that inih also counts as an error; 0: none */
-        int error;
 } ParseState;
 
-static void parse_state_fail(ParseState *st, int error, bool inih_error) {
-        /* Out of memory wins over a bad value: the file may well be fine. */
-        if (st->error != -ENOMEM)
-                st->error = error;
-        if (inih_error && st->first_inih_error == 0)
-                st->first_inih_error = st->line;
-}
-
-/* inih's reader callback (fgets-like). It exists because the distribution's inih does not pass line
- * numbers to the handler: we count lines here. It also reports what inih only counts or gets wrong:
- * syntax errors (inih returns just the first error's line), over-long lines (inih would parse their
- * tail as a line of its own) and unknown sections without keys (inih calls back only for keys). */
-static char *on_ini_read_line(char *buf, int size, void *userdata) {
+static int on_ini_section(void *userdata, const char *name, unsigned line) {
         ParseState *st = userdata;
-        const char *s = buf;
-        size_t len;
 
-        if (!fgets(buf, size, st->file))
-                return NULL;
-        st->line++;
-
-        len = strlen(buf);
-        if (len > 0 && buf[len - 1] != '\n') {
-                int ch = fgetc(st->file);
-
-                if (ch != EOF && ch != '\n') {
-                        while (ch != EOF && ch != '\n')
-                                ch = fgetc(st->file);
-                        log_error("%s:%u: line is longer than %d characters; split it (list options append)",
-                                  st->path, st->line, size - 3);
-                        parse_state_fail(st, -EINVAL, false);
-                        /* An empty line in its place, so nothing of it is applied. */
-                        strcpy(buf, "\n");
-                        return buf;
-                }
-        }
-
-        if (st->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) /* inih skips a UTF-8 BOM */
-                s += 3;
-
-        /* Indented lines are left to inih: after a key they continue its value. */
-        if (s[0] == '[') {
-                const char *end = strchr(s, ']');
-                char *name;
-
-                if (!end) {
-                        log_error("%s:%u: syntax error: section header without ']'", st->path, st->line);
-                        parse_state_fail(st, -EINVAL, true);
-                        return buf;
-                }
-                name = strndup(s + 1, end - s - 1);
-                if (!name) {
-                        parse_state_fail(st, log_oom(), false);
-                        return buf;
-                }
-                free(st->section);
-                st->section = name;
-                if (!section_is_known(name)) {
-                        log_error("%s:%u: unknown section [%s]", st->path, st->line, name);
-                        parse_state_fail(st, -EINVAL, false);
-                }
-        } else if (s[0] && !strchr(" \t\r\n;#", s[0]) && !strpbrk(s, "=:")) {
-                log_error("%s:%u: " SYNTAX_ERROR, st->path, st->line);
-                parse_state_fail(st, -EINVAL, true);
-        }
-        return buf;
+        if (!section_is_known(name))
+                return log_error_errno(EINVAL, "%s:%u: unknown section [%s]", st->path, line, name);
+        return 0;
 }
 
-static int on_ini_key(void *userdata, const char *section, const char *key, const char *value) {
+static int on_ini_key(void *userdata, const char *section, const char *key, const char *value, unsigned line) {
         ParseState *st = userdata;
         _cleanup_(freep) char *origin = NULL;
-        int r;
 
-        if (!section_is_known(section)) {
-                if (!*section)
-                        log_error("%s:%u: %s= is outside of any section", st->path, st->line, key);
-                else if (!st->section || strcmp(st->section, section) != 0)
-                        log_error("%s:%u: unknown section [%s]", st->path, st->line, section);
-                /* else: reported at the section's own line */
-                r = -EINVAL;
-        } else if (asprintf(&origin, "%s:%u", st->path, st->line) < 0)
-                r = log_oom();
-        else
-                r = config_set(st->config, section, key, value, origin);
+        if (asprintf(&origin, "%s:%u", st->path, line) < 0)
+                return log_oom();
+        return config_set(st->config, section, key, value, origin);
+}
 
-        if (r < 0) {
-                parse_state_fail(st, r, true);
-                return 0;
-        }
-        return 1;
+static void on_ini_error(void *userdata, unsigned line, const char *message) {
+        ParseState *st = userdata;
+
+        log_error("%s:%u: %s", st->path, line, message);
 }
 
 int config_load_file(Config *c, const char *path, bool must_exist) {
+        static const IniHandler handler = {
+                .on_section = on_ini_section,
+                .on_key = on_ini_key,
+                .on_error = on_ini_error,
+                .long_line_hint = "; split it (list options append)",
+        };
         _cleanup_(fclosep) FILE *f = NULL;
         ParseState st = { .config = c, .path = path };
         int r;
@@ -666,23 +611,13 @@ int config_load_file(Config *c, const char *path, bool must_exist) {
                 }
                 return log_error_errno(errno, "Failed to open configuration file %s: %m", path);
         }
-        st.file = f;
 
-        r = ini_parse_stream(on_ini_read_line, &st, on_ini_key, &st);
-        free(st.section);
-        if (r < 0)
-                return log_oom(); /* -2: inih could not allocate its line buffer (heap builds only) */
-        if (ferror(f))
+        r = ini_read(f, &handler, &st);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r == -EIO)
                 return log_error_errno(EIO, "Failed to read configuration file %s: %m", path);
-
-        /* inih returns the first line it rejected. If we did not report that line, it is a syntax
-         * error our reader's quick check missed (such as "Key ; a=b": inih cuts the comment first). */
-        if (r > 0 && (st.first_inih_error == 0 || (unsigned)r < st.first_inih_error)) {
-                log_error("%s:%d: " SYNTAX_ERROR, path, r);
-                if (st.error == 0)
-                        st.error = -EINVAL;
-        }
-        return st.error;
+        return r;
 }
 
 static void log_option_problem(const char *section, const char *key, const char *problem) {

@@ -53,6 +53,7 @@ typedef struct Config {
         char *state_directory;        /* StateDirectory=/var/lib/iommud */
         char *runtime_directory;      /* RuntimeDirectory=/run/iommud */
         bool udev;                    /* Udev=yes */
+        char *dbus;                   /* DBus=system|session|none|ADDRESS; NULL: the system bus if it is there */
 
         /* [Listen] */
         char *unix_socket;   /* Unix=/run/iommud/iommud.sock, NULL: no Unix socket */

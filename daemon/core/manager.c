@@ -43,6 +43,10 @@ uint64_t manager_get_sequence(const Manager *m) {
         return m->sequence;
 }
 
+const HostRoots *manager_get_roots(const Manager *m) {
+        return m->roots;
+}
+
 unsigned manager_n_subscribers(const Manager *m) {
         return m->n_subscribers;
 }
@@ -96,6 +100,10 @@ int manager_rescan(Manager *m, unsigned *ret_n_changes) {
         if (ret_n_changes)
                 *ret_n_changes = m->n_changes;
         return 0;
+}
+
+int manager_refresh_device(Manager *m, const char *address) {
+        return inventory_refresh_device(m->reader, m->inventory, address, on_inventory_change, m);
 }
 
 void manager_handle_uevent(Manager *m, int subsystem, const char *action, const char *sysname) {

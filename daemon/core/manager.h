@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "inventory.h"
+#include "roots.h"
 
 struct event_base;
 
@@ -43,6 +44,12 @@ uint64_t manager_get_sequence(const Manager *m);
 
 /* Re-reads all roots and publishes only the differences. *ret_n_changes (may be NULL) says how many. */
 int manager_rescan(Manager *m, unsigned *ret_n_changes);
+
+/* The roots the manager reads (and operations write). */
+const HostRoots *manager_get_roots(const Manager *m);
+
+/* Re-reads one device and its groups now and publishes the differences (after an operation). */
+int manager_refresh_device(Manager *m, const char *address);
 
 /* The udev event handler, public so that tests can feed events without udev. */
 void manager_handle_uevent(Manager *m, int subsystem, const char *action, const char *sysname);

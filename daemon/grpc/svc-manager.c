@@ -10,10 +10,25 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "operations.h"
 #include "query.h"
+#include "string-util.h"
+#include "strv.h"
 #include "svc-convert.h"
 
 #define REQUEST(type, r) ((const type *)(r))
+
+typedef struct Watcher Watcher;
+
+struct SvcManager {
+        Manager *manager;
+        Operations *operations;
+        GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
+        void *authorize_userdata;
+        Watcher *watchers; /* open Watch streams, ended at shutdown */
+};
+
+#define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
 
 static int reply_arena(GrpcCall *call, ProtoArena *arena, const ProtobufCMessage *msg) {
         int r;
@@ -33,8 +48,34 @@ static int fail_with_message(GrpcCall *call, int error, char *message) {
         return r;
 }
 
+/* A group with what iommud holds of it: core's state and owner. */
+static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const Inventory *inv, const Group *g,
+                                           bool with_devices) {
+        static const Iommud__V1__GroupState states[] = {
+                [GROUP_HOST] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_HOST,
+                [GROUP_VFIO_READY] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY,
+                [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
+                [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
+        };
+        Iommud__V1__Group *p = group_to_proto(a, inv, g, with_devices);
+        const char *owner = NULL;
+
+        if (!p || !svc->operations)
+                return p;
+        p->state = states[operations_group_state(svc->operations, g, &owner)];
+        if (owner) {
+                p->owner = proto_arena_alloc(a, sizeof(*p->owner));
+                if (p->owner) {
+                        *p->owner = (Iommud__V1__Owner)IOMMUD__V1__OWNER__INIT;
+                        p->owner->kind = (char *)"client";
+                        p->owner->client = (char *)owner;
+                }
+        }
+        return p;
+}
+
 static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
-        Manager *m = userdata;
+        Manager *m = MANAGER(userdata);
         ProtoArena arena = {};
         Iommud__V1__GetHostResponse *resp = host_response_to_proto(&arena, manager_get_inventory(m));
 
@@ -44,7 +85,7 @@ static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *us
 static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__ListGroupsRequest *req = REQUEST(Iommud__V1__ListGroupsRequest, request);
         Iommud__V1__ListGroupsResponse resp = IOMMUD__V1__LIST_GROUPS_RESPONSE__INIT;
-        const Inventory *inv = manager_get_inventory(userdata);
+        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
         ProtoArena arena = {};
         char *message = NULL;
         GroupFilter filter = {
@@ -70,27 +111,27 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
                 resp.groups = proto_arena_alloc(&arena, inv->n_groups * sizeof(*resp.groups));
         for (size_t i = 0; resp.groups && i < inv->n_groups; i++)
                 if (group_filter_match(&filter, inv, &inv->groups[i]))
-                        resp.groups[resp.n_groups++] = group_to_proto(&arena, inv, &inv->groups[i], true);
+                        resp.groups[resp.n_groups++] = group_with_state(userdata, &arena, inv, &inv->groups[i], true);
 
         return reply_arena(call, &arena, &resp.base);
 }
 
 static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__GetGroupRequest *req = REQUEST(Iommud__V1__GetGroupRequest, request);
-        const Inventory *inv = manager_get_inventory(userdata);
+        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
         const Group *g = inventory_find_group(inv, req->id);
         ProtoArena arena = {};
         Iommud__V1__Group *resp;
 
         if (!g)
                 return fail_with_message(call, -ENOENT, describe_missing_group(inv, req->id));
-        resp = group_to_proto(&arena, inv, g, true);
+        resp = group_with_state(userdata, &arena, inv, g, true);
         return reply_arena(call, &arena, resp ? &resp->base : NULL);
 }
 
 static int on_get_device(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__GetDeviceRequest *req = REQUEST(Iommud__V1__GetDeviceRequest, request);
-        const Inventory *inv = manager_get_inventory(userdata);
+        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
         ProtoArena arena = {};
         Iommud__V1__Device *resp;
         const Device *d;
@@ -112,7 +153,7 @@ static int on_get_device(GrpcCall *call, const ProtobufCMessage *request, void *
 
 static int on_list_devices(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         Iommud__V1__ListDevicesResponse resp = IOMMUD__V1__LIST_DEVICES_RESPONSE__INIT;
-        const Inventory *inv = manager_get_inventory(userdata);
+        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
         ProtoArena arena = {};
 
         if (inv->n_devices > 0)
@@ -124,7 +165,7 @@ static int on_list_devices(GrpcCall *call, const ProtobufCMessage *request, void
 
 static int on_list_units(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         Iommud__V1__ListUnitsResponse resp = IOMMUD__V1__LIST_UNITS_RESPONSE__INIT;
-        const Inventory *inv = manager_get_inventory(userdata);
+        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
         ProtoArena arena = {};
 
         if (inv->n_units > 0)
@@ -136,7 +177,7 @@ static int on_list_units(GrpcCall *call, const ProtobufCMessage *request, void *
 
 static int on_rescan(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         Iommud__V1__RescanResponse resp = IOMMUD__V1__RESCAN_RESPONSE__INIT;
-        Manager *m = userdata;
+        Manager *m = MANAGER(userdata);
         unsigned n;
         int r;
 
@@ -150,12 +191,20 @@ static int on_rescan(GrpcCall *call, const ProtobufCMessage *request, void *user
 
 /* ---- Watch ------------------------------------------------------------------------------------ */
 
-typedef struct Watcher {
+struct Watcher {
+        SvcManager *svc;
         GrpcCall *call;
         ManagerSubscription *subscription;
-} Watcher;
+        Watcher *prev, *next;
+};
 
 static void watcher_free(Watcher *w) {
+        if (w->prev)
+                w->prev->next = w->next;
+        else
+                w->svc->watchers = w->next;
+        if (w->next)
+                w->next->prev = w->prev;
         manager_subscription_free(w->subscription);
         grpc_call_set_userdata(w->call, NULL);
         grpc_call_unref(w->call);
@@ -260,19 +309,26 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
 
 static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__WatchRequest *req = REQUEST(Iommud__V1__WatchRequest, request);
-        Manager *m = userdata;
+        SvcManager *svc = userdata;
+        Manager *m = svc->manager;
         Watcher *w;
         int r;
 
         w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
+        w->svc = svc;
+        w->next = svc->watchers;
+        if (w->next)
+                w->next->prev = w;
+        svc->watchers = w;
+        w->call = grpc_call_ref(call);
         r = manager_subscribe(m, on_manager_event, w, &w->subscription);
         if (r < 0) {
-                free(w);
-                return grpc_call_fail(call, r, r == -EUSERS ? "too many watchers; try again later" : NULL);
+                grpc_call_fail(call, r, r == -EUSERS ? "too many watchers; try again later" : NULL);
+                watcher_free(w);
+                return 0;
         }
-        w->call = grpc_call_ref(call);
         grpc_call_set_userdata(call, w);
         grpc_call_set_cancel(call, on_watch_cancel, w);
 
@@ -293,14 +349,161 @@ static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userd
         return 0;
 }
 
-/* ---- operations (the next issue) -------------------------------------------------------------- */
+/* ---- operations ------------------------------------------------------------------------------- */
+
+typedef struct OperationCall {
+        SvcManager *svc;
+        GrpcCall *call;
+        bool dry_run;
+} OperationCall;
+
+static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
+        Iommud__V1__OperationResult resp = IOMMUD__V1__OPERATION_RESULT__INIT;
+        OperationCall *oc = userdata;
+        const Inventory *inv = manager_get_inventory(oc->svc->manager);
+        const Group *g = inventory_find_group(inv, outcome->group);
+        ProtoArena arena = {};
+
+        if (outcome->error < 0)
+                (void)grpc_call_fail(oc->call, outcome->error, outcome->message);
+        else {
+                resp.operation_id = outcome->id;
+                resp.steps = outcome->steps;
+                resp.n_steps = strv_length(outcome->steps);
+                resp.dry_run = oc->dry_run;
+                /* After a release or an unplug the group may be gone: the steps still tell. */
+                if (g)
+                        resp.group = group_with_state(oc->svc, &arena, inv, g, true);
+                (void)reply_arena(oc->call, &arena, &resp.base);
+        }
+        proto_arena_done(&arena);
+        grpc_call_unref(oc->call);
+        free(oc);
+}
+
+/* Group by number, or by a member's address when the request names a device instead. */
+static int resolve_group(const Inventory *inv, uint32_t group, const char *device, unsigned *ret,
+                         char **ret_message) {
+        char address[16];
+        const Device *d;
+
+        if (!device || !*device) {
+                *ret = group;
+                return 0;
+        }
+        if (pci_address_normalize(device, address) < 0) {
+                *ret_message = strprintf("'%s' is not a PCI address (expected DDDD:BB:SS.F, e.g. 0000:01:00.0)", device);
+                return -EINVAL;
+        }
+        d = inventory_find_device(inv, address);
+        if (!d) {
+                *ret_message = describe_missing_device(inv, address);
+                return -ENOENT;
+        }
+        if (d->group < 0) {
+                *ret_message = strprintf("%s is in no IOMMU group: the IOMMU does not translate it", address);
+                return -ENODEV;
+        }
+        *ret = (unsigned)d->group;
+        return 0;
+}
+
+static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
+        const GrpcPeer *peer = grpc_call_get_peer(call);
+        char *message = NULL;
+        OperationCall *oc;
+        int r;
+
+        if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
+                return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
+        req->client = peer ? peer->description : NULL;
+
+        oc = calloc(1, sizeof(*oc));
+        if (!oc)
+                return -ENOMEM;
+        oc->svc = svc;
+        oc->call = grpc_call_ref(call);
+        oc->dry_run = req->dry_run;
+        r = operations_start(svc->operations, req, on_operation_done, oc, &message);
+        if (r < 0) {
+                grpc_call_unref(oc->call);
+                free(oc);
+                return fail_with_message(call, r, message);
+        }
+        return 0;
+}
+
+static int on_set_domain_type(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__SetDomainTypeRequest *req = REQUEST(Iommud__V1__SetDomainTypeRequest, request);
+        OperationRequest op = {
+                .kind = OPERATION_SET_DOMAIN_TYPE,
+                .group = req->group,
+                .type = req->type,
+                .force = req->force,
+                .dry_run = req->dry_run,
+        };
+
+        return start_operation(call, userdata, &op);
+}
+
+static int on_prepare_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__PrepareGroupRequest *req = REQUEST(Iommud__V1__PrepareGroupRequest, request);
+        SvcManager *svc = userdata;
+        OperationRequest op = {
+                .kind = OPERATION_PREPARE,
+                .owner = req->owner && *req->owner ? req->owner : NULL,
+                .force = req->force,
+                .dry_run = req->dry_run,
+        };
+        char *message = NULL;
+        int r;
+
+        r = resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
+        if (r < 0)
+                return fail_with_message(call, r, message);
+        return start_operation(call, svc, &op);
+}
+
+static int on_release_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__ReleaseGroupRequest *req = REQUEST(Iommud__V1__ReleaseGroupRequest, request);
+        SvcManager *svc = userdata;
+        OperationRequest op = { .kind = OPERATION_RELEASE, .dry_run = req->dry_run };
+        char *message = NULL;
+        int r;
+
+        r = resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
+        if (r < 0)
+                return fail_with_message(call, r, message);
+        return start_operation(call, svc, &op);
+}
+
+static int on_block_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__BlockGroupRequest *req = REQUEST(Iommud__V1__BlockGroupRequest, request);
+        OperationRequest op = {
+                .kind = OPERATION_BLOCK,
+                .group = req->group,
+                .force = req->force,
+                .dry_run = req->dry_run,
+        };
+
+        return start_operation(call, userdata, &op);
+}
+
+static int on_unblock_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__UnblockGroupRequest *req = REQUEST(Iommud__V1__UnblockGroupRequest, request);
+        OperationRequest op = { .kind = OPERATION_UNBLOCK, .group = req->group, .dry_run = req->dry_run };
+
+        return start_operation(call, userdata, &op);
+}
+
+/* ---- policy (the next milestone) ------------------------------------------------------------- */
 
 static int on_not_yet(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const char *path = grpc_call_get_path(call), *method = path ? strrchr(path, '/') : NULL;
         char message[160];
 
         snprintf(message, sizeof(message),
-                 "%s is not implemented yet: group operations and policy are the next milestone",
+                 "%s is not implemented yet: policy files and the planner are the next milestone",
                  method ? method + 1 : "this method");
         return grpc_call_fail_status(call, GRPC_STATUS_UNIMPLEMENTED, message);
 }
@@ -323,15 +526,15 @@ static const GrpcMethod manager_methods[] = {
         METHOD("Watch", GRPC_METHOD_SERVER_STREAM, iommud__v1__watch_request__descriptor, on_watch,
                GRPC_ROLE_READER),
         METHOD("Rescan", GRPC_METHOD_UNARY, iommud__v1__rescan_request__descriptor, on_rescan, GRPC_ROLE_OPERATOR),
-        METHOD("SetDomainType", GRPC_METHOD_UNARY, iommud__v1__set_domain_type_request__descriptor, on_not_yet,
-               GRPC_ROLE_ADMIN),
-        METHOD("PrepareGroup", GRPC_METHOD_UNARY, iommud__v1__prepare_group_request__descriptor, on_not_yet,
+        METHOD("SetDomainType", GRPC_METHOD_UNARY, iommud__v1__set_domain_type_request__descriptor,
+               on_set_domain_type, GRPC_ROLE_ADMIN),
+        METHOD("PrepareGroup", GRPC_METHOD_UNARY, iommud__v1__prepare_group_request__descriptor, on_prepare_group,
                GRPC_ROLE_OPERATOR),
-        METHOD("ReleaseGroup", GRPC_METHOD_UNARY, iommud__v1__release_group_request__descriptor, on_not_yet,
+        METHOD("ReleaseGroup", GRPC_METHOD_UNARY, iommud__v1__release_group_request__descriptor, on_release_group,
                GRPC_ROLE_OPERATOR),
-        METHOD("BlockGroup", GRPC_METHOD_UNARY, iommud__v1__block_group_request__descriptor, on_not_yet,
+        METHOD("BlockGroup", GRPC_METHOD_UNARY, iommud__v1__block_group_request__descriptor, on_block_group,
                GRPC_ROLE_ADMIN),
-        METHOD("UnblockGroup", GRPC_METHOD_UNARY, iommud__v1__unblock_group_request__descriptor, on_not_yet,
+        METHOD("UnblockGroup", GRPC_METHOD_UNARY, iommud__v1__unblock_group_request__descriptor, on_unblock_group,
                GRPC_ROLE_ADMIN),
         METHOD("GetPolicy", GRPC_METHOD_UNARY, iommud__v1__get_policy_request__descriptor, on_not_yet,
                GRPC_ROLE_READER),
@@ -340,6 +543,56 @@ static const GrpcMethod manager_methods[] = {
                GRPC_ROLE_ADMIN),
 };
 
-int svc_manager_register(GrpcServer *server, Manager *manager) {
-        return grpc_server_add_methods(server, manager_methods, ELEMENTSOF(manager_methods), manager);
+int svc_manager_new(GrpcServer *server, Manager *manager, Operations *operations, GrpcAuthorizeFunc authorize,
+                    void *authorize_userdata, SvcManager **ret) {
+        SvcManager *svc;
+        int r;
+
+        svc = calloc(1, sizeof(*svc));
+        if (!svc)
+                return -ENOMEM;
+        svc->manager = manager;
+        svc->operations = operations;
+        svc->authorize = authorize;
+        svc->authorize_userdata = authorize_userdata;
+        r = grpc_server_add_methods(server, manager_methods, ELEMENTSOF(manager_methods), svc);
+        if (r < 0) {
+                free(svc);
+                return r;
+        }
+        *ret = svc;
+        return 0;
+}
+
+void svc_manager_end_watches(SvcManager *svc) {
+        /* A Watch never ends by itself; without this a graceful shutdown would wait out its drain
+         * time for every open stream. */
+        while (svc->watchers) {
+                Watcher *w = svc->watchers;
+
+                grpc_call_fail(w->call, -ESHUTDOWN, "iommud is shutting down; watch again when it is back");
+                watcher_free(w);
+        }
+}
+
+void svc_manager_recheck_watches(SvcManager *svc, GrpcAuthorizeFunc authorize, void *userdata) {
+        for (Watcher *w = svc->watchers, *next; w; w = next) {
+                const GrpcPeer *peer = grpc_call_get_peer(w->call);
+
+                next = w->next;
+                if (peer && authorize(peer, userdata) >= GRPC_ROLE_READER)
+                        continue;
+                grpc_call_fail_status(w->call, GRPC_STATUS_PERMISSION_DENIED,
+                                      "Watch requires role reader, which the reloaded settings no longer give");
+                watcher_free(w);
+        }
+}
+
+SvcManager *svc_manager_free(SvcManager *svc) {
+        if (!svc)
+                return NULL;
+        while (svc->watchers)
+                watcher_free(svc->watchers);
+        free(svc);
+        return NULL;
 }

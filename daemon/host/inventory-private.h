@@ -35,6 +35,3 @@ void inventory_count_errors(Inventory *inv);
 /* Whether the string is a PCI address as sysfs names devices: "0000:00:1f.3". */
 bool pci_address_is_valid(const char *s);
 
-/* A driver that may stay bound while VFIO uses the group: vfio-pci, its variants, pci-stub, pcieport
- * (the kernel's driver_managed_dma drivers). */
-bool driver_is_dma_managed(const char *driver);

@@ -179,6 +179,10 @@ typedef struct Device {
         ItemErrors errors;
 } Device;
 
+/* A driver that may stay bound while VFIO uses the group: vfio-pci, its variants, pci-stub, pcieport
+ * (the kernel's driver_managed_dma drivers). */
+bool driver_is_dma_managed(const char *driver);
+
 /* ---- groups ---------------------------------------------------------------------------------- */
 
 typedef struct ReservedRegion {

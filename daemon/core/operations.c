@@ -1,0 +1,848 @@
+/* Group operations: the checks, the steps, the records of what iommud holds, and completion. */
+#include "operations.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "fileio.h"
+#include "host-use.h"
+#include "log.h"
+#include "macro.h"
+#include "string-util.h"
+#include "strv.h"
+#include "transaction.h"
+
+#define VFIO_DRIVER "vfio-pci"
+/* driver_override with a name no driver has: nothing binds (KERNEL.md §4.1). */
+#define NO_DRIVER "none"
+
+/* What iommud holds for a group, kept in <state_dir>/groups/ so it survives restarts and reboots. */
+typedef struct MemberRecord {
+        char *address;
+        int32_t vendor_id, device_id;
+        char *driver;   /* bound before iommud took it; NULL: none */
+        char *override; /* driver_override before; NULL: none */
+} MemberRecord;
+
+typedef struct GroupRecord {
+        GroupStateKind state; /* GROUP_VFIO_READY or GROUP_BLOCKED */
+        unsigned group;
+        char *owner;
+        MemberRecord *members;
+        size_t n_members;
+} GroupRecord;
+
+typedef struct Pending {
+        Operations *ops;
+        OperationRequest request; /* strings owned by the Pending */
+        uint64_t id;
+        GroupRecord *record; /* the record to store on success (prepare, block) */
+        OperationDoneFunc done;
+        void *userdata;
+        char **steps;
+} Pending;
+
+struct Operations {
+        Manager *manager;
+        Executor *executor;
+        char *journal_dir;
+        char *records_dir;
+        unsigned timeout_sec;
+        unsigned fault_after_step;
+        uint64_t next_id;
+        GroupRecord *records;
+        size_t n_records;
+        unsigned *busy; /* group ids with an operation in flight */
+        size_t n_busy;
+};
+
+static const char *const operation_names[_OPERATION_KIND_MAX] = {
+        [OPERATION_SET_DOMAIN_TYPE] = "SetDomainType", [OPERATION_PREPARE] = "PrepareGroup",
+        [OPERATION_RELEASE] = "ReleaseGroup",          [OPERATION_BLOCK] = "BlockGroup",
+        [OPERATION_UNBLOCK] = "UnblockGroup",
+};
+
+const char *operation_kind_to_string(OperationKind k) {
+        return k < _OPERATION_KIND_MAX ? operation_names[k] : NULL;
+}
+
+const char *group_state_to_string(GroupStateKind s) {
+        switch (s) {
+        case GROUP_VFIO_READY:
+                return "vfio-ready";
+        case GROUP_BLOCKED:
+                return "blocked";
+        case GROUP_TRANSITIONING:
+                return "transitioning";
+        default:
+                return "host";
+        }
+}
+
+/* ---- records ------------------------------------------------------------------------------------ */
+
+static void group_record_done(GroupRecord *r) {
+        FOREACH_ARRAY(m, r->members, r->n_members) {
+                free(m->address);
+                free(m->driver);
+                free(m->override);
+        }
+        free(r->members);
+        free(r->owner);
+        *r = (GroupRecord){};
+}
+
+static GroupRecord *group_record_free(GroupRecord *r) {
+        if (r) {
+                group_record_done(r);
+                free(r);
+        }
+        return NULL;
+}
+
+/* Records are named by the group's first member: group numbers move, addresses rarely do. */
+static char *record_path(const Operations *ops, const GroupRecord *r) {
+        return strprintf("%s/%s.json", ops->records_dir, r->n_members > 0 ? r->members[0].address : "empty");
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static int record_save(const Operations *ops, const GroupRecord *r) {
+        _cleanup_(freep) char *path = record_path(ops, r), *tmp = NULL;
+        json_object *o = json_object_new_object(), *members = json_object_new_array();
+        int k;
+
+        json_object_object_add(o, "state", json_object_new_string(group_state_to_string(r->state)));
+        json_object_object_add(o, "group", json_object_new_int((int)r->group));
+        json_object_object_add(o, "owner", json_string_or_null(r->owner));
+        FOREACH_ARRAY(m, r->members, r->n_members) {
+                json_object *member = json_object_new_object();
+
+                json_object_object_add(member, "address", json_object_new_string(m->address));
+                json_object_object_add(member, "vendor_id", json_object_new_int(m->vendor_id));
+                json_object_object_add(member, "device_id", json_object_new_int(m->device_id));
+                json_object_object_add(member, "driver", json_string_or_null(m->driver));
+                json_object_object_add(member, "driver_override", json_string_or_null(m->override));
+                json_object_array_add(members, member);
+        }
+        json_object_object_add(o, "members", members);
+
+        tmp = path ? strprintf("%s.tmp", path) : NULL;
+        if (!tmp) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
+        k = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY);
+        json_object_put(o);
+        if (k < 0 || rename(tmp, path) < 0)
+                return log_error_errno(errno ?: EIO, "Failed to store %s: %m", path);
+        return 0;
+}
+
+static void record_remove(const Operations *ops, const GroupRecord *r) {
+        _cleanup_(freep) char *path = record_path(ops, r);
+
+        if (path && unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(errno, "Failed to remove %s, ignoring: %m", path);
+}
+
+static const char *json_get_string(json_object *o, const char *key) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : NULL;
+}
+
+static int json_get_int(json_object *o, const char *key, int fallback) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : fallback;
+}
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+static int record_load(const char *path, GroupRecord *ret) {
+        GroupRecord r = {};
+        json_object *o, *members;
+        const char *state;
+
+        o = json_object_from_file(path);
+        if (!o)
+                return -EBADMSG;
+        state = json_get_string(o, "state");
+        r.state = state && streq(state, "blocked") ? GROUP_BLOCKED : GROUP_VFIO_READY;
+        r.group = (unsigned)json_get_int(o, "group", 0);
+        r.owner = strdup_or_null(json_get_string(o, "owner"));
+        if (json_object_object_get_ex(o, "members", &members) && json_object_is_type(members, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(members); i++) {
+                        json_object *member = json_object_array_get_idx(members, i);
+                        MemberRecord *m = array_append(&r.members, &r.n_members, sizeof(MemberRecord));
+                        const char *address = json_get_string(member, "address");
+
+                        if (!m || !address) {
+                                group_record_done(&r);
+                                json_object_put(o);
+                                return m ? -EBADMSG : -ENOMEM;
+                        }
+                        m->address = strdup(address);
+                        m->vendor_id = json_get_int(member, "vendor_id", -1);
+                        m->device_id = json_get_int(member, "device_id", -1);
+                        m->driver = strdup_or_null(json_get_string(member, "driver"));
+                        m->override = strdup_or_null(json_get_string(member, "driver_override"));
+                }
+        json_object_put(o);
+        *ret = r;
+        return 0;
+}
+
+static int records_load(Operations *ops) {
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closep) int fd = open(ops->records_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || read_dir_at(fd, ".", &names, NULL) < 0)
+                return 0;
+        for (char **name = names; *name; name++) {
+                _cleanup_(freep) char *path = NULL;
+                GroupRecord r, *slot;
+
+                if (!strstr(*name, ".json") || strstr(*name, ".tmp"))
+                        continue;
+                path = strprintf("%s/%s", ops->records_dir, *name);
+                if (!path)
+                        return -ENOMEM;
+                if (record_load(path, &r) < 0) {
+                        log_warning("Ignoring unreadable record %s.", path);
+                        continue;
+                }
+                slot = array_append(&ops->records, &ops->n_records, sizeof(GroupRecord));
+                if (!slot) {
+                        group_record_done(&r);
+                        return -ENOMEM;
+                }
+                *slot = r;
+        }
+        return 0;
+}
+
+/* The record whose members are exactly this group's devices, with the same IDs: a record whose
+ * hardware changed (another card in the slot) matches no group. */
+static GroupRecord *record_find(const Operations *ops, const Inventory *inv, const Group *g) {
+        FOREACH_ARRAY(r, ops->records, ops->n_records) {
+                bool same = r->n_members > 0;
+
+                FOREACH_ARRAY(m, r->members, r->n_members) {
+                        const Device *d = inventory_find_device(inv, m->address);
+
+                        if (!d || d->group != (int)g->id || d->vendor_id != m->vendor_id || d->device_id != m->device_id)
+                                same = false;
+                }
+                if (same)
+                        return r;
+        }
+        return NULL;
+}
+
+static void record_forget(Operations *ops, GroupRecord *r) {
+        size_t i = (size_t)(r - ops->records);
+
+        record_remove(ops, r);
+        group_record_done(r);
+        memmove(ops->records + i, ops->records + i + 1, (ops->n_records - i - 1) * sizeof(GroupRecord));
+        ops->n_records--;
+}
+
+static int record_store(Operations *ops, GroupRecord *r) {
+        GroupRecord *slot;
+        int k;
+
+        k = record_save(ops, r);
+        if (k < 0)
+                return k;
+        slot = array_append(&ops->records, &ops->n_records, sizeof(GroupRecord));
+        if (!slot)
+                return -ENOMEM;
+        *slot = *r;
+        *r = (GroupRecord){};
+        return 0;
+}
+
+GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner) {
+        const GroupRecord *r;
+
+        if (ret_owner)
+                *ret_owner = NULL;
+        for (size_t i = 0; i < ops->n_busy; i++)
+                if (ops->busy[i] == g->id)
+                        return GROUP_TRANSITIONING;
+        r = record_find(ops, manager_get_inventory(ops->manager), g);
+        if (!r)
+                return GROUP_HOST;
+        if (ret_owner)
+                *ret_owner = r->owner;
+        return r->state;
+}
+
+/* ---- checks ----------------------------------------------------------------------------------- */
+
+static bool kernel_at_least(const HostInfo *h, unsigned major, unsigned minor) {
+        return h->kernel_major > major || (h->kernel_major == major && h->kernel_minor >= minor);
+}
+
+static bool group_busy(const Operations *ops, unsigned id) {
+        for (size_t i = 0; i < ops->n_busy; i++)
+                if (ops->busy[i] == id)
+                        return true;
+        return false;
+}
+
+/* Refuses, naming every use, unless forced. */
+static int check_host_use(const Operations *ops, const Inventory *inv, const Group *g, bool force,
+                          char **ret_message) {
+        _cleanup_(strv_freep) char **all = calloc(1, sizeof(char *));
+        _cleanup_(freep) char *joined = NULL;
+        size_t n = 0, len = 0;
+
+        if (!all)
+                return -ENOMEM;
+        for (char **a = g->devices; *a; a++) {
+                _cleanup_(strv_freep) char **uses = NULL;
+                const Device *d = inventory_find_device(inv, *a);
+
+                if (!d || d->vfio_bound)
+                        continue;
+                if (host_use_find(manager_get_roots(ops->manager), d, &uses) < 0)
+                        return -ENOMEM;
+                for (char **u = uses; *u; u++)
+                        if (strv_push_dup(&all, &n, *u) < 0)
+                                return -ENOMEM;
+        }
+        if (n == 0 || force)
+                return 0;
+
+        for (char **u = all; *u; u++)
+                len += strlen(*u) + 2;
+        joined = calloc(1, len + 1);
+        if (!joined)
+                return -ENOMEM;
+        for (char **u = all; *u; u++) {
+                if (u != all)
+                        strcat(joined, "; ");
+                strcat(joined, *u);
+        }
+        *ret_message = strprintf("group %u is in use by the host: %s (an admin may force it)", g->id, joined);
+        return -EBUSY;
+}
+
+static int check_not_held(const Operations *ops, const Group *g, char **ret_message) {
+        _cleanup_(strv_freep) char **holders = NULL;
+        char node[32];
+
+        snprintf(node, sizeof(node), "vfio/%u", g->id);
+        if (host_use_node_holders(manager_get_roots(ops->manager), node, &holders) < 0 || !holders[0])
+                return 0;
+        *ret_message = strprintf("group %u is in use: /dev/vfio/%u is held open by %s%s", g->id, g->id, holders[0],
+                                 holders[1] ? " and others" : "");
+        return -EBUSY;
+}
+
+/* ---- building transactions ------------------------------------------------------------------- */
+
+static int record_from_group(const Inventory *inv, const Group *g, GroupStateKind state, const char *owner,
+                             GroupRecord **ret) {
+        GroupRecord *r = calloc(1, sizeof(*r));
+
+        if (!r)
+                return -ENOMEM;
+        r->state = state;
+        r->group = g->id;
+        r->owner = strdup_or_null(owner);
+        for (char **a = g->devices; *a; a++) {
+                const Device *d = inventory_find_device(inv, *a);
+                MemberRecord *m;
+
+                if (!d || d->header_type != 0)
+                        continue; /* bridges are left alone */
+                m = array_append(&r->members, &r->n_members, sizeof(MemberRecord));
+                if (!m) {
+                        group_record_free(r);
+                        return -ENOMEM;
+                }
+                m->address = strdup(d->address);
+                m->vendor_id = d->vendor_id;
+                m->device_id = d->device_id;
+                /* A device already on vfio-pci when we take it goes back to no driver. */
+                m->driver = d->vfio_bound ? NULL : strdup_or_null(d->driver);
+                m->override = strdup_or_null(d->driver_override);
+        }
+        *ret = r;
+        return 0;
+}
+
+static int build_set_type(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                          Transaction *t, char **ret_message) {
+        const HostInfo *h = &inv->host;
+        bool in_place, modern;
+        int r;
+
+        if (!streq(req->type, "identity") && !streq(req->type, "DMA") && !streq(req->type, "DMA-FQ") &&
+            !streq(req->type, "auto")) {
+                *ret_message = strprintf("'%s' is not a domain type iommud can set (identity, DMA, DMA-FQ, auto)",
+                                         req->type);
+                return -EINVAL;
+        }
+        if (!h->kernel_version_known) {
+                *ret_message = strprintf("the kernel version is unknown, so group %u's type is left alone", g->id);
+                return -EOPNOTSUPP;
+        }
+        if (!kernel_at_least(h, 5, 11)) {
+                *ret_message = strprintf("Linux %u.%u cannot change a group's type (from 5.11 on)", h->kernel_major,
+                                         h->kernel_minor);
+                return -EOPNOTSUPP;
+        }
+        if (streq(req->type, "DMA-FQ") && !kernel_at_least(h, 5, 15)) {
+                *ret_message = strprintf("Linux %u.%u has no DMA-FQ type (from 5.15 on)", h->kernel_major,
+                                         h->kernel_minor);
+                return -EOPNOTSUPP;
+        }
+        if (g->type_raw && streq(g->type_raw, req->type))
+                return 0; /* nothing to do: no steps */
+
+        modern = kernel_at_least(h, 6, 4);
+        in_place = g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ");
+        if (!in_place && !modern && g->n_devices != 1) {
+                *ret_message = strprintf("Linux %u.%u cannot change the type of group %u: it has %zu devices, and "
+                                         "only single-device groups can change before Linux 6.4",
+                                         h->kernel_major, h->kernel_minor, g->id, g->n_devices);
+                return -EOPNOTSUPP;
+        }
+        if (streq(req->type, "identity") && g->type_change.writable &&
+            !strv_contains(g->type_change.allowed, "identity") && g->type_change.reason &&
+            strstr(g->type_change.reason, "pass-through")) {
+                *ret_message = strprintf("group %u cannot be identity: %s", g->id, g->type_change.reason);
+                return -EOPNOTSUPP;
+        }
+
+        if (in_place)
+                return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
+
+        /* Before 6.4 the kernel refuses any bound driver; from 6.4 only drivers that use the DMA API
+         * (vfio-pci, pci-stub and pcieport may stay). */
+        r = check_host_use(ops, inv, g, req->force, ret_message);
+        if (r < 0)
+                return r;
+        for (int pass = 0; pass < 2; pass++)
+                for (char **a = g->devices; *a; a++) {
+                        const Device *d = inventory_find_device(inv, *a);
+
+                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                                continue;
+                        r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override)
+                                      : transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                        if (r < 0)
+                                return r;
+                }
+        r = transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
+        for (int pass = 0; r >= 0 && pass < 2; pass++)
+                for (char **a = g->devices; r >= 0 && *a; a++) {
+                        const Device *d = inventory_find_device(inv, *a);
+
+                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                                continue;
+                        r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, d->driver_override, NO_DRIVER)
+                                      : transaction_add(t, STEP_PROBE, d->address, d->driver, NULL);
+                }
+        return r;
+}
+
+static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                         Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        bool all_ready = true;
+        int r;
+
+        for (char **a = g->devices; *a; a++) {
+                const Device *d = inventory_find_device(inv, *a);
+
+                if (d && d->header_type == 0 && !d->vfio_bound)
+                        all_ready = false;
+        }
+        if (all_ready && record_find(ops, inv, g))
+                return 0; /* prepared already */
+
+        r = check_host_use(ops, inv, g, req->force, ret_message);
+        if (r < 0)
+                return r;
+        r = record_from_group(inv, g, GROUP_VFIO_READY, req->owner, ret_record);
+        if (r < 0)
+                return r;
+
+        r = transaction_add(t, STEP_LOAD_MODULE, NULL, "vfio_pci", NULL);
+        if (r >= 0)
+                r = transaction_add(t, STEP_LOAD_MODULE, NULL, "vfio_iommu_type1", NULL);
+        /* Overrides first on every member, so that no sibling can be re-probed by a host driver while
+         * the others change hands. */
+        for (int pass = 0; r >= 0 && pass < 3; pass++)
+                for (char **a = g->devices; r >= 0 && *a; a++) {
+                        const Device *d = inventory_find_device(inv, *a);
+
+                        if (!d || d->header_type != 0 || d->vfio_bound)
+                                continue;
+                        if (pass == 0)
+                                r = transaction_add(t, STEP_SET_OVERRIDE, d->address, VFIO_DRIVER, d->driver_override);
+                        else if (pass == 1 && d->driver)
+                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                        else if (pass == 2)
+                                r = transaction_add(t, STEP_PROBE, d->address, VFIO_DRIVER, NULL);
+                }
+        if (r >= 0)
+                r = transaction_add(t, STEP_WAIT_VFIO, NULL, NULL, NULL);
+        return r;
+}
+
+static int build_release(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                         Transaction *t, char **ret_message) {
+        GroupRecord *record = record_find(ops, inv, g);
+        int r = 0;
+
+        if (!record || record->state != GROUP_VFIO_READY) {
+                *ret_message = strprintf("group %u was not prepared by iommud: nothing is recorded to give back", g->id);
+                return -ENOENT;
+        }
+        r = check_not_held(ops, g, ret_message);
+        if (r < 0)
+                return r;
+        for (int pass = 0; r >= 0 && pass < 3; pass++)
+                FOREACH_ARRAY(m, record->members, record->n_members) {
+                        const Device *d = inventory_find_device(inv, m->address);
+
+                        if (!d)
+                                continue;
+                        if (pass == 0)
+                                r = transaction_add(t, STEP_SET_OVERRIDE, m->address, m->override, d->driver_override);
+                        else if (pass == 1 && d->driver)
+                                r = transaction_add(t, STEP_UNBIND, m->address, d->driver, NULL);
+                        else if (pass == 2 && m->driver)
+                                r = transaction_add(t, STEP_PROBE, m->address, m->driver, NULL);
+                        if (r < 0)
+                                break;
+                }
+        return r;
+}
+
+static int build_block(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                       Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        int r;
+
+        if (record_find(ops, inv, g)) {
+                *ret_message = strprintf("group %u is held by iommud already (%s); release or unblock it first", g->id,
+                                         group_state_to_string(record_find(ops, inv, g)->state));
+                return -EBUSY;
+        }
+        r = check_host_use(ops, inv, g, req->force, ret_message);
+        if (r < 0)
+                return r;
+        r = check_not_held(ops, g, ret_message);
+        if (r < 0)
+                return r;
+        r = record_from_group(inv, g, GROUP_BLOCKED, NULL, ret_record);
+        for (int pass = 0; r >= 0 && pass < 2; pass++)
+                for (char **a = g->devices; r >= 0 && *a; a++) {
+                        const Device *d = inventory_find_device(inv, *a);
+
+                        if (!d || d->header_type != 0)
+                                continue;
+                        if (pass == 0)
+                                r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
+                        else if (d->driver)
+                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                }
+        return r;
+}
+
+static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, Transaction *t, char **ret_message) {
+        GroupRecord *record = record_find(ops, inv, g);
+        int r = 0;
+
+        if (!record || record->state != GROUP_BLOCKED) {
+                *ret_message = strprintf("group %u is not blocked by iommud", g->id);
+                return -ENOENT;
+        }
+        for (int pass = 0; r >= 0 && pass < 2; pass++)
+                FOREACH_ARRAY(m, record->members, record->n_members) {
+                        if (pass == 0)
+                                r = transaction_add(t, STEP_SET_OVERRIDE, m->address, m->override, NO_DRIVER);
+                        else if (m->driver)
+                                r = transaction_add(t, STEP_PROBE, m->address, m->driver, NULL);
+                        if (r < 0)
+                                break;
+                }
+        return r;
+}
+
+/* ---- running ---------------------------------------------------------------------------------- */
+
+static char **describe_steps(const Transaction *t) {
+        char **l = calloc(1, sizeof(char *));
+        size_t n = 0;
+
+        for (size_t i = 0; l && i < t->n_steps; i++) {
+                char *s = step_describe(&t->steps[i], t->group);
+
+                if (!s || strv_push(&l, &n, s) < 0) {
+                        free(s);
+                        return strv_free(l);
+                }
+        }
+        return l;
+}
+
+static void busy_remove(Operations *ops, unsigned id) {
+        for (size_t i = 0; i < ops->n_busy; i++)
+                if (ops->busy[i] == id) {
+                        ops->busy[i] = ops->busy[--ops->n_busy];
+                        return;
+                }
+}
+
+static void pending_free(Pending *p) {
+        free((char *)p->request.type);
+        free((char *)p->request.owner);
+        free((char *)p->request.client);
+        group_record_free(p->record);
+        strv_free(p->steps);
+        free(p);
+}
+
+static void finish(Pending *p, int error, const char *message) {
+        OperationOutcome outcome = {
+                .id = p->id,
+                .group = p->request.group,
+                .error = error,
+                .message = message,
+                .steps = p->steps,
+        };
+
+        if (error < 0)
+                log_warning("Operation %llu %s on group %u failed: %s", (unsigned long long)p->id,
+                            operation_kind_to_string(p->request.kind), p->request.group, message ?: strerror(-error));
+        else
+                log_info("Operation %llu %s on group %u done (%zu steps).", (unsigned long long)p->id,
+                         operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
+        p->done(&outcome, p->userdata);
+        pending_free(p);
+}
+
+static void on_transaction_done(Transaction *t, int result, char *message, void *userdata) {
+        Pending *p = userdata;
+        Operations *ops = p->ops;
+        const Inventory *inv;
+        const Group *g;
+
+        busy_remove(ops, p->request.group);
+        /* The host changed (or was rolled back): read every member again, publishing the changes. */
+        FOREACH_ARRAY(s, t->steps, t->n_steps)
+                if (s->device)
+                        (void)manager_refresh_device(ops->manager, s->device);
+
+        if (result >= 0) {
+                inv = manager_get_inventory(ops->manager);
+                g = inventory_find_group(inv, p->request.group);
+                if (p->request.kind == OPERATION_RELEASE || p->request.kind == OPERATION_UNBLOCK) {
+                        GroupRecord *r = g ? record_find(ops, inv, g) : NULL;
+
+                        if (r)
+                                record_forget(ops, r);
+                } else if (p->record && record_store(ops, p->record) < 0)
+                        log_error("Group %u was changed but its record could not be stored: a restart will not "
+                                  "know to give it back.",
+                                  p->request.group);
+        }
+        finish(p, result, message);
+        free(message);
+        transaction_free(t);
+}
+
+int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
+                     char **ret_message) {
+        _cleanup_(transaction_freep) Transaction *t = NULL;
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        const Group *g = inventory_find_group(inv, req->group);
+        GroupRecord *record = NULL;
+        Pending *p;
+        unsigned *busy;
+        int r;
+
+        if (!g) {
+                *ret_message = strprintf("no IOMMU group %u", req->group);
+                return -ENOENT;
+        }
+        if (group_busy(ops, g->id)) {
+                *ret_message = strprintf("group %u is busy: another operation on it is in progress", g->id);
+                return -EBUSY;
+        }
+
+        t = transaction_new(ops->next_id, operation_kind_to_string(req->kind), g->id);
+        if (!t)
+                return -ENOMEM;
+        switch (req->kind) {
+        case OPERATION_SET_DOMAIN_TYPE:
+                r = build_set_type(ops, inv, g, req, t, ret_message);
+                break;
+        case OPERATION_PREPARE:
+                r = build_prepare(ops, inv, g, req, t, &record, ret_message);
+                break;
+        case OPERATION_RELEASE:
+                r = build_release(ops, inv, g, req, t, ret_message);
+                break;
+        case OPERATION_BLOCK:
+                r = build_block(ops, inv, g, req, t, &record, ret_message);
+                break;
+        case OPERATION_UNBLOCK:
+                r = build_unblock(ops, inv, g, t, ret_message);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                group_record_free(record);
+                return r;
+        }
+
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+                group_record_free(record);
+                return -ENOMEM;
+        }
+        p->ops = ops;
+        p->request = *req;
+        p->request.type = strdup_or_null(req->type);
+        p->request.owner = strdup_or_null(req->owner);
+        p->request.client = strdup_or_null(req->client);
+        p->id = ops->next_id++;
+        p->record = record;
+        p->done = done;
+        p->userdata = userdata;
+        p->steps = describe_steps(t);
+        if (!p->steps) {
+                pending_free(p);
+                return -ENOMEM;
+        }
+
+        if (req->dry_run || t->n_steps == 0) {
+                finish(p, 0, NULL);
+                return 0;
+        }
+
+        busy = realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned));
+        if (!busy) {
+                pending_free(p);
+                return -ENOMEM;
+        }
+        ops->busy = busy;
+        t->journal_dir = strdup(ops->journal_dir);
+        t->fault_after_step = ops->fault_after_step;
+        t->deadline_usec = ops->timeout_sec > 0 ? transaction_now_usec() + (uint64_t)ops->timeout_sec * 1000000 : 0;
+        if (!t->journal_dir) {
+                pending_free(p);
+                return -ENOMEM;
+        }
+        log_info("Operation %llu: %s on group %u for %s, %zu steps.", (unsigned long long)p->id,
+                 operation_kind_to_string(req->kind), g->id, req->client ?: "?", t->n_steps);
+        r = executor_submit(ops->executor, t, on_transaction_done, p);
+        if (r < 0) {
+                *ret_message = strprintf("too many operations are waiting; try again later");
+                pending_free(p);
+                return r;
+        }
+        TAKE_PTR(t);
+        ops->busy[ops->n_busy++] = g->id;
+        return 0;
+}
+
+static int mkdir_parents(const char *path) {
+        _cleanup_(freep) char *copy = strdup(path);
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *s = strchr(copy + 1, '/'); s; s = strchr(s + 1, '/')) {
+                *s = 0;
+                if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int operations_new(struct event_base *base, Manager *manager, const OperationsOptions *options, Operations **ret) {
+        _cleanup_(operations_freep) Operations *ops = NULL;
+        int r;
+
+        ops = calloc(1, sizeof(*ops));
+        if (!ops)
+                return log_oom();
+        ops->manager = manager;
+        ops->next_id = 1;
+        ops->timeout_sec = options->timeout_sec;
+        ops->fault_after_step = options->fault_after_step;
+        ops->journal_dir = strdup(options->journal_dir);
+        ops->records_dir = strprintf("%s/groups", options->state_dir);
+        if (!ops->journal_dir || !ops->records_dir)
+                return log_oom();
+
+        r = mkdir_parents(ops->journal_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the journal directory %s: %m", ops->journal_dir);
+        r = mkdir_parents(ops->records_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the state directory %s: %m", ops->records_dir);
+
+        /* Before anyone is served: undo what a crash left half done. */
+        r = transaction_recover(ops->journal_dir, manager_get_roots(manager));
+        if (r < 0)
+                log_error("Some interrupted operations could not be rolled back; their records stay in %s.",
+                          ops->journal_dir);
+        else if (r > 0) {
+                log_notice("Rolled back %d interrupted operation%s.", r, r == 1 ? "" : "s");
+                (void)manager_rescan(manager, NULL);
+        }
+
+        r = records_load(ops);
+        if (r < 0)
+                return log_oom();
+
+        r = executor_new(base, manager_get_roots(manager), &ops->executor);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start the operation executor: %m");
+        executor_set_max_queued(ops->executor, options->max_queued);
+
+        *ret = TAKE_PTR(ops);
+        return 0;
+}
+
+Operations *operations_free(Operations *ops) {
+        if (!ops)
+                return NULL;
+        executor_free(ops->executor);
+        FOREACH_ARRAY(r, ops->records, ops->n_records)
+                group_record_done(r);
+        free(ops->records);
+        free(ops->busy);
+        free(ops->journal_dir);
+        free(ops->records_dir);
+        free(ops);
+        return NULL;
+}

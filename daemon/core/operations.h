@@ -1,0 +1,76 @@
+/* Group operations: domain type changes, prepare for VFIO and release, block and unblock. Each is
+ * checked here on the loop thread, then run as a journaled transaction on the executor. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manager.h"
+
+struct event_base;
+
+typedef enum OperationKind {
+        OPERATION_SET_DOMAIN_TYPE,
+        OPERATION_PREPARE,
+        OPERATION_RELEASE,
+        OPERATION_BLOCK,
+        OPERATION_UNBLOCK,
+        _OPERATION_KIND_MAX,
+} OperationKind;
+
+const char *operation_kind_to_string(OperationKind k); /* "SetDomainType", "PrepareGroup", ... */
+
+typedef struct OperationRequest {
+        OperationKind kind;
+        unsigned group;
+        const char *type;   /* SetDomainType: "identity", "DMA", "DMA-FQ", "auto" */
+        const char *owner;  /* PrepareGroup: who holds the group afterwards */
+        const char *client; /* who asked, for logs */
+        bool force;         /* take a group the host uses (the caller checked the admin role) */
+        bool dry_run;       /* only say what would be done */
+} OperationRequest;
+
+typedef struct OperationOutcome {
+        uint64_t id;
+        unsigned group;
+        int error;           /* 0 or -errno */
+        const char *message; /* why it failed, NULL on success */
+        char **steps;        /* what was done (or, for a dry run, would be), in order */
+} OperationOutcome;
+
+typedef struct Operations Operations;
+
+/* Called on the loop thread when the operation has finished (at once for dry runs and no-ops). */
+typedef void (*OperationDoneFunc)(const OperationOutcome *outcome, void *userdata);
+
+typedef enum GroupStateKind {
+        GROUP_HOST,
+        GROUP_VFIO_READY,
+        GROUP_BLOCKED,
+        GROUP_TRANSITIONING,
+} GroupStateKind;
+
+typedef struct OperationsOptions {
+        const char *journal_dir;   /* intent records; created when missing */
+        const char *state_dir;     /* what survives reboots: prepared and blocked groups */
+        unsigned timeout_sec;      /* one operation, start to finish */
+        unsigned max_queued;
+        unsigned fault_after_step; /* test hook: die after this step of every transaction (0: off) */
+} OperationsOptions;
+
+/* Rolls back what an earlier run left in the journal before anything else happens: call it before
+ * serving anyone. */
+int operations_new(struct event_base *base, Manager *manager, const OperationsOptions *options, Operations **ret);
+Operations *operations_free(Operations *ops);
+static inline void operations_freep(Operations **ops) {
+        operations_free(*ops);
+}
+
+/* Checks and queues an operation. A refusal (bad argument, no such group, busy, kernel cannot,
+ * host uses it) is returned at once as -errno with *ret_message; otherwise done is called later. */
+int operations_start(Operations *ops, const OperationRequest *request, OperationDoneFunc done, void *userdata,
+                     char **ret_message);
+
+/* What iommud did to the group (HOST when nothing), and the owner it was prepared for. */
+GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);
+const char *group_state_to_string(GroupStateKind s); /* "host", "vfio-ready", "blocked", "transitioning" */

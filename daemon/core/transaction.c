@@ -1,0 +1,539 @@
+/* Transactions: steps with undo, an intent journal (fsync, rename, directory fsync), recovery. */
+#include "transaction.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "string-util.h"
+#include "strv.h"
+#include "sysfs-write.h"
+
+/* How long a bind or a /dev/vfio node may take to show after the write that causes it. */
+#define SETTLE_TIMEOUT_MS 5000
+#define SETTLE_POLL_MS 10
+
+static const char *const step_kind_names[_STEP_KIND_MAX] = {
+        [STEP_SET_OVERRIDE] = "set-override", [STEP_UNBIND] = "unbind",     [STEP_PROBE] = "probe",
+        [STEP_WRITE_TYPE] = "write-type",     [STEP_WAIT_VFIO] = "wait-vfio", [STEP_LOAD_MODULE] = "load-module",
+};
+
+extern char **environ;
+
+uint64_t transaction_now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+Transaction *transaction_new(uint64_t id, const char *operation, unsigned group) {
+        Transaction *t = calloc(1, sizeof(*t));
+
+        if (!t)
+                return NULL;
+        t->id = id;
+        t->group = group;
+        t->operation = strdup(operation);
+        if (!t->operation)
+                return transaction_free(t);
+        return t;
+}
+
+Transaction *transaction_free(Transaction *t) {
+        if (!t)
+                return NULL;
+        FOREACH_ARRAY(s, t->steps, t->n_steps) {
+                free(s->device);
+                free(s->value);
+                free(s->previous);
+        }
+        free(t->steps);
+        free(t->operation);
+        free(t->journal_dir);
+        free(t);
+        return NULL;
+}
+
+static char *strdup_or_null(const char *s, bool *oom) {
+        char *c;
+
+        if (!s)
+                return NULL;
+        c = strdup(s);
+        if (!c)
+                *oom = true;
+        return c;
+}
+
+int transaction_add(Transaction *t, StepKind kind, const char *device, const char *value, const char *previous) {
+        bool oom = false;
+        Step *s;
+
+        s = array_append(&t->steps, &t->n_steps, sizeof(Step));
+        if (!s)
+                return -ENOMEM;
+        s->kind = kind;
+        s->device = strdup_or_null(device, &oom);
+        s->value = strdup_or_null(value, &oom);
+        s->previous = strdup_or_null(previous, &oom);
+        return oom ? -ENOMEM : 0;
+}
+
+char *step_describe(const Step *s, unsigned group) {
+        switch (s->kind) {
+        case STEP_SET_OVERRIDE:
+                return s->value ? strprintf("set driver_override of %s to %s", s->device, s->value)
+                                : strprintf("clear driver_override of %s", s->device);
+        case STEP_UNBIND:
+                return strprintf("unbind %s from %s", s->device, s->value);
+        case STEP_PROBE:
+                return strprintf("probe %s and check it binds to %s", s->device, s->value);
+        case STEP_WRITE_TYPE:
+                return strprintf("write %s to the type of group %u (was %s)", s->value, group, s->previous ?: "?");
+        case STEP_WAIT_VFIO:
+                return strprintf("wait for /dev/vfio/%u", group);
+        case STEP_LOAD_MODULE:
+                return strprintf("load module %s", s->value);
+        default:
+                return NULL;
+        }
+}
+
+/* ---- journal --------------------------------------------------------------------------------- */
+
+static char *journal_path(const Transaction *t, const char *suffix) {
+        return strprintf("%s/%llu.json%s", t->journal_dir, (unsigned long long)t->id, suffix);
+}
+
+static json_object *json_string_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static int fsync_path(const char *path, int flags) {
+        _cleanup_(closep) int fd = open(path, flags | O_CLOEXEC);
+
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The record must be on disk before the step it announces touches the host. */
+static int journal_write(const Transaction *t) {
+        _cleanup_(freep) char *path = NULL, *tmp = NULL;
+        json_object *o, *steps;
+        const char *text;
+        FILE *f;
+        int r = 0;
+
+        if (!t->journal_dir)
+                return 0;
+        path = journal_path(t, "");
+        tmp = journal_path(t, ".tmp");
+        if (!path || !tmp)
+                return -ENOMEM;
+
+        o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_uint64(t->id));
+        json_object_object_add(o, "operation", json_object_new_string(t->operation));
+        json_object_object_add(o, "group", json_object_new_int((int)t->group));
+        json_object_object_add(o, "next", json_object_new_int((int)t->next));
+        steps = json_object_new_array();
+        FOREACH_ARRAY(s, t->steps, t->n_steps) {
+                json_object *step = json_object_new_object();
+
+                json_object_object_add(step, "kind", json_object_new_string(step_kind_names[s->kind]));
+                json_object_object_add(step, "device", json_string_or_null(s->device));
+                json_object_object_add(step, "value", json_string_or_null(s->value));
+                json_object_object_add(step, "previous", json_string_or_null(s->previous));
+                json_object_array_add(steps, step);
+        }
+        json_object_object_add(o, "steps", steps);
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+        f = fopen(tmp, "we");
+        if (!f)
+                r = -errno;
+        else {
+                if (fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) < 0)
+                        r = -errno ?: -EIO;
+                if (fclose(f) != 0 && r == 0)
+                        r = -errno;
+        }
+        json_object_put(o);
+        if (r < 0)
+                return r;
+        if (rename(tmp, path) < 0)
+                return -errno;
+        return fsync_path(t->journal_dir, O_RDONLY | O_DIRECTORY);
+}
+
+static int journal_remove(const Transaction *t) {
+        _cleanup_(freep) char *path = NULL;
+
+        if (!t->journal_dir)
+                return 0;
+        path = journal_path(t, "");
+        if (!path)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        return fsync_path(t->journal_dir, O_RDONLY | O_DIRECTORY);
+}
+
+static int step_kind_from_string(const char *s) {
+        for (int k = 0; k < _STEP_KIND_MAX; k++)
+                if (s && strcmp(step_kind_names[k], s) == 0)
+                        return k;
+        return -EINVAL;
+}
+
+static const char *json_get_string(json_object *o, const char *key) {
+        json_object *v;
+
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : NULL;
+}
+
+static int journal_load(const char *dir, const char *path, Transaction **ret) {
+        _cleanup_(transaction_freep) Transaction *t = NULL;
+        json_object *o, *v, *steps;
+        int r = -EBADMSG;
+
+        o = json_object_from_file(path);
+        if (!o)
+                return -EBADMSG;
+        if (!json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_array))
+                goto done;
+
+        t = transaction_new(json_object_object_get_ex(o, "id", &v) ? json_object_get_uint64(v) : 0,
+                            json_get_string(o, "operation") ?: "?",
+                            json_object_object_get_ex(o, "group", &v) ? (unsigned)json_object_get_int(v) : 0);
+        if (!t) {
+                r = -ENOMEM;
+                goto done;
+        }
+        t->next = json_object_object_get_ex(o, "next", &v) ? (size_t)json_object_get_int(v) : 0;
+        for (size_t i = 0; i < json_object_array_length(steps); i++) {
+                json_object *step = json_object_array_get_idx(steps, i);
+                int kind = step_kind_from_string(json_get_string(step, "kind"));
+
+                if (kind < 0)
+                        goto done;
+                r = transaction_add(t, kind, json_get_string(step, "device"), json_get_string(step, "value"),
+                                    json_get_string(step, "previous"));
+                if (r < 0)
+                        goto done;
+        }
+        if (t->next > t->n_steps)
+                t->next = t->n_steps;
+        t->journal_dir = strdup(dir);
+        if (!t->journal_dir) {
+                r = -ENOMEM;
+                goto done;
+        }
+        *ret = TAKE_PTR(t);
+        r = 0;
+done:
+        json_object_put(o);
+        return r;
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+
+static void sleep_ms(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+        nanosleep(&ts, NULL);
+}
+
+/* Polls until the device's driver is 'expected' (NULL: unbound); the kernel binds synchronously in
+ * most cases, but deferred probes and udev rules may take a moment. */
+static int wait_for_driver(const HostRoots *roots, const char *device, const char *expected, char **ret_actual) {
+        for (unsigned waited = 0;; waited += SETTLE_POLL_MS) {
+                _cleanup_(freep) char *driver = NULL;
+                int r;
+
+                r = pci_read_driver(roots, device, &driver);
+                if (r < 0)
+                        return r;
+                if ((!expected && !driver) || (expected && driver && strcmp(expected, driver) == 0))
+                        return 0;
+                if (waited >= SETTLE_TIMEOUT_MS) {
+                        *ret_actual = TAKE_PTR(driver);
+                        return -ETIMEDOUT;
+                }
+                sleep_ms(SETTLE_POLL_MS);
+        }
+}
+
+static int load_module(const HostRoots *roots, const char *module) {
+        _cleanup_(freep) char *path = NULL;
+        char *argv[] = { (char *)"modprobe", (char *)"-q", (char *)module, NULL };
+        pid_t pid;
+        int status;
+
+        /* Module names use '_' in sys/module whatever modprobe was given. */
+        path = strprintf("sys/module/%s", module);
+        if (!path)
+                return -ENOMEM;
+        for (char *p = path; *p; p++)
+                if (*p == '-')
+                        *p = '_';
+        if (exists_at(roots->sysfs_fd, path) > 0)
+                return 0;
+
+        if (posix_spawnp(&pid, "modprobe", NULL, NULL, argv, environ) != 0)
+                return -errno ?: -ENOENT;
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOENT;
+}
+
+static int do_step(const Step *s, unsigned group, const HostRoots *roots, char **ret_detail) {
+        _cleanup_(freep) char *driver = NULL, *driver_after = NULL, *vfio = NULL;
+        int r;
+
+        switch (s->kind) {
+        case STEP_SET_OVERRIDE:
+                return pci_write_driver_override(roots, s->device, s->value);
+
+        case STEP_UNBIND:
+                r = pci_read_driver(roots, s->device, &driver);
+                if (r < 0)
+                        return r;
+                if (!driver)
+                        return 0; /* already unbound: the driver left by itself */
+                if (strcmp(driver, s->value) != 0) {
+                        *ret_detail = strprintf("%s is bound to %s, not %s", s->device, driver, s->value);
+                        return -EBUSY;
+                }
+                r = pci_unbind(roots, s->device, s->value);
+                if (r < 0)
+                        return r;
+                r = wait_for_driver(roots, s->device, NULL, &driver_after);
+                if (r == -ETIMEDOUT)
+                        *ret_detail = strprintf("%s is still bound to %s", s->device, driver_after ?: "?");
+                return r;
+
+        case STEP_PROBE:
+                r = pci_drivers_probe(roots, s->device);
+                if (r < 0)
+                        return r;
+                r = wait_for_driver(roots, s->device, s->value, &driver);
+                if (r == -ETIMEDOUT)
+                        *ret_detail = strprintf("%s did not bind to %s (bound: %s)", s->device, s->value,
+                                                driver ?: "none");
+                return r;
+
+        case STEP_WRITE_TYPE:
+                return iommu_group_write_type(roots, group, s->value);
+
+        case STEP_WAIT_VFIO:
+                vfio = strprintf("dev/vfio/%u", group);
+                if (!vfio)
+                        return -ENOMEM;
+                for (unsigned waited = 0; exists_at(roots->dev_fd, vfio) <= 0; waited += SETTLE_POLL_MS) {
+                        if (waited >= SETTLE_TIMEOUT_MS) {
+                                *ret_detail = strprintf("/dev/vfio/%u did not appear", group);
+                                return -ETIMEDOUT;
+                        }
+                        sleep_ms(SETTLE_POLL_MS);
+                }
+                return 0;
+
+        case STEP_LOAD_MODULE:
+                r = load_module(roots, s->value);
+                if (r < 0)
+                        *ret_detail = strprintf("module %s could not be loaded", s->value);
+                return r;
+
+        default:
+                return -EINVAL;
+        }
+}
+
+/* Every undo looks at the host first, so undoing a step that never happened (or happened twice) is
+ * harmless: recovery cannot know how far an interrupted step got. */
+static int undo_step(const Step *s, unsigned group, const HostRoots *roots, char **ret_detail) {
+        _cleanup_(freep) char *driver = NULL, *type = NULL, *actual = NULL;
+        int r;
+
+        switch (s->kind) {
+        case STEP_SET_OVERRIDE:
+                return pci_write_driver_override(roots, s->device, s->previous);
+
+        case STEP_UNBIND:
+                r = pci_read_driver(roots, s->device, &driver);
+                if (r < 0)
+                        return r;
+                if (driver)
+                        return streq(driver, s->value) ? 0 : -EBUSY;
+                /* Bind the old driver by naming it in the override; the SET_OVERRIDE step before this
+                 * one restores the original override when it is undone next. */
+                r = pci_write_driver_override(roots, s->device, s->value);
+                if (r < 0)
+                        return r;
+                r = pci_drivers_probe(roots, s->device);
+                if (r < 0)
+                        return r;
+                r = wait_for_driver(roots, s->device, s->value, &actual);
+                if (r == -ETIMEDOUT)
+                        *ret_detail = strprintf("%s did not bind to %s again", s->device, s->value);
+                return r;
+
+        case STEP_PROBE:
+                r = pci_read_driver(roots, s->device, &driver);
+                if (r < 0)
+                        return r;
+                if (!driver || !streq(driver, s->value))
+                        return 0;
+                r = pci_unbind(roots, s->device, s->value);
+                if (r < 0)
+                        return r;
+                return wait_for_driver(roots, s->device, NULL, &actual);
+
+        case STEP_WRITE_TYPE:
+                r = iommu_group_read_type(roots, group, &type);
+                if (r < 0)
+                        return r;
+                if (!s->previous || streq(type, s->previous))
+                        return 0;
+                return iommu_group_write_type(roots, group, s->previous);
+
+        default:
+                return 0;
+        }
+}
+
+int transaction_rollback(Transaction *t, const HostRoots *roots, char **ret_message) {
+        size_t last = t->next < t->n_steps ? t->next : t->n_steps - 1;
+        int result = 0;
+
+        if (t->n_steps == 0)
+                return journal_remove(t);
+
+        for (size_t i = last + 1; i-- > 0;) {
+                _cleanup_(freep) char *detail = NULL, *what = NULL;
+                int r;
+
+                r = undo_step(&t->steps[i], t->group, roots, &detail);
+                if (r < 0) {
+                        what = step_describe(&t->steps[i], t->group);
+                        log_error_errno(r, "Rollback of %s on group %u: undoing '%s' failed: %s", t->operation,
+                                        t->group, what ?: "?", detail ?: strerror(-r));
+                        if (result == 0 && ret_message)
+                                *ret_message = strprintf("undoing '%s' failed: %s", what ?: "?",
+                                                         detail ?: strerror(-r));
+                        result = r;
+                        /* Go on: undo as much as possible; the record stays for the next start. */
+                        continue;
+                }
+                t->next = i;
+                (void)journal_write(t);
+        }
+        if (result < 0)
+                return result;
+        return journal_remove(t);
+}
+
+int transaction_run(Transaction *t, const HostRoots *roots, char **ret_message) {
+        int r;
+
+        t->next = 0;
+        r = journal_write(t);
+        if (r < 0) {
+                *ret_message = strprintf("cannot write the intent journal in %s: %s", t->journal_dir, strerror(-r));
+                return r;
+        }
+
+        for (size_t i = 0; i < t->n_steps; i++) {
+                _cleanup_(freep) char *detail = NULL, *what = NULL, *rollback = NULL;
+
+                t->next = i;
+                r = journal_write(t);
+                if (r >= 0 && t->deadline_usec > 0 && transaction_now_usec() > t->deadline_usec) {
+                        detail = strprintf("the operation ran out of time before this step");
+                        r = -ETIMEDOUT;
+                }
+                if (r >= 0)
+                        r = do_step(&t->steps[i], t->group, roots, &detail);
+                if (r < 0) {
+                        int k;
+
+                        what = step_describe(&t->steps[i], t->group);
+                        k = transaction_rollback(t, roots, &rollback);
+                        *ret_message = strprintf("step %zu of %zu, '%s', failed: %s; %s", i + 1, t->n_steps,
+                                                 what ?: "?", detail ?: strerror(-r),
+                                                 k < 0 ? rollback ?: "the rollback failed"
+                                                       : "every step done before it was undone");
+                        return r;
+                }
+                if (t->fault_after_step == i + 1) {
+                        t->next = i + 1;
+                        (void)journal_write(t);
+                        log_notice("Fault injection: killing the daemon after step %zu of %s.", i + 1, t->operation);
+                        raise(SIGKILL);
+                }
+        }
+
+        r = journal_remove(t);
+        if (r < 0)
+                log_warning_errno(r, "Failed to remove the journal record of operation %llu, ignoring: %m",
+                                  (unsigned long long)t->id);
+        return 0;
+}
+
+int transaction_recover(const char *journal_dir, const HostRoots *roots) {
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closep) int dir_fd = -1;
+        int n = 0, result = 0;
+
+        dir_fd = open(journal_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir_fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (read_dir_at(dir_fd, ".", &names, NULL) < 0)
+                return -errno;
+
+        for (char **name = names; *name; name++) {
+                _cleanup_(transaction_freep) Transaction *t = NULL;
+                _cleanup_(freep) char *path = NULL, *message = NULL;
+                size_t len = strlen(*name);
+                int r;
+
+                if (len < 6 || strcmp(*name + len - 5, ".json") != 0)
+                        continue;
+                path = strprintf("%s/%s", journal_dir, *name);
+                if (!path)
+                        return -ENOMEM;
+                r = journal_load(journal_dir, path, &t);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot read intent record %s; leaving it for an admin: %m", path);
+                        result = r;
+                        continue;
+                }
+                log_notice("Recovering: rolling back %s on group %u, interrupted at step %zu of %zu.", t->operation,
+                           t->group, t->next + 1, t->n_steps);
+                r = transaction_rollback(t, roots, &message);
+                if (r < 0) {
+                        log_error("Recovery of %s on group %u failed: %s", t->operation, t->group, message ?: "?");
+                        result = r;
+                        continue;
+                }
+                n++;
+        }
+        return result < 0 ? result : n;
+}
