@@ -6,29 +6,38 @@
 #include "grpc-frame.h"
 
 void grpc_frame_reader_init(GrpcFrameReader *r, size_t max_message) {
-        *r = (GrpcFrameReader){ .max_message = max_message };
+        *r = (GrpcFrameReader){.max_message = max_message};
 }
 
 void grpc_frame_reader_done(GrpcFrameReader *r) {
         free(r->data);
-        *r = (GrpcFrameReader){ .max_message = r->max_message };
+        *r = (GrpcFrameReader){.max_message = r->max_message};
 }
 
 static uint32_t header_length(const uint8_t *p) {
         return (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | (uint32_t)p[4];
 }
 
-/* Validates the header of the message at r->start, if all 5 bytes are there. */
-static int check_header(GrpcFrameReader *r) {
-        if (r->size - r->start < GRPC_FRAME_HEADER_SIZE)
+static int reserve(GrpcFrameReader *r, size_t more) {
+        if (r->size + more <= r->alloc)
                 return 0;
-        const uint8_t *p = r->data + r->start;
-        if (p[0] == 1)
-                return (r->error = -EPROTONOSUPPORT);
-        if (p[0] != 0)
-                return (r->error = -EBADMSG);
-        if (header_length(p) > r->max_message)
-                return (r->error = -EMSGSIZE);
+        /* Consumed bytes at the front are dead: compact before growing. */
+        if (r->start > 0) {
+                memmove(r->data, r->data + r->start, r->size - r->start);
+                r->size -= r->start;
+                r->scan -= r->start;
+                r->start = 0;
+                if (r->size + more <= r->alloc)
+                        return 0;
+        }
+        size_t a = r->alloc ? r->alloc : 256;
+        while (a < r->size + more)
+                a *= 2;
+        uint8_t *d = realloc(r->data, a);
+        if (!d)
+                return -ENOMEM;
+        r->data = d;
+        r->alloc = a;
         return 0;
 }
 
@@ -37,67 +46,29 @@ int grpc_frame_reader_feed(GrpcFrameReader *r, const uint8_t *chunk, size_t n) {
                 return r->error;
 
         while (n > 0) {
-                /* Take only what completes the current header, or the current message, so an
-                 * oversize prefix is caught before its payload is stored. */
-                size_t have = r->size - r->start, want;
-                if (have < GRPC_FRAME_HEADER_SIZE)
-                        want = GRPC_FRAME_HEADER_SIZE - have;
-                else
-                        want = GRPC_FRAME_HEADER_SIZE + (size_t)header_length(r->data + r->start) - have;
-                if (want == 0)
-                        /* A complete message is waiting to be taken by next(); queue behind it. */
-                        want = n;
-                if (want > n)
-                        want = n;
+                /* Never append past the end of the next unvalidated header: an oversize prefix is
+                 * refused before any byte of its payload is stored. */
+                size_t take = n;
+                if (r->size < r->scan + GRPC_FRAME_HEADER_SIZE &&
+                    r->scan + GRPC_FRAME_HEADER_SIZE - r->size < take)
+                        take = r->scan + GRPC_FRAME_HEADER_SIZE - r->size;
 
-                if (r->start > 0 && r->start == r->size)
-                        r->start = r->size = 0;
-                if (r->size + want > r->alloc) {
-                        /* Compact before growing: consumed bytes at the front are dead. */
-                        if (r->start > 0) {
-                                memmove(r->data, r->data + r->start, r->size - r->start);
-                                r->size -= r->start;
-                                r->start = 0;
-                        }
-                        if (r->size + want > r->alloc) {
-                                size_t a = r->alloc ? r->alloc : 256;
-                                while (a < r->size + want)
-                                        a *= 2;
-                                uint8_t *d = realloc(r->data, a);
-                                if (!d)
-                                        return (r->error = -ENOMEM);
-                                r->data = d;
-                                r->alloc = a;
-                        }
-                }
-                memcpy(r->data + r->size, chunk, want);
-                r->size += want;
-                chunk += want;
-                n -= want;
+                if (reserve(r, take) < 0)
+                        return (r->error = -ENOMEM);
+                memcpy(r->data + r->size, chunk, take);
+                r->size += take;
+                chunk += take;
+                n -= take;
 
-                int k = check_header(r);
-                if (k < 0)
-                        return k;
-                /* Headers of messages queued behind the current one are checked when it is taken. */
-                if (r->size - r->start >= GRPC_FRAME_HEADER_SIZE &&
-                    r->size - r->start >= GRPC_FRAME_HEADER_SIZE + (size_t)header_length(r->data + r->start) &&
-                    n > 0) {
-                        /* Current message complete; append the rest unchecked-by-size for now is
-                         * not allowed, so stop and let next() consume it first. Copy the rest in one
-                         * go but verify each following header as next() advances. */
-                        if (r->size + n > r->alloc) {
-                                size_t a = r->alloc;
-                                while (a < r->size + n)
-                                        a *= 2;
-                                uint8_t *d = realloc(r->data, a);
-                                if (!d)
-                                        return (r->error = -ENOMEM);
-                                r->data = d;
-                                r->alloc = a;
-                        }
-                        memcpy(r->data + r->size, chunk, n);
-                        r->size += n;
-                        n = 0;
+                while (r->size >= r->scan + GRPC_FRAME_HEADER_SIZE) {
+                        const uint8_t *p = r->data + r->scan;
+                        if (p[0] == 1)
+                                return (r->error = -EPROTONOSUPPORT);
+                        if (p[0] != 0)
+                                return (r->error = -EBADMSG);
+                        if (header_length(p) > r->max_message)
+                                return (r->error = -EMSGSIZE);
+                        r->scan += GRPC_FRAME_HEADER_SIZE + (size_t)header_length(p);
                 }
         }
         return 0;
@@ -110,11 +81,9 @@ int grpc_frame_reader_next(GrpcFrameReader *r, const uint8_t **ret_msg, size_t *
         size_t have = r->size - r->start;
         if (have < GRPC_FRAME_HEADER_SIZE)
                 return 0;
-        int k = check_header(r);
-        if (k < 0)
-                return k;
+        /* feed() validated this header already (scan is past it). */
         size_t len = header_length(r->data + r->start);
-        if (have < GRPC_FRAME_HEADER_SIZE + len)
+        if (have - GRPC_FRAME_HEADER_SIZE < len)
                 return 0;
 
         *ret_msg = len > 0 ? r->data + r->start + GRPC_FRAME_HEADER_SIZE : NULL;
@@ -128,9 +97,10 @@ size_t grpc_frame_reader_pending(const GrpcFrameReader *r) {
 }
 
 bool grpc_frame_reader_declared_size(const GrpcFrameReader *r, uint64_t *ret_size) {
-        if (r->size - r->start < GRPC_FRAME_HEADER_SIZE)
+        /* After -EMSGSIZE, scan still points at the offending header. */
+        if (r->size < r->scan + GRPC_FRAME_HEADER_SIZE)
                 return false;
-        *ret_size = header_length(r->data + r->start);
+        *ret_size = header_length(r->data + r->scan);
         return true;
 }
 

@@ -14,6 +14,7 @@ typedef struct GrpcFrameReader {
         uint8_t *data;
         size_t start; /* first unconsumed byte */
         size_t size;  /* bytes held (from data[0]) */
+        size_t scan;  /* offset of the next message header not yet validated (may be > size) */
         size_t alloc;
         size_t max_message;
         int error; /* sticky: once the stream is broken, stays broken */
@@ -34,7 +35,7 @@ int grpc_frame_reader_next(GrpcFrameReader *r, const uint8_t **ret_msg, size_t *
 /* Bytes held that do not yet form a complete message (non-zero at end of stream = truncated). */
 size_t grpc_frame_reader_pending(const GrpcFrameReader *r);
 
-/* If the held bytes start with a complete header, returns its declared length in *ret_size (for
+/* The declared length of the last header looked at, e.g. the one that caused -EMSGSIZE (for
  * "larger than max (X vs. Y)" messages). */
 bool grpc_frame_reader_declared_size(const GrpcFrameReader *r, uint64_t *ret_size);
 
