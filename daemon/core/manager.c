@@ -16,7 +16,8 @@ struct ManagerSubscription {
         Manager *manager;
         ManagerEventFunc callback;
         void *userdata;
-        bool dead; /* freed while the bus was publishing; unlinked afterwards */
+        bool dead;    /* freed while the bus was publishing; unlinked afterwards */
+        bool counted; /* a client's: counts against max_subscribers */
         ManagerSubscription *next;
 };
 
@@ -201,22 +202,33 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-int manager_subscribe(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret) {
+static int subscribe(Manager *m, bool counted, ManagerEventFunc callback, void *userdata,
+                     ManagerSubscription **ret) {
         ManagerSubscription *s;
 
-        if (m->max_subscribers > 0 && m->n_subscribers >= m->max_subscribers)
+        if (counted && m->max_subscribers > 0 && m->n_subscribers >= m->max_subscribers)
                 return -EUSERS;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->manager = m;
+        s->counted = counted;
         s->callback = callback;
         s->userdata = userdata;
         s->next = m->subscribers;
         m->subscribers = s;
-        m->n_subscribers++;
+        if (counted)
+                m->n_subscribers++;
         *ret = s;
         return 0;
+}
+
+int manager_subscribe(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret) {
+        return subscribe(m, true, callback, userdata, ret);
+}
+
+int manager_subscribe_internal(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret) {
+        return subscribe(m, false, callback, userdata, ret);
 }
 
 ManagerSubscription *manager_subscription_free(ManagerSubscription *s) {
@@ -229,7 +241,8 @@ ManagerSubscription *manager_subscription_free(ManagerSubscription *s) {
                 free(s);
                 return NULL;
         }
-        m->n_subscribers--;
+        if (s->counted)
+                m->n_subscribers--;
         s->dead = true;
         s->manager = NULL;
         if (m->publishing == 0)

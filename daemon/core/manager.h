@@ -57,6 +57,8 @@ void manager_handle_uevent(Manager *m, int subsystem, const char *action, const 
 /* Every event from now on goes to callback, until the subscription is freed (which is allowed inside
  * the callback). -EUSERS when max_subscribers are subscribed. */
 int manager_subscribe(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret);
+/* The same for the daemon's own modules: never limited, not counted. */
+int manager_subscribe_internal(Manager *m, ManagerEventFunc callback, void *userdata, ManagerSubscription **ret);
 ManagerSubscription *manager_subscription_free(ManagerSubscription *s);
 static inline void manager_subscription_freep(ManagerSubscription **s) {
         manager_subscription_free(*s);

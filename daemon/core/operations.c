@@ -52,6 +52,7 @@ typedef struct Pending {
 
 struct Operations {
         Manager *manager;
+        ManagerSubscription *subscription; /* hot-plugged devices of blocked groups */
         Executor *executor;
         char *journal_dir;
         char *records_dir;
@@ -651,11 +652,9 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
         const Group *g;
 
         busy_remove(ops, p->request.group);
-        /* The host changed (or was rolled back): read every member again, publishing the changes. */
-        FOREACH_ARRAY(s, t->steps, t->n_steps)
-                if (s->device)
-                        (void)manager_refresh_device(ops->manager, s->device);
 
+        /* Records first: the refresh below publishes the new drivers, and whoever listens (the
+         * re-blocking of hot-plugged devices among them) must see what iommud holds now. */
         if (result >= 0) {
                 inv = manager_get_inventory(ops->manager);
                 g = inventory_find_group(inv, p->request.group);
@@ -669,6 +668,12 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
                                   "know to give it back.",
                                   p->request.group);
         }
+
+        /* The host changed (or was rolled back): read every member again, publishing the changes. */
+        FOREACH_ARRAY(s, t->steps, t->n_steps)
+                if (s->device)
+                        (void)manager_refresh_device(ops->manager, s->device);
+
         finish(p, result, message);
         free(message);
         transaction_free(t);
@@ -771,6 +776,91 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         return 0;
 }
 
+static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
+        Operations *ops = userdata;
+
+        busy_remove(ops, t->group);
+        FOREACH_ARRAY(s, t->steps, t->n_steps)
+                if (s->device)
+                        (void)manager_refresh_device(ops->manager, s->device);
+        if (result < 0)
+                log_error("Re-applying the block of group %u failed: %s", t->group, message ?: strerror(-result));
+        else
+                log_info("Block of group %u re-applied.", t->group);
+        free(message);
+        transaction_free(t);
+}
+
+/* The kernel forgets driver_override when a device goes away, and binds its native driver as soon
+ * as it comes back: a blocked device that reappears must be blocked again at once. */
+static void reapply_block(Operations *ops, const Device *d) {
+        _cleanup_(transaction_freep) Transaction *t = NULL;
+        unsigned *busy;
+        int r;
+
+        if (d->group < 0 || (d->driver_override && streq(d->driver_override, NO_DRIVER) && !d->driver))
+                return;
+        if (group_busy(ops, (unsigned)d->group)) {
+                log_warning("Group %u is busy; %s is blocked again by the next rescan.", d->group, d->address);
+                return;
+        }
+        t = transaction_new(ops->next_id++, "BlockGroup (re-applied)", (unsigned)d->group);
+        if (!t)
+                return;
+        r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
+        if (r >= 0 && d->driver)
+                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+        if (r >= 0) {
+                t->journal_dir = strdup(ops->journal_dir);
+                if (!t->journal_dir)
+                        r = -ENOMEM;
+        }
+        busy = r >= 0 ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
+        if (!busy) {
+                log_oom();
+                return;
+        }
+        ops->busy = busy;
+        log_notice("%s of blocked group %u came back%s%s: blocking it again.", d->address, d->group,
+                   d->driver ? " bound to " : "", d->driver ?: "");
+        if (executor_submit(ops->executor, t, on_reapply_done, ops) < 0) {
+                log_error("Cannot queue the block of %s; it stays on %s until the next rescan.", d->address,
+                          d->driver ?: "no driver");
+                return;
+        }
+        ops->busy[ops->n_busy++] = (unsigned)d->group;
+        TAKE_PTR(t);
+}
+
+static const MemberRecord *blocked_member(const Operations *ops, const Device *d) {
+        FOREACH_ARRAY(r, ops->records, ops->n_records) {
+                if (r->state != GROUP_BLOCKED)
+                        continue;
+                FOREACH_ARRAY(m, r->members, r->n_members)
+                        if (streq(m->address, d->address) && m->vendor_id == d->vendor_id &&
+                            m->device_id == d->device_id)
+                                return m;
+        }
+        return NULL;
+}
+
+static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        Operations *ops = userdata;
+        const InventoryChange *c = event->change;
+
+        if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && c->new_device &&
+            blocked_member(ops, c->new_device))
+                reapply_block(ops, c->new_device);
+}
+
+static void reapply_blocks(Operations *ops) {
+        const Inventory *inv = manager_get_inventory(ops->manager);
+
+        FOREACH_ARRAY(d, inv->devices, inv->n_devices)
+                if (blocked_member(ops, d))
+                        reapply_block(ops, d);
+}
+
 static int mkdir_parents(const char *path) {
         _cleanup_(freep) char *copy = strdup(path);
 
@@ -829,6 +919,12 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 return log_error_errno(r, "Cannot start the operation executor: %m");
         executor_set_max_queued(ops->executor, options->max_queued);
 
+        /* Blocks persist: after a reboot the devices came up on their native drivers. */
+        reapply_blocks(ops);
+        r = manager_subscribe_internal(manager, on_manager_event, ops, &ops->subscription);
+        if (r < 0)
+                return log_error_errno(r, "Cannot follow hot-plug events: %m");
+
         *ret = TAKE_PTR(ops);
         return 0;
 }
@@ -836,6 +932,7 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
 Operations *operations_free(Operations *ops) {
         if (!ops)
                 return NULL;
+        manager_subscription_free(ops->subscription);
         executor_free(ops->executor);
         FOREACH_ARRAY(r, ops->records, ops->n_records)
                 group_record_done(r);
