@@ -364,6 +364,8 @@ static int reload_settings(void *userdata) {
         d->config = new;
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
+        if (operations_reload_policy(d->operations) >= 0)
+                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
         (void)sd_notify(false, "READY=1");
         return 0;
 }
@@ -451,6 +453,7 @@ static int start_operations(Daemon *d) {
         _cleanup_(freep) char *journal_dir = strprintf("%s/journal", d->config.runtime_directory);
         const char *fault = getenv("IOMMUD_FAULT_AFTER_STEP");
         OperationsOptions options = {
+                .policy_dir = d->config.policy_directory,
                 .journal_dir = journal_dir,
                 .state_dir = d->config.state_directory,
                 .timeout_sec = d->config.limits.operation_timeout_sec,
@@ -472,7 +475,7 @@ static int start_dbus(Daemon *d) {
 
         if (strcmp(bus, "none") == 0)
                 return 0;
-        r = bus_server_new(d->base, d->manager, &d->config, bus, reload_settings, d, &d->dbus);
+        r = bus_server_new(d->base, d->manager, d->operations, &d->config, bus, reload_settings, d, &d->dbus);
         if (r < 0 && !d->config.dbus) {
                 log_warning_errno(r, "Cannot serve on the system D-Bus, continuing without D-Bus: %m");
                 return 0;

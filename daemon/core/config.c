@@ -417,6 +417,8 @@ static const ConfigOption options[] = {
                rescan_interval_sec),
         OPTION("Daemon", "StateDirectory", "state-directory", "DIR",
                "State kept across reboots (default: /var/lib/iommud)", parse_path, state_directory),
+        OPTION("Daemon", "PolicyDirectory", "policy-directory", "DIR",
+               "Policy rules, *.conf (default: /etc/iommud/policy.d)", parse_path, policy_directory),
         OPTION("Daemon", "RuntimeDirectory", "runtime-directory", "DIR",
                "Intent journal and runtime files (default: /run/iommud)", parse_path, runtime_directory),
         OPTION("Daemon", "Udev", "udev", "BOOL", "Follow device changes through udev (default: yes)",
@@ -513,10 +515,11 @@ int config_init_defaults(Config *c) {
         c->proc_root = strdup("/");
         c->dev_root = strdup("/");
         c->state_directory = strdup("/var/lib/iommud");
+        c->policy_directory = strdup("/etc/iommud/policy.d");
         c->runtime_directory = strdup("/run/iommud");
         c->unix_socket = strdup("/run/iommud/iommud.sock");
         c->admins.items = malloc(sizeof(Principal));
-        if (!c->sysfs_root || !c->proc_root || !c->dev_root || !c->state_directory ||
+        if (!c->sysfs_root || !c->proc_root || !c->dev_root || !c->state_directory || !c->policy_directory ||
             !c->runtime_directory || !c->unix_socket || !c->admins.items)
                 return -ENOMEM;
         c->admins.items[0] = root;
@@ -530,6 +533,7 @@ void config_done(Config *c) {
         free(c->dev_root);
         free(c->pci_ids);
         free(c->state_directory);
+        free(c->policy_directory);
         free(c->runtime_directory);
         free(c->unix_socket);
         free(c->dbus);

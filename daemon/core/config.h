@@ -51,6 +51,7 @@ typedef struct Config {
         char *pci_ids;                /* PciIds=, NULL: the built-in path */
         unsigned rescan_interval_sec; /* RescanIntervalSec=300, 0: no periodic rescan */
         char *state_directory;        /* StateDirectory=/var/lib/iommud */
+        char *policy_directory;       /* PolicyDirectory=/etc/iommud/policy.d */
         char *runtime_directory;      /* RuntimeDirectory=/run/iommud */
         bool udev;                    /* Udev=yes */
         char *dbus;                   /* DBus=system|session|none|ADDRESS; NULL: the system bus if it is there */

@@ -52,6 +52,8 @@ typedef struct Pending {
 
 struct Operations {
         Manager *manager;
+        char *policy_dir;
+        Policy *policy;
         ManagerSubscription *subscription; /* hot-plugged devices of blocked groups */
         Executor *executor;
         char *journal_dir;
@@ -357,6 +359,36 @@ static int check_not_held(const Operations *ops, const Group *g, char **ret_mess
         *ret_message = strprintf("group %u is in use: /dev/vfio/%u is held open by %s%s", g->id, g->id, holders[0],
                                  holders[1] ? " and others" : "");
         return -EBUSY;
+}
+
+/* Critical groups are never touched, and Passthrough=deny keeps a group from VFIO, unless an admin
+ * forces it. */
+static int check_policy(const Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                        char **ret_message) {
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        const PlanGroup *pg;
+        int r;
+
+        if (req->force || req->kind == OPERATION_RELEASE || req->kind == OPERATION_UNBLOCK)
+                return 0;
+        r = plan_compute(ops->policy, inv, &plan);
+        if (r < 0)
+                return r;
+        pg = plan_find_group(plan, g->id);
+        if (!pg)
+                return 0;
+        if (pg->critical) {
+                const PlanOrigin *o = &pg->origins[POLICY_CRITICAL];
+
+                *ret_message = strprintf("group %u is critical: %s matches %s:%u (%s); an admin may force it", g->id,
+                                         o->device ?: "a member", o->file ?: "?", o->line, o->setting ?: "Critical=yes");
+                return -EPERM;
+        }
+        if (req->kind == OPERATION_PREPARE && pg->passthrough_refusal) {
+                *ret_message = strprintf("group %u may not be passed through: %s", g->id, pg->passthrough_refusal);
+                return -EPERM;
+        }
+        return 0;
 }
 
 /* ---- building transactions ------------------------------------------------------------------- */
@@ -698,6 +730,10 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 return -EBUSY;
         }
 
+        r = check_policy(ops, inv, g, req, ret_message);
+        if (r < 0)
+                return r;
+
         t = transaction_new(ops->next_id, operation_kind_to_string(req->kind), g->id);
         if (!t)
                 return -ENOMEM;
@@ -844,6 +880,8 @@ static const MemberRecord *blocked_member(const Operations *ops, const Device *d
         return NULL;
 }
 
+static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
+
 static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
         Operations *ops = userdata;
         const InventoryChange *c = event->change;
@@ -851,6 +889,8 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
         if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && c->new_device &&
             blocked_member(ops, c->new_device))
                 reapply_block(ops, c->new_device);
+        else if (c->kind == INVENTORY_DEVICE_ADDED && c->new_device->group >= 0 && ops->policy->n_rules > 0)
+                (void)operations_apply_policy(ops, c->new_device->group, false, on_policy_applied, NULL);
 }
 
 static void reapply_blocks(Operations *ops) {
@@ -859,6 +899,151 @@ static void reapply_blocks(Operations *ops) {
         FOREACH_ARRAY(d, inv->devices, inv->n_devices)
                 if (blocked_member(ops, d))
                         reapply_block(ops, d);
+}
+
+/* ---- policy ------------------------------------------------------------------------------------ */
+
+int operations_reload_policy(Operations *ops) {
+        PolicyErrors errors = {};
+        Policy *policy = NULL;
+        int r;
+
+        r = policy_load_dir(ops->policy_dir, &policy, &errors);
+        if (r < 0) {
+                FOREACH_ARRAY(e, errors.items, errors.n)
+                        if (e->line > 0)
+                                log_error("%s:%u: %s", e->file, e->line, e->message);
+                        else
+                                log_error("%s: %s", e->file, e->message);
+                policy_errors_done(&errors);
+                return log_error_errno(r, "The policy in %s is refused as a whole: %m", ops->policy_dir);
+        }
+        policy_errors_done(&errors);
+        policy_free(ops->policy);
+        ops->policy = policy;
+        log_info("Policy: %zu rule%s from %s.", policy->n_rules, policy->n_rules == 1 ? "" : "s", ops->policy_dir);
+        return 0;
+}
+
+const Policy *operations_get_policy(const Operations *ops) {
+        return ops->policy;
+}
+
+int operations_plan(const Operations *ops, Plan **ret) {
+        return plan_compute(ops->policy, manager_get_inventory(ops->manager), ret);
+}
+
+typedef struct ApplyRun {
+        Operations *ops;
+        ApplyOutcome outcome;
+        OperationRequest *requests;
+        size_t n_requests, next;
+        ApplyDoneFunc done;
+        void *userdata;
+} ApplyRun;
+
+static void apply_next(ApplyRun *run);
+
+static void apply_run_free(ApplyRun *run) {
+        FOREACH_ARRAY(o, run->outcome.outcomes, run->outcome.n_outcomes) {
+                free((char *)o->message);
+                strv_free(o->steps);
+        }
+        free(run->outcome.outcomes);
+        plan_free(run->outcome.plan);
+        free(run->requests);
+        free(run);
+}
+
+static void record_outcome(ApplyRun *run, const OperationOutcome *outcome) {
+        OperationOutcome *copy = array_append(&run->outcome.outcomes, &run->outcome.n_outcomes, sizeof(*copy));
+        size_t n = 0;
+
+        if (!copy)
+                return;
+        *copy = *outcome;
+        copy->message = outcome->message ? strdup(outcome->message) : NULL;
+        copy->steps = calloc(1, sizeof(char *));
+        for (char **s = outcome->steps; copy->steps && s && *s; s++)
+                (void)strv_push_dup(&copy->steps, &n, *s);
+}
+
+static void on_apply_step_done(const OperationOutcome *outcome, void *userdata) {
+        ApplyRun *run = userdata;
+
+        record_outcome(run, outcome);
+        apply_next(run);
+}
+
+static void apply_next(ApplyRun *run) {
+        while (run->next < run->n_requests) {
+                OperationRequest *req = &run->requests[run->next++];
+                _cleanup_(freep) char *message = NULL;
+                int r;
+
+                r = operations_start(run->ops, req, on_apply_step_done, run, &message);
+                if (r >= 0)
+                        return; /* continues in on_apply_step_done */
+                record_outcome(run, &(OperationOutcome){ .group = req->group, .error = r, .message = message });
+        }
+        run->done(&run->outcome, run->userdata);
+        apply_run_free(run);
+}
+
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata) {
+        ApplyRun *run;
+        int r;
+
+        run = calloc(1, sizeof(*run));
+        if (!run)
+                return -ENOMEM;
+        run->ops = ops;
+        run->done = done ?: on_policy_applied;
+        run->userdata = userdata;
+        r = operations_plan(ops, &run->outcome.plan);
+        if (r < 0) {
+                free(run);
+                return r;
+        }
+
+        /* One operation per step the kernel allows; blocked steps stay in the plan with their reason. */
+        FOREACH_ARRAY(pg, run->outcome.plan->groups, run->outcome.plan->n_groups) {
+                if (group >= 0 && pg->id != (unsigned)group)
+                        continue;
+                FOREACH_ARRAY(step, pg->steps, pg->n_steps) {
+                        OperationRequest *req;
+
+                        if (dry_run || step->blocked || step->kind == PLAN_STEP_NONE)
+                                continue;
+                        req = array_append(&run->requests, &run->n_requests, sizeof(*req));
+                        if (!req) {
+                                apply_run_free(run);
+                                return -ENOMEM;
+                        }
+                        req->group = pg->id;
+                        req->client = "policy";
+                        if (step->kind == PLAN_STEP_SET_TYPE) {
+                                req->kind = OPERATION_SET_DOMAIN_TYPE;
+                                req->type = step->argument;
+                        } else {
+                                req->kind = OPERATION_PREPARE;
+                                req->owner = "policy";
+                        }
+                }
+        }
+        apply_next(run);
+        return 0;
+}
+
+static void on_policy_applied(const ApplyOutcome *outcome, void *userdata) {
+        size_t failed = 0;
+
+        FOREACH_ARRAY(o, outcome->outcomes, outcome->n_outcomes)
+                if (o->error < 0)
+                        failed++;
+        if (outcome->n_outcomes > 0)
+                log_info("Policy applied: %zu operation%s, %zu failed.", outcome->n_outcomes,
+                         outcome->n_outcomes == 1 ? "" : "s", failed);
 }
 
 static int mkdir_parents(const char *path) {
@@ -890,8 +1075,15 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         ops->fault_after_step = options->fault_after_step;
         ops->journal_dir = strdup(options->journal_dir);
         ops->records_dir = strprintf("%s/groups", options->state_dir);
-        if (!ops->journal_dir || !ops->records_dir)
+        ops->policy_dir = strdup(options->policy_dir);
+        if (!ops->journal_dir || !ops->records_dir || !ops->policy_dir)
                 return log_oom();
+
+        /* A policy with errors stops the start, as a bad config does: running without the rules
+         * that mark the host's own devices critical would be worse than not running. */
+        r = operations_reload_policy(ops);
+        if (r < 0)
+                return r;
 
         r = mkdir_parents(ops->journal_dir);
         if (r < 0)
@@ -925,6 +1117,12 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (r < 0)
                 return log_error_errno(r, "Cannot follow hot-plug events: %m");
 
+        if (ops->policy->n_rules > 0) {
+                r = operations_apply_policy(ops, -1, false, on_policy_applied, NULL);
+                if (r < 0)
+                        log_error_errno(r, "Cannot apply the policy at start: %m");
+        }
+
         *ret = TAKE_PTR(ops);
         return 0;
 }
@@ -940,6 +1138,8 @@ Operations *operations_free(Operations *ops) {
         free(ops->busy);
         free(ops->journal_dir);
         free(ops->records_dir);
+        free(ops->policy_dir);
+        policy_free(ops->policy);
         free(ops);
         return NULL;
 }

@@ -6,6 +6,8 @@
 #include <stdint.h>
 
 #include "manager.h"
+#include "plan.h"
+#include "policy.h"
 
 struct event_base;
 
@@ -51,6 +53,7 @@ typedef enum GroupStateKind {
 } GroupStateKind;
 
 typedef struct OperationsOptions {
+        const char *policy_dir;    /* *.conf policy rules (docs/POLICY.md); a missing directory is no rule */
         const char *journal_dir;   /* intent records; created when missing */
         const char *state_dir;     /* what survives reboots: prepared and blocked groups */
         unsigned timeout_sec;      /* one operation, start to finish */
@@ -70,6 +73,24 @@ static inline void operations_freep(Operations **ops) {
  * host uses it) is returned at once as -errno with *ret_message; otherwise done is called later. */
 int operations_start(Operations *ops, const OperationRequest *request, OperationDoneFunc done, void *userdata,
                      char **ret_message);
+
+/* Reads the policy directory again. On errors (each logged as file:line) the current policy stays
+ * and -EINVAL is returned. */
+int operations_reload_policy(Operations *ops);
+const Policy *operations_get_policy(const Operations *ops);
+/* The plan for the current inventory under the current policy; the caller frees it (plan_free). */
+int operations_plan(const Operations *ops, Plan **ret);
+
+/* Applying the policy: each group's steps, run one operation after another. */
+typedef struct ApplyOutcome {
+        Plan *plan;                  /* what was planned */
+        OperationOutcome *outcomes;  /* one per operation run (none for a dry run) */
+        size_t n_outcomes;
+} ApplyOutcome;
+typedef void (*ApplyDoneFunc)(const ApplyOutcome *outcome, void *userdata);
+/* group -1: every group; otherwise only that one (a hot-plugged device's). done may be called
+ * before this returns (dry runs, nothing to do); NULL just logs the result. */
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata);
 
 /* What iommud did to the group (HOST when nothing), and the owner it was prepared for. */
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);

@@ -2,6 +2,7 @@
 #include "svc-manager.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -496,16 +497,161 @@ static int on_unblock_group(GrpcCall *call, const ProtobufCMessage *request, voi
         return start_operation(call, userdata, &op);
 }
 
-/* ---- policy (the next milestone) ------------------------------------------------------------- */
+/* ---- policy ---------------------------------------------------------------------------------- */
 
-static int on_not_yet(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
-        const char *path = grpc_call_get_path(call), *method = path ? strrchr(path, '/') : NULL;
-        char message[160];
+static Iommud__V1__PlanResponse *plan_to_proto(ProtoArena *a, const Plan *plan) {
+        Iommud__V1__PlanResponse *p = proto_arena_alloc(a, sizeof(*p));
+        size_t n_steps = 0;
 
-        snprintf(message, sizeof(message),
-                 "%s is not implemented yet: policy files and the planner are the next milestone",
-                 method ? method + 1 : "this method");
-        return grpc_call_fail_status(call, GRPC_STATUS_UNIMPLEMENTED, message);
+        if (!p)
+                return NULL;
+        *p = (Iommud__V1__PlanResponse)IOMMUD__V1__PLAN_RESPONSE__INIT;
+        FOREACH_ARRAY(g, plan->groups, plan->n_groups)
+                n_steps += g->n_steps;
+        p->steps = n_steps ? proto_arena_alloc(a, n_steps * sizeof(*p->steps)) : NULL;
+        FOREACH_ARRAY(g, plan->groups, plan->n_groups)
+                FOREACH_ARRAY(step, g->steps, g->n_steps) {
+                        Iommud__V1__PlanStep *ps = proto_arena_alloc(a, sizeof(*ps));
+
+                        if (!ps || !p->steps)
+                                return p;
+                        *ps = (Iommud__V1__PlanStep)IOMMUD__V1__PLAN_STEP__INIT;
+                        ps->group = g->id;
+                        ps->action = (char *)plan_step_kind_to_string(step->kind);
+                        ps->argument = step->argument ?: (char *)"";
+                        ps->reason = step->reason ?: (char *)"";
+                        ps->blocked = step->blocked;
+                        ps->blocked_reason = step->blocked_reason ?: (char *)"";
+                        ps->passthrough_refusal = g->passthrough_refusal ?: (char *)"";
+                        p->steps[p->n_steps++] = ps;
+                }
+        p->conflicts = plan->n_conflicts ? proto_arena_alloc(a, plan->n_conflicts * sizeof(char *)) : NULL;
+        FOREACH_ARRAY(c, plan->conflicts, plan->n_conflicts)
+                if (p->conflicts)
+                        p->conflicts[p->n_conflicts++] = c->message;
+        return p;
+}
+
+static int on_plan(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        SvcManager *svc = userdata;
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        ProtoArena arena = {};
+        Iommud__V1__PlanResponse *resp;
+        int r;
+
+        r = operations_plan(svc->operations, &plan);
+        if (r < 0)
+                return r;
+        resp = plan_to_proto(&arena, plan);
+        return reply_arena(call, &arena, resp ? &resp->base : NULL);
+}
+
+/* Both maps of a PolicyRule are string -> string: their entry messages have the same layout. */
+_Static_assert(offsetof(Iommud__V1__PolicyRule__MatchEntry, value) ==
+                       offsetof(Iommud__V1__PolicyRule__PolicyEntry, value),
+               "map entries differ");
+
+static void *rule_keys_to_proto(ProtoArena *a, const ProtobufCMessageDescriptor *entry, const RuleKey *keys, size_t n,
+                                const char *(*name)(int), size_t *ret_n) {
+        Iommud__V1__PolicyRule__MatchEntry **entries = proto_arena_alloc(a, n * sizeof(*entries));
+
+        *ret_n = 0;
+        for (size_t i = 0; entries && i < n; i++) {
+                Iommud__V1__PolicyRule__MatchEntry *e;
+
+                if (keys[i].line == 0)
+                        continue;
+                e = proto_arena_alloc(a, entry->sizeof_message);
+                if (!e)
+                        break;
+                protobuf_c_message_init(entry, e);
+                e->key = (char *)name((int)i);
+                e->value = keys[i].value;
+                entries[(*ret_n)++] = e;
+        }
+        return entries;
+}
+
+static const char *match_key_name(int k) {
+        return match_key_to_string((MatchKey)k);
+}
+
+static const char *action_name(int k) {
+        return policy_action_to_string((PolicyAction)k);
+}
+
+static int on_get_policy(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Policy *policy = operations_get_policy(((SvcManager *)userdata)->operations);
+        Iommud__V1__Policy resp = IOMMUD__V1__POLICY__INIT;
+        ProtoArena arena = {};
+
+        resp.rules = policy->n_rules ? proto_arena_alloc(&arena, policy->n_rules * sizeof(*resp.rules)) : NULL;
+        FOREACH_ARRAY(rule, policy->rules, policy->n_rules) {
+                Iommud__V1__PolicyRule *pr = proto_arena_alloc(&arena, sizeof(*pr));
+                const char *base = strrchr(rule->file, '/');
+
+                if (!pr || !resp.rules)
+                        break;
+                *pr = (Iommud__V1__PolicyRule)IOMMUD__V1__POLICY_RULE__INIT;
+                pr->file = rule->file;
+                pr->name = (char *)(base ? base + 1 : rule->file);
+                pr->match = rule_keys_to_proto(&arena, &iommud__v1__policy_rule__match_entry__descriptor, rule->match,
+                                               _MATCH_KEY_MAX, match_key_name, &pr->n_match);
+                pr->policy = rule_keys_to_proto(&arena, &iommud__v1__policy_rule__policy_entry__descriptor,
+                                                rule->action, _POLICY_ACTION_MAX, action_name, &pr->n_policy);
+                resp.rules[resp.n_rules++] = pr;
+        }
+        return reply_arena(call, &arena, &resp.base);
+}
+
+typedef struct ApplyCall {
+        SvcManager *svc;
+        GrpcCall *call;
+} ApplyCall;
+
+static void on_apply_done(const ApplyOutcome *outcome, void *userdata) {
+        Iommud__V1__ApplyPolicyResponse resp = IOMMUD__V1__APPLY_POLICY_RESPONSE__INIT;
+        ApplyCall *ac = userdata;
+        ProtoArena arena = {};
+
+        resp.plan = plan_to_proto(&arena, outcome->plan);
+        resp.results = outcome->n_outcomes ? proto_arena_alloc(&arena, outcome->n_outcomes * sizeof(*resp.results))
+                                           : NULL;
+        FOREACH_ARRAY(o, outcome->outcomes, outcome->n_outcomes) {
+                Iommud__V1__OperationResult *r = proto_arena_alloc(&arena, sizeof(*r));
+
+                if (!r || !resp.results)
+                        break;
+                *r = (Iommud__V1__OperationResult)IOMMUD__V1__OPERATION_RESULT__INIT;
+                r->operation_id = o->id;
+                r->group_id = o->group;
+                r->steps = o->steps;
+                r->n_steps = strv_length(o->steps);
+                r->error = (char *)(o->error < 0 ? o->message ?: strerror(-o->error) : "");
+                resp.results[resp.n_results++] = r;
+        }
+        (void)reply_arena(ac->call, &arena, &resp.base);
+        grpc_call_unref(ac->call);
+        free(ac);
+}
+
+static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__ApplyPolicyRequest *req = REQUEST(Iommud__V1__ApplyPolicyRequest, request);
+        ApplyCall *ac;
+        int r;
+
+        ac = calloc(1, sizeof(*ac));
+        if (!ac)
+                return -ENOMEM;
+        ac->svc = userdata;
+        ac->call = grpc_call_ref(call);
+        r = operations_apply_policy(ac->svc->operations, -1, req->dry_run, on_apply_done, ac);
+        if (r < 0) {
+                grpc_call_unref(ac->call);
+                free(ac);
+                return r;
+        }
+        return 0;
 }
 
 #define METHOD(name, kind, request_type, handler, role)                                                   \
@@ -536,10 +682,10 @@ static const GrpcMethod manager_methods[] = {
                GRPC_ROLE_ADMIN),
         METHOD("UnblockGroup", GRPC_METHOD_UNARY, iommud__v1__unblock_group_request__descriptor, on_unblock_group,
                GRPC_ROLE_ADMIN),
-        METHOD("GetPolicy", GRPC_METHOD_UNARY, iommud__v1__get_policy_request__descriptor, on_not_yet,
+        METHOD("GetPolicy", GRPC_METHOD_UNARY, iommud__v1__get_policy_request__descriptor, on_get_policy,
                GRPC_ROLE_READER),
-        METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_not_yet, GRPC_ROLE_READER),
-        METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_not_yet,
+        METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_plan, GRPC_ROLE_READER),
+        METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_apply_policy,
                GRPC_ROLE_ADMIN),
 };
 
