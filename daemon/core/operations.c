@@ -670,6 +670,9 @@ static void finish(Pending *p, int error, const char *message) {
         if (error < 0)
                 log_warning("Operation %llu %s on group %u failed: %s", (unsigned long long)p->id,
                             operation_kind_to_string(p->request.kind), p->request.group, message ?: strerror(-error));
+        else if (p->request.dry_run)
+                log_debug("Operation %llu %s on group %u: dry run, %zu steps.", (unsigned long long)p->id,
+                          operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
         else
                 log_info("Operation %llu %s on group %u done (%zu steps).", (unsigned long long)p->id,
                          operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));

@@ -22,7 +22,8 @@ int sysfs_write_attr(const HostRoots *roots, const char *path, const char *value
         line = strprintf("%s%s", value, len > 0 && value[len - 1] == '\n' ? "" : "\n");
         if (!line)
                 return -ENOMEM;
-        fd = open_in_root(roots->sysfs_fd, path, O_WRONLY | O_NOCTTY);
+        /* O_TRUNC as the shell's ">" does: sysfs ignores it, a fixture's plain file needs it. */
+        fd = open_in_root(roots->sysfs_fd, path, O_WRONLY | O_TRUNC | O_NOCTTY);
         if (fd < 0)
                 return fd;
         n = write(fd, line, strlen(line));
