@@ -19,6 +19,7 @@
 #include "string-util.h"
 #include "strv.h"
 #include "transaction.h"
+#include "vfio-variant.h"
 
 #define VFIO_DRIVER "vfio-pci"
 /* driver_override with a name no driver has: nothing binds (KERNEL.md §4.1). */
@@ -502,6 +503,9 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
 
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                          Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        _cleanup_(strv_freep) char **loaded = NULL;
+        _cleanup_(freep) char **targets = NULL; /* per member: its variant module, or NULL */
+        size_t n_loaded = 0;
         bool all_ready = true;
         int r;
 
@@ -521,24 +525,45 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         if (r < 0)
                 return r;
 
+        /* Each endpoint gets its vendor's VFIO variant driver when the kernel has one, as libvirt
+         * does; the module is loaded first so that the override finds its driver. */
+        targets = calloc(g->n_devices + 1, sizeof(char *));
+        if (!targets)
+                return -ENOMEM;
         r = transaction_add(t, STEP_LOAD_MODULE, NULL, "vfio_pci", NULL);
         if (r >= 0)
                 r = transaction_add(t, STEP_LOAD_MODULE, NULL, "vfio_iommu_type1", NULL);
+        for (size_t i = 0; r >= 0 && g->devices[i]; i++) {
+                const Device *d = inventory_find_device(inv, g->devices[i]);
+
+                if (!d || d->header_type != 0 || d->vfio_bound)
+                        continue;
+                r = vfio_variant_lookup(manager_get_roots(ops->manager), inv->host.kernel_release, d->modalias,
+                                        &targets[i]);
+                if (r >= 0 && targets[i] && !strv_contains(loaded, targets[i])) {
+                        r = transaction_add(t, STEP_LOAD_MODULE, NULL, targets[i], NULL);
+                        if (r >= 0)
+                                r = strv_push_dup(&loaded, &n_loaded, targets[i]);
+                }
+        }
         /* Overrides first on every member, so that no sibling can be re-probed by a host driver while
          * the others change hands. */
         for (int pass = 0; r >= 0 && pass < 3; pass++)
-                for (char **a = g->devices; r >= 0 && *a; a++) {
-                        const Device *d = inventory_find_device(inv, *a);
+                for (size_t i = 0; r >= 0 && g->devices[i]; i++) {
+                        const Device *d = inventory_find_device(inv, g->devices[i]);
+                        const char *target = targets[i] ?: VFIO_DRIVER;
 
                         if (!d || d->header_type != 0 || d->vfio_bound)
                                 continue;
                         if (pass == 0)
-                                r = transaction_add(t, STEP_SET_OVERRIDE, d->address, VFIO_DRIVER, d->driver_override);
+                                r = transaction_add(t, STEP_SET_OVERRIDE, d->address, target, d->driver_override);
                         else if (pass == 1 && d->driver)
                                 r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
                         else if (pass == 2)
-                                r = transaction_add(t, STEP_PROBE, d->address, VFIO_DRIVER, NULL);
+                                r = transaction_add(t, STEP_PROBE, d->address, target, NULL);
                 }
+        for (size_t i = 0; i < g->n_devices; i++)
+                free(targets[i]);
         if (r >= 0)
                 r = transaction_add(t, STEP_WAIT_VFIO, NULL, NULL, NULL);
         return r;

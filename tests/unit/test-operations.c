@@ -229,12 +229,37 @@ static void test_policy_refusals(void **state) {
         stop(&f);
 }
 
+static void test_variant_driver(void **state) {
+        Fixture f = {};
+        Result result;
+        char *message = NULL;
+
+        start(&f, "6.12.117+deb12-amd64", NULL);
+        fake_tree_write(f.tree, "lib/modules/6.12.117+deb12-amd64/modules.alias",
+                        "alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\n"
+                        "alias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n"
+                        "alias vfio_pci:v00008086d000010D3sv*sd*bc02sc*i* example_vfio_pci\n");
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result, &message), 0);
+        assert_steps(&result, (const char *const[]){
+                                      "load module vfio_pci",
+                                      "load module vfio_iommu_type1",
+                                      "load module example_vfio_pci",
+                                      "set driver_override of 0000:00:02.0 to example_vfio_pci",
+                                      "unbind 0000:00:02.0 from e1000e",
+                                      "probe 0000:00:02.0 and check it binds to example_vfio_pci",
+                                      "wait for /dev/vfio/1",
+                                      NULL,
+                              });
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_multi_device_on_6_12_and_prepare),
                 cmocka_unit_test(test_policy_refusals),
+                cmocka_unit_test(test_variant_driver),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,364 @@
+/* org.iommud1.Group on /org/iommud1/group/<id>: one object per IOMMU group of the live inventory, and
+ * the group operations, answered when they have finished. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-error.h"
+#include "bus-libevent.h"
+#include "bus-objects.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "operations.h"
+#include "parse.h"
+#include "string-util.h"
+#include "strv.h"
+
+int group_bus_path(unsigned id, char **ret) {
+        *ret = strprintf(BUS_GROUP_PREFIX "/%u", id);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int group_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                      sd_bus_error *ret_error) {
+        BusServer *s = userdata;
+        _cleanup_(freep) char *name = NULL;
+        const Group *g;
+        uint32_t id;
+
+        if (sd_bus_path_decode(path, BUS_GROUP_PREFIX, &name) <= 0 || parse_u32(name, 10, &id) < 0)
+                return 0;
+        g = inventory_find_group(manager_get_inventory(s->manager), id);
+        if (!g)
+                return 0;
+        *ret_found = (void *)g;
+        return 1;
+}
+
+static int group_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+                           sd_bus_error *ret_error) {
+        BusServer *s = userdata;
+        const Inventory *inv = manager_get_inventory(s->manager);
+        _cleanup_(strv_freep) char **nodes = NULL;
+        size_t n = 0;
+
+        FOREACH_ARRAY (g, inv->groups, inv->n_groups) {
+                char *path = NULL;
+
+                if (group_bus_path(g->id, &path) < 0 || strv_push(&nodes, &n, path) < 0) {
+                        free(path);
+                        return -ENOMEM;
+                }
+        }
+        *ret_nodes = TAKE_PTR(nodes);
+        return 0;
+}
+
+static int property_get_domain_type(sd_bus *bus, const char *path, const char *interface,
+                                    const char *property, sd_bus_message *reply, void *userdata,
+                                    sd_bus_error *ret_error) {
+        const Group *g = userdata;
+
+        return sd_bus_message_append_basic(reply, 's', domain_type_to_string(g->type) ?: "");
+}
+
+/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning")
+ * and the owner it was prepared for ("" when none). */
+static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const BusServer *s = bus_server_of(bus);
+        GroupStateKind state = operations_group_state(s->operations, userdata, NULL);
+
+        return sd_bus_message_append_basic(reply, 's', group_state_to_string(state));
+}
+
+static int property_get_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const BusServer *s = bus_server_of(bus);
+        const char *owner;
+
+        (void)operations_group_state(s->operations, userdata, &owner);
+        return sd_bus_message_append_basic(reply, 's', owner ?: "");
+}
+
+static int property_get_blockers(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const Group *g = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sss)");
+        FOREACH_ARRAY (b, g->blockers, g->n_blockers)
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(sss)", b->device ?: "", b->driver ?: "",
+                                                  b->reason ?: "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int property_get_reserved_regions(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *ret_error) {
+        const Group *g = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(tts)");
+        FOREACH_ARRAY (rr, g->reserved_regions, g->n_reserved_regions)
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(tts)", rr->start_addr, rr->end_addr,
+                                                  rr->type ?: "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static bool blockers_equal(const Group *a, const Group *b) {
+        if (a->n_blockers != b->n_blockers)
+                return false;
+        for (size_t i = 0; i < a->n_blockers; i++)
+                if (!bus_streq_ptr(a->blockers[i].device, b->blockers[i].device) ||
+                    !bus_streq_ptr(a->blockers[i].driver, b->blockers[i].driver) ||
+                    !bus_streq_ptr(a->blockers[i].reason, b->blockers[i].reason))
+                        return false;
+        return true;
+}
+
+static bool reserved_regions_equal(const Group *a, const Group *b) {
+        if (a->n_reserved_regions != b->n_reserved_regions)
+                return false;
+        for (size_t i = 0; i < a->n_reserved_regions; i++)
+                if (a->reserved_regions[i].start_addr != b->reserved_regions[i].start_addr ||
+                    a->reserved_regions[i].end_addr != b->reserved_regions[i].end_addr ||
+                    !bus_streq_ptr(a->reserved_regions[i].type, b->reserved_regions[i].type))
+                        return false;
+        return true;
+}
+
+int group_bus_emit_changes(sd_bus *bus, const Group *old, const Group *new) {
+        _cleanup_(freep) char *path = NULL;
+        BusChangedNames c = {};
+
+        bus_changed_add_if(&c, old->type != new->type, "DomainType");
+        bus_changed_add_if(&c, !bus_strv_equal(old->devices, new->devices), "Devices");
+        bus_changed_add_if(&c, old->viable != new->viable, "Viable");
+        bus_changed_add_if(&c, !blockers_equal(old, new), "Blockers");
+        bus_changed_add_if(&c, old->type_change.writable != new->type_change.writable, "TypeChangeWritable");
+        bus_changed_add_if(&c, !bus_strv_equal(old->type_change.allowed, new->type_change.allowed),
+                           "TypeChangeAllowed");
+        bus_changed_add_if(&c, !bus_streq_ptr(old->type_change.reason, new->type_change.reason),
+                           "TypeChangeReason");
+        bus_changed_add_if(&c, !reserved_regions_equal(old, new), "ReservedRegions");
+        bus_changed_add_if(&c, old->vfio_node != new->vfio_node, "VfioNode");
+        if (c.n == 0)
+                return 0;
+
+        if (group_bus_path(new->id, &path) < 0)
+                return -ENOMEM;
+        return bus_emit_changed(bus, path, BUS_GROUP_INTERFACE, &c);
+}
+
+/* ---- operations ------------------------------------------------------------------------------- */
+
+/* One method call waiting for its operation. */
+typedef struct BusOperation {
+        BusServer *server;
+        sd_bus_message *call;
+        char *client;
+        unsigned group;
+        GroupStateKind state; /* State and Owner as last announced */
+        char *owner;
+        bool starting; /* inside operations_start(): the done callback leaves freeing to the caller */
+        bool done;
+} BusOperation;
+
+static BusOperation *bus_operation_free(BusOperation *o) {
+        if (!o)
+                return NULL;
+        sd_bus_message_unref(o->call);
+        free(o->client);
+        free(o->owner);
+        free(o);
+        return NULL;
+}
+
+/* State and Owner are core's bookkeeping, not inventory: no Manager event reports them, so the call
+ * that changes them announces the change. */
+static void announce_state(BusOperation *o) {
+        const Group *g = inventory_find_group(manager_get_inventory(o->server->manager), o->group);
+        _cleanup_(freep) char *path = NULL;
+        BusChangedNames c = {};
+        const char *owner;
+        GroupStateKind state;
+        int r;
+
+        /* Gone (a release can end with the group unplugged): InterfacesRemoved said so. */
+        if (!g)
+                return;
+        state = operations_group_state(o->server->operations, g, &owner);
+        bus_changed_add_if(&c, state != o->state, "State");
+        bus_changed_add_if(&c, !bus_streq_ptr(owner, o->owner), "Owner");
+        if (c.n == 0)
+                return;
+        o->state = state;
+        free(o->owner);
+        o->owner = owner ? strdup(owner) : NULL;
+
+        r = group_bus_path(o->group, &path);
+        if (r >= 0)
+                r = bus_emit_changed(o->server->bus, path, BUS_GROUP_INTERFACE, &c);
+        if (r < 0)
+                log_debug_errno(r, "Failed to announce the state of group %u, ignoring: %m", o->group);
+}
+
+static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        BusOperation *o = userdata;
+        int r;
+
+        if (outcome->error < 0)
+                r = bus_reply_errno(o->call, outcome->error, outcome->message);
+        else {
+                r = sd_bus_message_new_method_return(o->call, &reply);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, outcome->steps);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, reply, NULL);
+        }
+        if (r < 0)
+                log_debug_errno(r, "Failed to answer %s on group %u, ignoring: %m",
+                                sd_bus_message_get_member(o->call), o->group);
+        announce_state(o);
+        /* Finished on the executor's wakeup, outside any bus dispatch. */
+        bus_libevent_rearm(o->server->event);
+
+        o->done = true;
+        if (!o->starting)
+                bus_operation_free(o);
+}
+
+/* Starts the operation; the call is answered when it has finished, with the steps taken. */
+static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *req) {
+        BusServer *s = bus_server_of(sd_bus_message_get_bus(m));
+        _cleanup_(freep) char *message = NULL;
+        const char *owner;
+        BusOperation *o;
+        int r;
+
+        o = calloc(1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        o->server = s;
+        o->call = sd_bus_message_ref(m);
+        o->group = g->id;
+        o->state = operations_group_state(s->operations, g, &owner);
+        o->owner = owner ? strdup(owner) : NULL;
+        o->client = strprintf("D-Bus %s", sd_bus_message_get_sender(m) ?: "peer");
+        if (!o->client || (owner && !o->owner)) {
+                bus_operation_free(o);
+                return -ENOMEM;
+        }
+        req->group = g->id;
+        req->client = o->client;
+
+        o->starting = true;
+        r = operations_start(s->operations, req, on_operation_done, o, &message);
+        o->starting = false;
+        if (r < 0) {
+                bus_operation_free(o);
+                return bus_reply_errno(m, r, message);
+        }
+        if (o->done) {
+                bus_operation_free(o);
+                return 1;
+        }
+        announce_state(o); /* transitioning */
+        return 1;
+}
+
+static int method_set_domain_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        OperationRequest req = {.kind = OPERATION_SET_DOMAIN_TYPE};
+        int dry_run, r;
+
+        r = sd_bus_message_read(m, "sb", &req.type, &dry_run);
+        if (r < 0)
+                return r;
+        req.dry_run = dry_run;
+        return start_operation(m, userdata, &req);
+}
+
+static int method_prepare(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        OperationRequest req = {.kind = OPERATION_PREPARE};
+        int r;
+
+        r = sd_bus_message_read(m, "s", &req.owner);
+        if (r < 0)
+                return r;
+        if (!*req.owner)
+                req.owner = NULL;
+        return start_operation(m, userdata, &req);
+}
+
+static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        OperationRequest req = {.kind = OPERATION_RELEASE};
+
+        return start_operation(m, userdata, &req);
+}
+
+static int method_block(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        OperationRequest req = {.kind = OPERATION_BLOCK};
+
+        return start_operation(m, userdata, &req);
+}
+
+static int method_unblock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        OperationRequest req = {.kind = OPERATION_UNBLOCK};
+
+        return start_operation(m, userdata, &req);
+}
+
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+/* Without it sd-bus demands CAP_SYS_ADMIN on the system bus; bus-authorize.c decides instead. */
+#define UNPRIVILEGED SD_BUS_VTABLE_UNPRIVILEGED
+
+const sd_bus_vtable group_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Id", "u", bus_property_get_unsigned, offsetof(Group, id),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DomainType", "s", property_get_domain_type, 0, CHANGES),
+        SD_BUS_PROPERTY("Devices", "as", bus_property_get_strv, offsetof(Group, devices), CHANGES),
+        SD_BUS_PROPERTY("State", "s", property_get_state, 0, CHANGES),
+        SD_BUS_PROPERTY("Owner", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("Viable", "b", bus_property_get_bool, offsetof(Group, viable), CHANGES),
+        SD_BUS_PROPERTY("Blockers", "a(sss)", property_get_blockers, 0, CHANGES),
+        SD_BUS_PROPERTY("TypeChangeWritable", "b", bus_property_get_bool,
+                        offsetof(Group, type_change.writable), CHANGES),
+        SD_BUS_PROPERTY("TypeChangeAllowed", "as", bus_property_get_strv,
+                        offsetof(Group, type_change.allowed), CHANGES),
+        SD_BUS_PROPERTY("TypeChangeReason", "s", bus_property_get_string,
+                        offsetof(Group, type_change.reason), CHANGES),
+        SD_BUS_PROPERTY("ReservedRegions", "a(tts)", property_get_reserved_regions, 0, CHANGES),
+        SD_BUS_PROPERTY("VfioNode", "b", bus_property_get_bool, offsetof(Group, vfio_node), CHANGES),
+        SD_BUS_METHOD_WITH_ARGS("SetDomainType", SD_BUS_ARGS("s", type, "b", dry_run),
+                                SD_BUS_RESULT("as", steps), method_set_domain_type, UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Prepare", SD_BUS_ARGS("s", owner), SD_BUS_RESULT("as", steps),
+                                method_prepare, UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", steps), method_release,
+                                UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Block", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", steps), method_block,
+                                UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unblock", SD_BUS_NO_ARGS, SD_BUS_RESULT("as", steps), method_unblock,
+                                UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int group_bus_register(BusServer *s) {
+        int r;
+
+        r = sd_bus_add_fallback_vtable(s->bus, NULL, BUS_GROUP_PREFIX, BUS_GROUP_INTERFACE, group_vtable,
+                                       group_find, s);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(s->bus, NULL, BUS_GROUP_PREFIX, group_enumerate, s);
+}
