@@ -197,6 +197,7 @@ Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Gro
                 p->type_change->allowed = strv(g->type_change.allowed, &p->type_change->n_allowed);
                 p->type_change->reason = str(g->type_change.reason);
         }
+        p->vfio_node = g->vfio_node;
         p->errors = errors_to_proto(a, &g->errors, &p->n_errors);
         return p;
 }

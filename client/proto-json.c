@@ -1,0 +1,457 @@
+/* iommud.v1 messages -> the JSON of `iommud --dump` (daemon/host: device_to_json() and friends). */
+#include "proto-json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The proto says "" and -1 where the dump says null. */
+static json_object *string_or_null(const char *s) {
+        return s && *s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *hex_or_null(int32_t v, int digits) {
+        char buf[16];
+
+        if (v < 0)
+                return NULL;
+        snprintf(buf, sizeof(buf), "%0*" PRIx32, digits, (uint32_t)v);
+        return json_object_new_string(buf);
+}
+
+static json_object *int_or_null(int32_t v) {
+        return v >= 0 ? json_object_new_int(v) : NULL;
+}
+
+static json_object *strv_to_json(char *const *l, size_t n) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < n; i++)
+                json_object_array_add(a, json_object_new_string(l[i]));
+        return a;
+}
+
+static json_object *errors_to_json(Iommud__V1__ItemError *const *errors, size_t n) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < n; i++) {
+                json_object *o = json_object_new_object();
+
+                json_object_object_add(o, "file", json_object_new_string(errors[i]->file));
+                json_object_object_add(o, "message", json_object_new_string(errors[i]->message));
+                json_object_array_add(a, o);
+        }
+        return a;
+}
+
+static const char *header_type_to_string(int32_t t) {
+        switch (t) {
+        case 0:
+                return "endpoint";
+        case 1:
+                return "bridge";
+        case 2:
+                return "cardbus";
+        default:
+                return NULL;
+        }
+}
+
+static json_object *sriov_to_json(const Iommud__V1__Sriov *s) {
+        json_object *o;
+
+        if (!s || !s->role || !*s->role)
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "role", json_object_new_string(s->role));
+        if (strcmp(s->role, "pf") == 0) {
+                json_object_object_add(o, "totalvfs", int_or_null(s->totalvfs));
+                json_object_object_add(o, "numvfs", int_or_null(s->numvfs));
+        } else
+                json_object_object_add(o, "pf", string_or_null(s->pf));
+        return o;
+}
+
+static json_object *acs_to_json(const Iommud__V1__Device *d) {
+        json_object *o;
+        char buf[16];
+
+        /* The daemon sends acs only when the extended config space was readable. */
+        if (!d->acs)
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "present", json_object_new_boolean(d->acs->present));
+        if (d->acs->present) {
+                snprintf(buf, sizeof(buf), "%04" PRIx32, d->acs->cap);
+                json_object_object_add(o, "cap", json_object_new_string(buf));
+                snprintf(buf, sizeof(buf), "%04" PRIx32, d->acs->ctrl);
+                json_object_object_add(o, "ctrl", json_object_new_string(buf));
+        }
+        return o;
+}
+
+json_object *proto_device_to_json(const Iommud__V1__Device *d) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "address", json_object_new_string(d->address));
+        json_object_object_add(o, "vendor_id", hex_or_null(d->vendor_id, 4));
+        json_object_object_add(o, "device_id", hex_or_null(d->device_id, 4));
+        json_object_object_add(o, "subsystem_vendor_id", hex_or_null(d->subsystem_vendor_id, 4));
+        json_object_object_add(o, "subsystem_device_id", hex_or_null(d->subsystem_device_id, 4));
+        json_object_object_add(o, "class", hex_or_null(d->class_, 6));
+        json_object_object_add(o, "revision", hex_or_null(d->revision, 2));
+        json_object_object_add(o, "vendor_name", string_or_null(d->vendor_name));
+        json_object_object_add(o, "device_name", string_or_null(d->device_name));
+        json_object_object_add(o, "subsystem_vendor_name", string_or_null(d->subsystem_vendor_name));
+        json_object_object_add(o, "subsystem_name", string_or_null(d->subsystem_name));
+        json_object_object_add(o, "class_name", string_or_null(d->class_name));
+        json_object_object_add(o, "header_type", string_or_null(header_type_to_string(d->header_type)));
+        json_object_object_add(o, "multifunction",
+                               d->config_read ? json_object_new_boolean(d->multifunction) : NULL);
+        json_object_object_add(o, "pcie",
+                               d->config_read && d->header_type >= 0 ? json_object_new_boolean(d->is_pcie)
+                                                                     : NULL);
+        json_object_object_add(o, "driver", string_or_null(d->driver));
+        json_object_object_add(o, "driver_override", string_or_null(d->driver_override));
+        json_object_object_add(o, "group", int_or_null(d->group));
+        json_object_object_add(o, "iommu_unit", string_or_null(d->iommu_unit));
+        json_object_object_add(o, "numa_node", int_or_null(d->numa_node));
+        json_object_object_add(o, "parent", string_or_null(d->parent));
+        json_object_object_add(o, "sysfs_path", string_or_null(d->sysfs_path));
+        json_object_object_add(o, "sriov", sriov_to_json(d->sriov));
+        json_object_object_add(o, "acs", acs_to_json(d));
+        if (d->serial_present) {
+                char serial[32];
+
+                /* lspci's spelling: bytes high to low, dash separated. */
+                snprintf(serial, sizeof(serial), "%02x-%02x-%02x-%02x-%02x-%02x-%02x-%02x",
+                         (unsigned)(d->serial >> 56) & 0xff, (unsigned)(d->serial >> 48) & 0xff,
+                         (unsigned)(d->serial >> 40) & 0xff, (unsigned)(d->serial >> 32) & 0xff,
+                         (unsigned)(d->serial >> 24) & 0xff, (unsigned)(d->serial >> 16) & 0xff,
+                         (unsigned)(d->serial >> 8) & 0xff, (unsigned)d->serial & 0xff);
+                json_object_object_add(o, "serial", json_object_new_string(serial));
+        } else
+                json_object_object_add(o, "serial", NULL);
+        json_object_object_add(o, "reset_methods",
+                               d->reset_methods_known ? strv_to_json(d->reset_methods, d->n_reset_methods)
+                                                      : NULL);
+        json_object_object_add(o, "boot_vga",
+                               d->boot_vga >= 0 ? json_object_new_boolean(d->boot_vga) : NULL);
+        json_object_object_add(o, "net_interfaces", strv_to_json(d->net_interfaces, d->n_net_interfaces));
+        json_object_object_add(o, "block_devices", strv_to_json(d->block_devices, d->n_block_devices));
+        json_object_object_add(o, "drm_cards", strv_to_json(d->drm_cards, d->n_drm_cards));
+        json_object_object_add(o, "modalias", string_or_null(d->modalias));
+        json_object_object_add(o, "errors", errors_to_json(d->errors, d->n_errors));
+        return o;
+}
+
+json_object *proto_group_to_json(const Iommud__V1__Group *g) {
+        json_object *o = json_object_new_object(), *regions = json_object_new_array(),
+                    *blockers = json_object_new_array(), *type_change = json_object_new_object();
+
+        if (!o || !regions || !blockers || !type_change) {
+                json_object_put(o);
+                json_object_put(regions);
+                json_object_put(blockers);
+                json_object_put(type_change);
+                return NULL;
+        }
+        json_object_object_add(o, "id", json_object_new_int((int)g->id));
+        json_object_object_add(o, "type", string_or_null(g->domain_type_raw));
+        json_object_object_add(o, "devices", strv_to_json(g->device_addresses, g->n_device_addresses));
+
+        for (size_t i = 0; i < g->n_reserved_regions; i++) {
+                const Iommud__V1__ReservedRegion *r = g->reserved_regions[i];
+                json_object *region = json_object_new_object();
+
+                json_object_object_add(region, "start", json_object_new_string(r->start));
+                json_object_object_add(region, "end", json_object_new_string(r->end));
+                json_object_object_add(region, "type", json_object_new_string(r->type));
+                json_object_array_add(regions, region);
+        }
+        json_object_object_add(o, "reserved_regions", regions);
+
+        json_object_object_add(o, "viable", json_object_new_boolean(g->viable));
+        for (size_t i = 0; i < g->n_blockers; i++) {
+                json_object *blocker = json_object_new_object();
+
+                json_object_object_add(blocker, "device", string_or_null(g->blockers[i]->device));
+                json_object_object_add(blocker, "driver", string_or_null(g->blockers[i]->driver));
+                json_object_object_add(blocker, "reason", string_or_null(g->blockers[i]->reason));
+                json_object_array_add(blockers, blocker);
+        }
+        json_object_object_add(o, "blockers", blockers);
+
+        if (g->type_change) {
+                json_object_object_add(type_change, "writable",
+                                       json_object_new_boolean(g->type_change->writable));
+                json_object_object_add(type_change, "allowed",
+                                       strv_to_json(g->type_change->allowed, g->type_change->n_allowed));
+                json_object_object_add(type_change, "reason", string_or_null(g->type_change->reason));
+        }
+        json_object_object_add(o, "type_change", type_change);
+        json_object_object_add(o, "vfio_node", json_object_new_boolean(g->vfio_node));
+        json_object_object_add(o, "errors", errors_to_json(g->errors, g->n_errors));
+        return o;
+}
+
+json_object *proto_unit_to_json(const Iommud__V1__Unit *u) {
+        const Iommud__V1__UnitRegisters *regs = u->registers;
+        json_object *o = json_object_new_object(), *registers = NULL;
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "name", string_or_null(u->name));
+        json_object_object_add(o, "kind", string_or_null(u->kind));
+        json_object_object_add(o, "pci_device", string_or_null(u->pci_device));
+        /* The dump shows the registers of the unit's own kind only. */
+        if (regs && strcmp(u->kind, "intel-vtd") == 0) {
+                registers = json_object_new_object();
+                json_object_object_add(registers, "cap", string_or_null(regs->intel_cap));
+                json_object_object_add(registers, "ecap", string_or_null(regs->intel_ecap));
+                json_object_object_add(registers, "version", string_or_null(regs->intel_version));
+                json_object_object_add(registers, "address", string_or_null(regs->intel_address));
+        } else if (regs && strcmp(u->kind, "amd-vi") == 0) {
+                registers = json_object_new_object();
+                json_object_object_add(registers, "cap", string_or_null(regs->amd_cap));
+                json_object_object_add(registers, "features", string_or_null(regs->amd_features));
+        }
+        json_object_object_add(o, "registers", registers);
+        json_object_object_add(o, "features", strv_to_json(u->features, u->n_features));
+        json_object_object_add(o, "features_absent", strv_to_json(u->features_absent, u->n_features_absent));
+        json_object_object_add(o, "devices", strv_to_json(u->devices, u->n_devices));
+        json_object_object_add(o, "errors", errors_to_json(u->errors, u->n_errors));
+        return o;
+}
+
+json_object *proto_host_info_to_json(const Iommud__V1__HostInfo *h) {
+        json_object *o = json_object_new_object(), *params = json_object_new_object(),
+                    *acpi = json_object_new_object(), *vfio = json_object_new_object();
+
+        if (!o || !params || !acpi || !vfio) {
+                json_object_put(o);
+                json_object_put(params);
+                json_object_put(acpi);
+                json_object_put(vfio);
+                return NULL;
+        }
+        json_object_object_add(o, "kernel_release", string_or_null(h->kernel_release));
+        if (h->kernel_version && h->kernel_version->known) {
+                char v[32];
+
+                snprintf(v, sizeof(v), "%" PRIu32 ".%" PRIu32, h->kernel_version->major,
+                         h->kernel_version->minor);
+                json_object_object_add(o, "kernel_version", json_object_new_string(v));
+        } else
+                json_object_object_add(o, "kernel_version", NULL);
+        json_object_object_add(o, "cmdline", string_or_null(h->cmdline));
+
+        if (h->kernel_params) {
+                json_object_object_add(params, "iommu", string_or_null(h->kernel_params->iommu));
+                json_object_object_add(params, "iommu.passthrough",
+                                       string_or_null(h->kernel_params->iommu_passthrough));
+                json_object_object_add(params, "iommu.strict",
+                                       string_or_null(h->kernel_params->iommu_strict));
+                json_object_object_add(params, "intel_iommu", string_or_null(h->kernel_params->intel_iommu));
+                json_object_object_add(params, "amd_iommu", string_or_null(h->kernel_params->amd_iommu));
+        }
+        json_object_object_add(o, "kernel_params", params);
+
+        json_object_object_add(o, "iommu_enabled", json_object_new_boolean(h->iommu_enabled));
+        json_object_object_add(o, "iommu_off_reason", string_or_null(h->iommu_off_reason));
+
+        json_object_object_add(acpi, "dmar", json_object_new_boolean(h->acpi && h->acpi->dmar));
+        json_object_object_add(acpi, "ivrs", json_object_new_boolean(h->acpi && h->acpi->ivrs));
+        json_object_object_add(o, "acpi", acpi);
+
+        json_object_object_add(o, "cmdline_default_domain_type",
+                               string_or_null(h->cmdline_default_domain_type
+                                                      ? h->cmdline_default_domain_type->type
+                                                      : NULL));
+        json_object_object_add(o, "cmdline_default_domain_type_source",
+                               string_or_null(h->cmdline_default_domain_type
+                                                      ? h->cmdline_default_domain_type->source
+                                                      : NULL));
+
+        if (h->vfio) {
+                json_object_object_add(vfio, "vfio_loaded", json_object_new_boolean(h->vfio->loaded));
+                json_object_object_add(vfio, "vfio_pci_loaded",
+                                       json_object_new_boolean(h->vfio->pci_loaded));
+                json_object_object_add(vfio, "vfio_iommu_type1_loaded",
+                                       json_object_new_boolean(h->vfio->iommu_type1_loaded));
+                json_object_object_add(vfio, "dev_vfio_vfio",
+                                       json_object_new_boolean(h->vfio->dev_vfio_vfio));
+                json_object_object_add(vfio, "dev_iommu", json_object_new_boolean(h->vfio->dev_iommu));
+                json_object_object_add(
+                        vfio, "allow_unsafe_interrupts",
+                        h->vfio->allow_unsafe_interrupts < 0
+                                ? NULL
+                                : json_object_new_boolean(h->vfio->allow_unsafe_interrupts > 0));
+        }
+        json_object_object_add(o, "vfio", vfio);
+        json_object_object_add(o, "errors", errors_to_json(h->errors, h->n_errors));
+        return o;
+}
+
+json_object *proto_host_response_to_json(const Iommud__V1__GetHostResponse *r) {
+        json_object *o = json_object_new_object(), *units = json_object_new_array();
+
+        if (!o || !units) {
+                json_object_put(o);
+                json_object_put(units);
+                return NULL;
+        }
+        json_object_object_add(o, "host", r->host ? proto_host_info_to_json(r->host) : NULL);
+        for (size_t i = 0; i < r->n_units; i++)
+                json_object_array_add(units, proto_unit_to_json(r->units[i]));
+        json_object_object_add(o, "units", units);
+        json_object_object_add(o, "group_count", json_object_new_int64(r->group_count));
+        json_object_object_add(o, "device_count", json_object_new_int64(r->device_count));
+        json_object_object_add(o, "error_count", json_object_new_int64(r->error_count));
+        return o;
+}
+
+const char *proto_group_state_to_string(Iommud__V1__GroupState s) {
+        switch (s) {
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_HOST:
+                return "host";
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY:
+                return "vfio_ready";
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE:
+                return "in_use";
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED:
+                return "blocked";
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING:
+                return "transitioning";
+        case IOMMUD__V1__GROUP_STATE__GROUP_STATE_FAILED:
+                return "failed";
+        default:
+                return "unspecified";
+        }
+}
+
+const char *proto_watch_event_kind(const Iommud__V1__WatchEvent *e) {
+        switch (e->event_case) {
+        case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT:
+                return "snapshot";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_ADDED:
+                return "device_added";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_REMOVED:
+                return "device_removed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DRIVER_CHANGED:
+                return "driver_changed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_TYPE_CHANGED:
+                return "type_changed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATE_CHANGED:
+                return "group_state_changed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_UPDATED:
+                return "device_updated";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_ADDED:
+                return "group_added";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_REMOVED:
+                return "group_removed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_UPDATED:
+                return "group_updated";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_HOST_UPDATED:
+                return "host_updated";
+        default:
+                return "unknown";
+        }
+}
+
+static json_object *owner_to_json(const Iommud__V1__Owner *w) {
+        json_object *o;
+
+        if (!w || !w->kind || !*w->kind)
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "kind", json_object_new_string(w->kind));
+        json_object_object_add(o, "domain_name", string_or_null(w->domain_name));
+        json_object_object_add(o, "domain_uuid", string_or_null(w->domain_uuid));
+        json_object_object_add(o, "client", string_or_null(w->client));
+        return o;
+}
+
+json_object *proto_watch_event_to_json(const Iommud__V1__WatchEvent *e) {
+        json_object *o = json_object_new_object();
+
+        if (!o)
+                return NULL;
+        json_object_object_add(o, "sequence", json_object_new_uint64(e->sequence));
+        json_object_object_add(o, "event", json_object_new_string(proto_watch_event_kind(e)));
+        switch (e->event_case) {
+        case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT:
+                json_object_object_add(o, "snapshot",
+                                       e->snapshot ? proto_host_response_to_json(e->snapshot) : NULL);
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_HOST_UPDATED:
+                json_object_object_add(o, "host_updated",
+                                       e->host_updated ? proto_host_response_to_json(e->host_updated)
+                                                       : NULL);
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_ADDED:
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_REMOVED:
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_UPDATED: {
+                const Iommud__V1__Device *d =
+                        e->event_case == IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_ADDED     ? e->device_added
+                        : e->event_case == IOMMUD__V1__WATCH_EVENT__EVENT_DEVICE_REMOVED ? e->device_removed
+                                                                                         : e->device_updated;
+
+                json_object_object_add(o, "device", d ? proto_device_to_json(d) : NULL);
+                break;
+        }
+        case IOMMUD__V1__WATCH_EVENT__EVENT_DRIVER_CHANGED:
+                if (e->driver_changed) {
+                        json_object_object_add(o, "address", string_or_null(e->driver_changed->address));
+                        json_object_object_add(o, "old_driver",
+                                               string_or_null(e->driver_changed->old_driver));
+                        json_object_object_add(o, "new_driver",
+                                               string_or_null(e->driver_changed->new_driver));
+                        json_object_object_add(o, "device",
+                                               e->driver_changed->device
+                                                       ? proto_device_to_json(e->driver_changed->device)
+                                                       : NULL);
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_TYPE_CHANGED:
+                if (e->type_changed) {
+                        json_object_object_add(o, "group_id", json_object_new_int64(e->type_changed->group));
+                        json_object_object_add(o, "old_type", string_or_null(e->type_changed->old_type));
+                        json_object_object_add(o, "new_type", string_or_null(e->type_changed->new_type));
+                        json_object_object_add(o, "group",
+                                               e->type_changed->group_now
+                                                       ? proto_group_to_json(e->type_changed->group_now)
+                                                       : NULL);
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATE_CHANGED:
+                if (e->group_state_changed) {
+                        json_object_object_add(o, "group_id",
+                                               json_object_new_int64(e->group_state_changed->group));
+                        json_object_object_add(o, "old_state",
+                                               json_object_new_string(proto_group_state_to_string(
+                                                       e->group_state_changed->old_state)));
+                        json_object_object_add(o, "new_state",
+                                               json_object_new_string(proto_group_state_to_string(
+                                                       e->group_state_changed->new_state)));
+                        json_object_object_add(o, "owner", owner_to_json(e->group_state_changed->owner));
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_ADDED:
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_REMOVED:
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_UPDATED: {
+                const Iommud__V1__Group *g =
+                        e->event_case == IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_ADDED     ? e->group_added
+                        : e->event_case == IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_REMOVED ? e->group_removed
+                                                                                        : e->group_updated;
+
+                json_object_object_add(o, "group", g ? proto_group_to_json(g) : NULL);
+                break;
+        }
+        default:
+                break;
+        }
+        return o;
+}
