@@ -1001,7 +1001,8 @@ static int parse_group_arg(const char *arg, uint32_t *ret) {
 
 static int print_operation(const char *verb, const Iommud__V1__OperationResult *r) {
         if (arg_json) {
-                _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *steps = json_object_new_array();
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                json_object *steps = json_object_new_array(); /* owned by o once added */
 
                 json_object_object_add(o, "operation_id", json_object_new_uint64(r->operation_id));
                 json_object_object_add(o, "dry_run", json_object_new_boolean(r->dry_run));
@@ -1180,7 +1181,8 @@ static int verb_apply(char **args) {
         for (size_t i = 0; i < resp->n_results; i++)
                 failed += *resp->results[i]->error != 0;
         if (arg_json) {
-                _cleanup_(json_object_putp) json_object *o = json_object_new_object(), *results = json_object_new_array();
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+                json_object *results = json_object_new_array(); /* owned by o once added */
 
                 json_object_object_add(o, "plan", resp->plan ? plan_to_json(resp->plan) : NULL);
                 for (size_t i = 0; i < resp->n_results; i++) {

@@ -55,9 +55,6 @@ int device_bus_emit_changes(sd_bus *bus, const Device *old, const Device *new);
 /* The Manager's properties after a host change (all) or a group/device added or removed (counts). */
 int manager_bus_emit_changes(sd_bus *bus, bool host);
 
-/* Answers a method that needs what is not there yet (the policy methods), after authorization. */
-int bus_reply_not_implemented(sd_bus_message *m);
-
 /* The server of a fallback vtable's getter or method: their userdata is the object found, the
  * server is the registration's (the current slot's) userdata. */
 BusServer *bus_server_of(sd_bus *bus);

@@ -9,6 +9,8 @@
 #include "bus-objects.h"
 #include "macro.h"
 #include "manager.h"
+#include "operations.h"
+#include "plan.h"
 #include "query.h"
 #include "string-util.h"
 #include "strv.h"
@@ -276,16 +278,87 @@ static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return sd_bus_reply_method_return(m, NULL);
 }
 
-static int method_not_implemented(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        return bus_reply_not_implemented(m);
+/* Plan and ApplyPolicy answer a(uss): group, the step ("set-type identity", "prepare vfio-pci",
+ * "none"), and the reason with its rule's file:line (or, after ApplyPolicy, what became of it). */
+static int append_plan(sd_bus_message *reply, const Plan *plan) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(uss)");
+        if (r < 0)
+                return r;
+        FOREACH_ARRAY(g, plan->groups, plan->n_groups)
+                FOREACH_ARRAY(step, g->steps, g->n_steps) {
+                        _cleanup_(freep) char *action = strprintf("%s%s%s", plan_step_kind_to_string(step->kind),
+                                                                  step->argument ? " " : "", step->argument ?: "");
+                        _cleanup_(freep) char *reason = step->blocked
+                                                                ? strprintf("%s; the kernel refuses it now: %s",
+                                                                            step->reason, step->blocked_reason ?: "?")
+                                                                : strdup(step->reason ?: "");
+
+                        if (!action || !reason)
+                                return -ENOMEM;
+                        r = sd_bus_message_append(reply, "(uss)", g->id, action, reason);
+                        if (r < 0)
+                                return r;
+                }
+        return sd_bus_message_close_container(reply);
 }
 
-int bus_reply_not_implemented(sd_bus_message *m) {
-        _cleanup_(freep) char *message =
-                strprintf("%s is not implemented yet: policy files and the planner are the next milestone",
-                          sd_bus_message_get_member(m));
+static int method_plan(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(plan_freep) Plan *plan = NULL;
+        BusServer *s = userdata;
+        int r;
 
-        return bus_reply_errno(m, -EOPNOTSUPP, message);
+        r = operations_plan(s->operations, &plan);
+        if (r < 0)
+                return bus_reply_errno(m, r, NULL);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = append_plan(reply, plan);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static void on_policy_applied(const ApplyOutcome *outcome, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata, *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(uss)");
+        FOREACH_ARRAY(o, outcome->outcomes, outcome->n_outcomes) {
+                _cleanup_(freep) char *what = strprintf("%zu steps", strv_length(o->steps));
+
+                if (r < 0 || !what)
+                        break;
+                r = sd_bus_message_append(reply, "(uss)", o->group, o->error < 0 ? "failed" : "done",
+                                          o->error < 0 ? o->message ?: strerror(-o->error) : what);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void)bus_reply_errno(call, r, NULL);
+}
+
+static int method_apply_policy(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        BusServer *s = userdata;
+        int dry_run, r;
+
+        r = sd_bus_message_read(m, "b", &dry_run);
+        if (r < 0)
+                return r;
+        /* The reply goes out when the last operation has finished. */
+        sd_bus_message_ref(m);
+        r = operations_apply_policy(s->operations, -1, dry_run, on_policy_applied, m);
+        if (r < 0) {
+                sd_bus_message_unref(m);
+                return bus_reply_errno(m, r, NULL);
+        }
+        return 1;
 }
 
 #define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
@@ -312,10 +385,10 @@ const sd_bus_vtable manager_vtable[] = {
                                 method_get_device_by_address, UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Rescan", SD_BUS_NO_ARGS, SD_BUS_RESULT("u", changes), method_rescan,
                                 UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("Plan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uss)", steps),
-                                method_not_implemented, UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Plan", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(uss)", steps), method_plan,
+                                UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ApplyPolicy", SD_BUS_ARGS("b", dry_run), SD_BUS_RESULT("a(uss)", steps),
-                                method_not_implemented, UNPRIVILEGED),
+                                method_apply_policy, UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload, UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
