@@ -24,6 +24,7 @@
 #include "string-util.h"
 #include "roots.h"
 #include "svc-manager.h"
+#include "virt-tracker.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
 #define SHUTDOWN_DRAIN_MS 5000
@@ -45,6 +46,7 @@ typedef struct Daemon {
         GrpcServer *grpc;
         SvcManager *svc;
         BusServer *dbus;
+        VirtTracker *virt;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
         bool stopping;
@@ -486,6 +488,29 @@ static int start_dbus(Daemon *d) {
         return 0;
 }
 
+/* core asks which guest uses a group; the tracker knows the devices of every running domain. */
+static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
+        Daemon *d = userdata;
+
+        for (char **a = g->devices; *a; a++)
+                if (virt_tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
+                        return true;
+        return false;
+}
+
+/* The tracker connects from the loop and retries while libvirtd is down: it never delays the start. */
+static int start_virt(Daemon *d) {
+        int r;
+
+        if (streq(d->config.libvirt_uri, "none"))
+                return 0;
+        r = virt_tracker_new(d->base, d->config.libvirt_uri, &d->virt);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up following libvirt: %m");
+        operations_set_user_lookup(d->operations, on_group_user, d);
+        return 0;
+}
+
 static int run_daemon(Daemon *d) {
         ManagerOptions options = {
                 .sysfs_root = d->config.sysfs_root,
@@ -509,6 +534,9 @@ static int run_daemon(Daemon *d) {
                 return r;
 
         r = start_operations(d);
+        if (r < 0)
+                return r;
+        r = start_virt(d);
         if (r < 0)
                 return r;
 
@@ -566,6 +594,7 @@ static void daemon_done(Daemon *d) {
                         event_free(*events[i]);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
+        virt_tracker_free(d->virt);
         grpc_server_free(d->grpc);
         bus_server_free(d->dbus);
         svc_manager_free(d->svc);

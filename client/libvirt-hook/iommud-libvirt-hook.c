@@ -31,7 +31,6 @@ typedef struct Hook {
         char *owner; /* "libvirt:<domain>": what iommud records as the group's owner */
         const char *socket;
         bool dry_run;
-        struct event_base *base;
         GrpcClient *client;
 } Hook;
 
@@ -50,7 +49,8 @@ static void on_alarm(int signo) {
 /* One unary call. Returns the gRPC status (>= 0), with the server's message in *ret_error when it is
  * not OK, or -errno when iommud could not be reached. */
 static int hook_call(Hook *h, const char *method, const ProtobufCMessage *request,
-                     const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret, char **ret_error) {
+                     const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret,
+                     char **ret_error) {
         _cleanup_(grpc_client_status_done) GrpcClientStatus st = {};
         int r;
 
@@ -66,8 +66,8 @@ static int hook_call(Hook *h, const char *method, const ProtobufCMessage *reques
 }
 
 static int report_unreachable(Hook *h, int r, const char *error) {
-        fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot reach iommud at %s: %s\n", h->domain, h->socket,
-                error ?: strerror(-r));
+        fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot reach iommud at %s: %s\n", h->domain,
+                h->socket, error ?: strerror(-r));
         return -1;
 }
 
@@ -78,8 +78,8 @@ static int device_group(Hook *h, const char *address, int *ret_group, char **ret
         int r;
 
         req.address = (char *)address;
-        r = hook_call(h, METHOD("GetDevice"), &req.base, &iommud__v1__device__descriptor, (ProtobufCMessage **)&dev,
-                      ret_error);
+        r = hook_call(h, METHOD("GetDevice"), &req.base, &iommud__v1__device__descriptor,
+                      (ProtobufCMessage **)&dev, ret_error);
         if (r < 0)
                 return r;
         *ret_group = r == GRPC_STATUS_OK ? dev->group : -1;
@@ -92,8 +92,8 @@ static int group_get(Hook *h, unsigned id, Iommud__V1__Group **ret, char **ret_e
         Iommud__V1__GetGroupRequest req = IOMMUD__V1__GET_GROUP_REQUEST__INIT;
 
         req.id = id;
-        return hook_call(h, METHOD("GetGroup"), &req.base, &iommud__v1__group__descriptor, (ProtobufCMessage **)ret,
-                         ret_error);
+        return hook_call(h, METHOD("GetGroup"), &req.base, &iommud__v1__group__descriptor,
+                         (ProtobufCMessage **)ret, ret_error);
 }
 
 static const char *group_owner(const Iommud__V1__Group *g) {
@@ -126,7 +126,7 @@ static int collect_groups(Hook *h, char **addresses, bool unknown_is_error, Grou
                 for (size_t i = 0; i < n; i++)
                         seen = seen || groups[i].id == (unsigned)group;
                 if (!seen)
-                        groups[n++] = (GroupSeen){ .id = (unsigned)group, .address = *a };
+                        groups[n++] = (GroupSeen){.id = (unsigned)group, .address = *a};
         }
         *ret = TAKE_PTR(groups);
         *ret_n = n;
@@ -154,8 +154,8 @@ static int release_group(Hook *h, const GroupSeen *g) {
         if (r < 0)
                 return report_unreachable(h, r, error);
         if (r != GRPC_STATUS_OK) {
-                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot release group %u: %s\n", h->domain, g->id,
-                        error);
+                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot release group %u: %s\n", h->domain,
+                        g->id, error);
                 return -1;
         }
         print_steps(res, "released", g->id);
@@ -189,23 +189,24 @@ static int hook_prepare(Hook *h, char **addresses) {
                 if (r == GRPC_STATUS_OK) {
                         const char *owner = group_owner(g);
                         Iommud__V1__GroupState state = g->state;
-                        _cleanup_(freep) char *user = g->owner && g->owner->domain_name
-                                                              ? strdup(g->owner->domain_name)
-                                                              : NULL;
+                        _cleanup_(freep) char *user =
+                                g->owner && g->owner->domain_name ? strdup(g->owner->domain_name) : NULL;
 
                         protobuf_c_message_free_unpacked(&g->base, NULL);
                         if (streq(owner, h->owner))
                                 continue; /* ours already: a restart of this hook, or the same group twice */
                         if (state == IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE) {
                                 fprintf(stderr,
-                                        "iommud-libvirt-hook: domain '%s': group %u is in use by libvirt domain '%s'\n",
+                                        "iommud-libvirt-hook: domain '%s': group %u is in use by libvirt "
+                                        "domain '%s'\n",
                                         h->domain, groups[i].id, user ?: "?");
                                 r = -1;
                                 break;
                         }
                         if (state == IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY) {
                                 fprintf(stderr,
-                                        "iommud-libvirt-hook: domain '%s': group %u was prepared by hand%s%s%s; "
+                                        "iommud-libvirt-hook: domain '%s': group %u was prepared by "
+                                        "hand%s%s%s; "
                                         "leaving it as it is\n",
                                         h->domain, groups[i].id, *owner ? " (owner '" : "", owner,
                                         *owner ? "')" : "");
@@ -217,13 +218,13 @@ static int hook_prepare(Hook *h, char **addresses) {
                 req.device = (char *)groups[i].address;
                 req.owner = h->owner;
                 req.dry_run = h->dry_run;
-                r = hook_call(h, METHOD("PrepareGroup"), &req.base, &iommud__v1__operation_result__descriptor,
-                              (ProtobufCMessage **)&res, &error);
+                r = hook_call(h, METHOD("PrepareGroup"), &req.base,
+                              &iommud__v1__operation_result__descriptor, (ProtobufCMessage **)&res, &error);
                 if (r < 0)
                         return report_unreachable(h, r, error);
                 if (r != GRPC_STATUS_OK) {
-                        fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot prepare group %u: %s\n", h->domain,
-                                groups[i].id, error);
+                        fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot prepare group %u: %s\n",
+                                h->domain, groups[i].id, error);
                         r = -1;
                         break;
                 }
@@ -321,8 +322,9 @@ int main(int argc, char *argv[]) {
         int r;
 
         if (argc < 4) {
-                fprintf(stderr, "Usage: %s DOMAIN OPERATION SUB-OPERATION [EXTRA]\n"
-                                "libvirt runs this from /etc/libvirt/hooks/qemu.d/ with the domain XML on stdin.\n",
+                fprintf(stderr,
+                        "Usage: %s DOMAIN OPERATION SUB-OPERATION [EXTRA]\n"
+                        "libvirt runs this from /etc/libvirt/hooks/qemu.d/ with the domain XML on stdin.\n",
                         argv[0]);
                 return 2;
         }
@@ -336,8 +338,9 @@ int main(int argc, char *argv[]) {
 
         r = read_all(stdin, &xml, &size);
         if (r < 0) {
-                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot read the domain XML on stdin: %s\n", argv[1],
-                        strerror(-r));
+                fprintf(stderr,
+                        "iommud-libvirt-hook: domain '%s': cannot read the domain XML on stdin: %s\n",
+                        argv[1], strerror(-r));
                 return 1;
         }
         r = domain_xml_parse(xml, size, &parsed, &message);
@@ -367,7 +370,6 @@ int main(int argc, char *argv[]) {
                 .owner = owner,
                 .socket = getenv("IOMMUD_SOCKET") ?: DEFAULT_SOCKET,
                 .dry_run = getenv("IOMMUD_HOOK_DRY_RUN") && streq(getenv("IOMMUD_HOOK_DRY_RUN"), "1"),
-                .base = base,
                 .client = client,
         };
         r = prepare ? hook_prepare(&h, parsed.addresses) : hook_release(&h, parsed.addresses);

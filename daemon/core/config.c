@@ -89,6 +89,13 @@ static int parse_dbus(Config *c, const ConfigOption *o, const char *value, const
         return set_string(FIELD(c, o, char *), value);
 }
 
+/* "none" or a libvirt connection URI ("qemu:///system", "test:///default"). */
+static int parse_libvirt_uri(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        if (strcmp(value, "none") != 0 && !strstr(value, ":/"))
+                return log_invalid(origin, o, value, "expected none or a libvirt URI such as qemu:///system");
+        return set_string(FIELD(c, o, char *), value);
+}
+
 static int parse_bool_option(Config *c, const ConfigOption *o, const char *value, const char *origin) {
         if (parse_bool(value, FIELD(c, o, bool)) < 0)
                 return log_invalid(origin, o, value, "expected yes/no, true/false or 1/0");
@@ -426,6 +433,9 @@ static const ConfigOption options[] = {
         OPTION("Daemon", "DBus", "dbus", "BUS",
                "D-Bus: system, session, none or an address (default: system, skipped when it is not running)",
                parse_dbus, dbus),
+        OPTION("Daemon", "LibvirtURI", "libvirt-uri", "URI",
+               "libvirt to follow for the domains that use groups; none: do not (default: qemu:///system)",
+               parse_libvirt_uri, libvirt_uri),
 
         OPTION("Listen", "Unix", "unix-socket", "PATH",
                "gRPC on a Unix socket; empty: none (default: /run/iommud/iommud.sock)", parse_unix_socket,
@@ -518,9 +528,10 @@ int config_init_defaults(Config *c) {
         c->policy_directory = strdup("/etc/iommud/policy.d");
         c->runtime_directory = strdup("/run/iommud");
         c->unix_socket = strdup("/run/iommud/iommud.sock");
+        c->libvirt_uri = strdup("qemu:///system");
         c->admins.items = malloc(sizeof(Principal));
         if (!c->sysfs_root || !c->proc_root || !c->dev_root || !c->state_directory || !c->policy_directory ||
-            !c->runtime_directory || !c->unix_socket || !c->admins.items)
+            !c->runtime_directory || !c->unix_socket || !c->libvirt_uri || !c->admins.items)
                 return -ENOMEM;
         c->admins.items[0] = root;
         c->admins.n = 1;
@@ -537,6 +548,7 @@ void config_done(Config *c) {
         free(c->runtime_directory);
         free(c->unix_socket);
         free(c->dbus);
+        free(c->libvirt_uri);
         strv_free(c->tls_listen);
         free(c->insecure_tcp);
         free(c->tls_certificate);

@@ -55,6 +55,7 @@ typedef struct Config {
         char *runtime_directory;      /* RuntimeDirectory=/run/iommud */
         bool udev;                    /* Udev=yes */
         char *dbus;                   /* DBus=system|session|none|ADDRESS; NULL: the system bus if it is there */
+        char *libvirt_uri;            /* LibvirtURI=qemu:///system; "none": do not follow libvirt */
 
         /* [Listen] */
         char *unix_socket;   /* Unix=/run/iommud/iommud.sock, NULL: no Unix socket */

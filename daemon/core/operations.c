@@ -66,6 +66,8 @@ struct Operations {
         size_t n_records;
         unsigned *busy; /* group ids with an operation in flight */
         size_t n_busy;
+        GroupUserFunc user_lookup;
+        void *user_lookup_userdata;
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -86,6 +88,8 @@ const char *group_state_to_string(GroupStateKind s) {
                 return "blocked";
         case GROUP_TRANSITIONING:
                 return "transitioning";
+        case GROUP_IN_USE:
+                return "in-use";
         default:
                 return "host";
         }
@@ -283,8 +287,18 @@ static int record_store(Operations *ops, GroupRecord *r) {
         return 0;
 }
 
+void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *userdata) {
+        ops->user_lookup = lookup;
+        ops->user_lookup_userdata = userdata;
+}
+
+bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret) {
+        return ops->user_lookup && ops->user_lookup(g, ret, ops->user_lookup_userdata);
+}
+
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner) {
         const GroupRecord *r;
+        GroupUser user;
 
         if (ret_owner)
                 *ret_owner = NULL;
@@ -292,11 +306,11 @@ GroupStateKind operations_group_state(const Operations *ops, const Group *g, con
                 if (ops->busy[i] == g->id)
                         return GROUP_TRANSITIONING;
         r = record_find(ops, manager_get_inventory(ops->manager), g);
-        if (!r)
-                return GROUP_HOST;
-        if (ret_owner)
+        if (r && ret_owner)
                 *ret_owner = r->owner;
-        return r->state;
+        if (operations_group_user(ops, g, &user))
+                return GROUP_IN_USE;
+        return r ? r->state : GROUP_HOST;
 }
 
 /* ---- checks ----------------------------------------------------------------------------------- */
@@ -359,6 +373,32 @@ static int check_not_held(const Operations *ops, const Group *g, char **ret_mess
                 return 0;
         *ret_message = strprintf("group %u is in use: /dev/vfio/%u is held open by %s%s", g->id, g->id, holders[0],
                                  holders[1] ? " and others" : "");
+        return -EBUSY;
+}
+
+/* A running guest's devices are never taken from it, not even by force: QEMU would lose them. */
+static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
+                           char **ret_message) {
+        _cleanup_(freep) char *owner = NULL, *held = NULL;
+        const GroupRecord *record;
+        GroupUser user;
+
+        if (req->kind != OPERATION_SET_DOMAIN_TYPE && req->kind != OPERATION_RELEASE && req->kind != OPERATION_BLOCK)
+                return 0;
+        if (!operations_group_user(ops, g, &user))
+                return 0;
+        /* libvirt runs its "release end" hook before it announces that the domain stopped: a group
+         * prepared for that domain may go back once its QEMU has let go of it. */
+        if (req->kind == OPERATION_RELEASE) {
+                owner = strprintf("libvirt:%s", user.domain_name);
+                if (!owner)
+                        return -ENOMEM;
+                record = record_find(ops, inv, g);
+                if (record && record->owner && streq(record->owner, owner) && check_not_held(ops, g, &held) == 0)
+                        return 0;
+        }
+        *ret_message = strprintf("group %u is in use by libvirt domain '%s' (uuid %s)", g->id, user.domain_name,
+                                 user.domain_uuid);
         return -EBUSY;
 }
 
@@ -758,6 +798,9 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 return -EBUSY;
         }
 
+        r = check_guest_use(ops, inv, g, req, ret_message);
+        if (r < 0)
+                return r;
         r = check_policy(ops, inv, g, req, ret_message);
         if (r < 0)
                 return r;

@@ -50,7 +50,17 @@ typedef enum GroupStateKind {
         GROUP_VFIO_READY,
         GROUP_BLOCKED,
         GROUP_TRANSITIONING,
+        GROUP_IN_USE, /* a running guest (libvirt domain) has a member assigned */
 } GroupStateKind;
+
+/* The running guest that uses a group, as the virt layer sees it. */
+typedef struct GroupUser {
+        const char *domain_name;
+        const char *domain_uuid;
+} GroupUser;
+
+/* True, with *ret filled (strings valid until the loop runs again), when a guest uses a member of g. */
+typedef bool (*GroupUserFunc)(const Group *g, GroupUser *ret, void *userdata);
 
 typedef struct OperationsOptions {
         const char *policy_dir;    /* *.conf policy rules (docs/POLICY.md); a missing directory is no rule */
@@ -92,6 +102,12 @@ typedef void (*ApplyDoneFunc)(const ApplyOutcome *outcome, void *userdata);
  * before this returns (dry runs, nothing to do); NULL just logs the result. */
 int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata);
 
-/* What iommud did to the group (HOST when nothing), and the owner it was prepared for. */
+/* Who tells core which groups running guests use (main wires the virt layer in); NULL: nobody.
+ * SetDomainType, ReleaseGroup and BlockGroup refuse such a group, naming the guest. */
+void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *userdata);
+bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret);
+
+/* What iommud did to the group (HOST when nothing) or IN_USE when a guest uses it, and the owner
+ * it was prepared for. */
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);
-const char *group_state_to_string(GroupStateKind s); /* "host", "vfio-ready", "blocked", "transitioning" */
+const char *group_state_to_string(GroupStateKind s); /* "host", "vfio-ready", "blocked", "transitioning", "in-use" */

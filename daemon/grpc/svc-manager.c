@@ -57,19 +57,30 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
                 [GROUP_VFIO_READY] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY,
                 [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
                 [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
+                [GROUP_IN_USE] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE,
         };
         Iommud__V1__Group *p = group_to_proto(a, inv, g, with_devices);
         const char *owner = NULL;
+        GroupStateKind state;
+        GroupUser user;
 
         if (!p || !svc->operations)
                 return p;
-        p->state = states[operations_group_state(svc->operations, g, &owner)];
-        if (owner) {
+        state = operations_group_state(svc->operations, g, &owner);
+        p->state = states[state];
+        if (owner || state == GROUP_IN_USE) {
                 p->owner = proto_arena_alloc(a, sizeof(*p->owner));
                 if (p->owner) {
                         *p->owner = (Iommud__V1__Owner)IOMMUD__V1__OWNER__INIT;
                         p->owner->kind = (char *)"client";
-                        p->owner->client = (char *)owner;
+                        if (owner)
+                                p->owner->client = (char *)owner;
+                        /* The guest that runs on it now wins over who asked for it. */
+                        if (state == GROUP_IN_USE && operations_group_user(svc->operations, g, &user)) {
+                                p->owner->kind = (char *)"libvirt";
+                                p->owner->domain_name = (char *)user.domain_name;
+                                p->owner->domain_uuid = (char *)user.domain_uuid;
+                        }
                 }
         }
         return p;

@@ -118,6 +118,7 @@ static void test_defaults(void **state) {
         assert_string_equal(c.runtime_directory, "/run/iommud");
         assert_true(c.udev);
         assert_string_equal(c.unix_socket, "/run/iommud/iommud.sock");
+        assert_string_equal(c.libvirt_uri, "qemu:///system");
         assert_int_equal(c.unix_mode, 0666);
         assert_null(c.tls_listen);
         assert_null(c.insecure_tcp);
@@ -147,7 +148,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 27);
+        assert_int_equal(n, 28);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 

@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""iommud with libvirt: the tracker on libvirt's test driver, and the libvirt hook, on a fixture host.
+
+usage: test_virt.py IOMMUD HOOK SOURCE_ROOT
+
+Builds tests/fixtures/hosts/desktop-gpu.json with gen-host.py and generates Python stubs from proto/
+with grpc_tools.protoc. Then:
+- iommud with --libvirt-uri=test:///<test-driver.xml> (a running domain 'vm-gpu' with the GPU and its
+  audio function, group 1): group 1 is IN_USE, owned by the domain's name and UUID; SetDomainType,
+  ReleaseGroup and BlockGroup are refused naming it; the hook will not prepare it for another domain.
+  The test driver's state is private to the daemon's process: events from other processes cannot
+  reach it, so events are covered by test-virt-tracker (same process) and the vm scenario.
+- iommud with a libvirt that is not there: it starts, serves, and reports no group in use.
+- the hook (IOMMUD_SOCKET, IOMMUD_HOOK_DRY_RUN=1: a fixture tree has no kernel to bind drivers) on
+  sample domain XML: non-PCI hostdevs ignored, two devices of one group prepared once, an unknown
+  address refused with iommud's NOT_FOUND message, malformed XML refused, other operations exit 0
+  without contacting iommud, release only of groups held for that domain.
+
+Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools. Prints TAP lines, exits 1 if any
+check failed.
+"""
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+try:
+    import grpc
+except ImportError:
+    print(f"not ok 1 - python3-grpcio is missing for {sys.executable}: install python3-grpcio and "
+          "python3-grpc-tools")
+    sys.exit(1)
+
+IOMMUD, HOOK, SOURCE_ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
+HERE = os.path.join(SOURCE_ROOT, "tests", "integration", "virt")
+RPC_TIMEOUT = 5
+VM_GPU_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+TMP = tempfile.mkdtemp(prefix="iommud-virt-")
+PB = types.SimpleNamespace()
+COUNT = 0
+FAILED = 0
+
+
+def check(ok, what, detail=""):
+    global COUNT, FAILED
+    COUNT += 1
+    FAILED += not ok
+    print(f"{'ok' if ok else 'not ok'} {COUNT} - {what}")
+    if not ok and detail:
+        print("# " + str(detail).replace("\n", "\n# "))
+
+
+def generate_stubs():
+    src, out = os.path.join(TMP, "proto"), os.path.join(TMP, "py")
+    os.makedirs(os.path.join(src, "iommud", "v1"))
+    shutil.copy(os.path.join(SOURCE_ROOT, "proto", "iommud", "v1", "iommud.proto"),
+                os.path.join(src, "iommud", "v1"))
+    os.makedirs(out)
+    subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", src, "--python_out", out,
+                    "--grpc_python_out", out, "iommud/v1/iommud.proto"], check=True)
+    sys.path.insert(0, out)
+    import importlib
+    PB.api = importlib.import_module("iommud.v1.iommud_pb2")
+    PB.api_grpc = importlib.import_module("iommud.v1.iommud_pb2_grpc")
+
+
+class Daemon:
+    def __init__(self, name, tree, libvirt_uri):
+        self.dir = os.path.join(TMP, name)
+        os.makedirs(self.dir)
+        self.sock = os.path.join(self.dir, "iommud.sock")
+        self.log = os.path.join(self.dir, "stderr.log")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(os.path.join(self.dir, "notify"))
+        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", "--dbus=none",
+                f"--unix-socket={self.sock}", f"--libvirt-uri={libvirt_uri}",
+                f"--state-directory={self.dir}/state", f"--runtime-directory={self.dir}/run",
+                f"--policy-directory={self.dir}/policy"]
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify")),
+                                         preexec_fn=lambda: LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL))
+        deadline = time.monotonic() + 10
+        self.notify.settimeout(0.1)
+        while time.monotonic() < deadline:
+            try:
+                if "READY=1" in self.notify.recv(4096).decode().splitlines():
+                    break
+            except socket.timeout:
+                if self.proc.poll() is not None:
+                    break
+        else:
+            pass
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{name}: iommud exited:\n{self.log_text()}")
+        self.channel = grpc.insecure_channel(f"unix:{self.sock}")
+        self.api = PB.api_grpc.IommuManagerStub(self.channel)
+
+    def log_text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def group(self, gid):
+        return self.api.GetGroup(PB.api.GetGroupRequest(id=gid), timeout=RPC_TIMEOUT)
+
+    def stop(self):
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.notify.close()
+        return self.proc.returncode
+
+
+def refusal(fn, request):
+    """(status name, message) of a call expected to fail; ("OK", "") if it did not."""
+    try:
+        fn(request, timeout=RPC_TIMEOUT)
+        return "OK", ""
+    except grpc.RpcError as e:
+        return e.code().name, e.details() or ""
+
+
+def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True):
+    env = dict(os.environ, IOMMUD_SOCKET=daemon_sock, IOMMUD_HOOK_TIMEOUT_SEC="20")
+    env.pop("IOMMUD_HOOK_DRY_RUN", None)
+    if dry_run:
+        env["IOMMUD_HOOK_DRY_RUN"] = "1"
+    stdin = open(os.path.join(HERE, xml_file)) if xml_file else subprocess.DEVNULL
+    try:
+        p = subprocess.run([HOOK, domain, op, subop, "-"], stdin=stdin, capture_output=True, text=True,
+                           env=env, timeout=30)
+    finally:
+        if xml_file:
+            stdin.close()
+    return p.returncode, p.stdout, p.stderr
+
+
+def wait_state(d, gid, state, timeout=5):
+    deadline = time.monotonic() + timeout
+    g = d.group(gid)
+    while g.state != state and time.monotonic() < deadline:
+        time.sleep(0.05)
+        g = d.group(gid)
+    return g
+
+
+def stopped(d):
+    rc = d.stop()
+    check(rc == 0, f"{os.path.basename(d.dir)}: iommud exits 0 on SIGTERM", f"{rc}\n{d.log_text()}")
+
+
+def test_tracking(tree):
+    d = Daemon("tracked", tree, "test://" + os.path.join(HERE, "test-driver.xml"))
+    try:
+        g = wait_state(d, 1, PB.api.GROUP_STATE_IN_USE)
+        check(g.state == PB.api.GROUP_STATE_IN_USE, "group 1 (vm-gpu's hostdevs) is IN_USE",
+              f"{PB.api.GroupState.Name(g.state)}\n{d.log_text()}")
+        check(g.owner.kind == "libvirt" and g.owner.domain_name == "vm-gpu" and g.owner.domain_uuid == VM_GPU_UUID,
+              "owned by libvirt domain vm-gpu with its UUID", str(g.owner))
+        g2 = d.group(2)
+        check(g2.state == PB.api.GROUP_STATE_HOST and not g2.owner.domain_name,
+              "a group no domain uses stays HOST", str(g2))
+        listed = d.api.ListGroups(PB.api.ListGroupsRequest(), timeout=RPC_TIMEOUT)
+        in_use = [x.id for x in listed.groups if x.state == PB.api.GROUP_STATE_IN_USE]
+        check(in_use == [1], "ListGroups shows group 1, and only it, IN_USE", in_use)
+
+        for name, fn, req in (
+                ("ReleaseGroup", d.api.ReleaseGroup, PB.api.ReleaseGroupRequest(group=1, dry_run=True)),
+                ("BlockGroup", d.api.BlockGroup, PB.api.BlockGroupRequest(group=1, dry_run=True, force=True)),
+                ("SetDomainType", d.api.SetDomainType,
+                 PB.api.SetDomainTypeRequest(group=1, type="DMA", dry_run=True, force=True))):
+            code, msg = refusal(fn, req)
+            check(code == "FAILED_PRECONDITION" and "libvirt domain 'vm-gpu'" in msg and VM_GPU_UUID in msg,
+                  f"{name} on the in-use group is refused naming the domain", f"{code}: {msg}")
+        code, msg = refusal(d.api.SetDomainType, PB.api.SetDomainTypeRequest(group=2, type="DMA", dry_run=True))
+        check("in use by libvirt" not in msg, "other groups are not refused for libvirt", f"{code}: {msg}")
+
+        rc, out, err = hook(d.sock, "other-vm", "prepare", "begin", "domain-gpu.xml")
+        check(rc == 1 and "in use by libvirt domain 'vm-gpu'" in err,
+              "the hook will not prepare vm-gpu's group for another domain", f"{rc}\n{out}\n{err}")
+    finally:
+        stopped(d)
+
+
+def test_libvirt_down(tree):
+    d = Daemon("no-libvirt", tree, "qemu:///system?socket=" + os.path.join(TMP, "no-such-libvirt-sock"))
+    try:
+        g = d.group(1)
+        check(g.state == PB.api.GROUP_STATE_HOST, "without libvirt the daemon serves, nothing is in use",
+              PB.api.GroupState.Name(g.state))
+        time.sleep(1.5)  # at least one retry
+        check(d.proc.poll() is None and "Cannot follow libvirt" in d.log_text(),
+              "an unreachable libvirt is logged and retried, the daemon keeps running", d.log_text())
+    finally:
+        stopped(d)
+
+
+def test_hook(tree):
+    d = Daemon("hook", tree, "none")
+    try:
+        rc, out, err = hook(d.sock, "gpu-vm", "prepare", "begin", "domain-gpu.xml")
+        check(rc == 0 and out.count("prepared group 1 (dry run)") == 1 and "prepared group" in out
+              and out.count("prepared group") == 1,
+              "prepare begin: the GPU and its audio function (one group) are prepared once", f"{rc}\n{out}\n{err}")
+        check("0000:01:00.1 to vfio-pci" in out and "0000:01:00.0 to vfio-pci" in out,
+              "the whole group goes to vfio-pci", out)
+
+        rc, out, err = hook(os.path.join(TMP, "nowhere.sock"), "usb-vm", "prepare", "begin", "domain-no-pci.xml")
+        check(rc == 0 and not out and not err, "non-PCI hostdevs (usb, scsi, mdev) are ignored, iommud not asked",
+              f"{rc}\n{out}\n{err}")
+
+        rc, out, err = hook(d.sock, "ghost-vm", "prepare", "begin", "domain-unknown.xml")
+        check(rc == 1 and "hostdev 0000:05:00.0: no PCI device 0000:05:00.0" in err,
+              "an unknown address stops the start with iommud's NOT_FOUND message", f"{rc}\n{err}")
+
+        rc, out, err = hook(d.sock, "broken-vm", "prepare", "begin", "domain-malformed.xml")
+        check(rc == 1 and "the domain XML is malformed" in err, "malformed XML stops the start, saying so",
+              f"{rc}\n{err}")
+
+        nowhere = os.path.join(TMP, "nowhere.sock")
+        results = [hook(nowhere, "gpu-vm", op, sub) for op, sub in
+                   (("start", "begin"), ("started", "begin"), ("stopped", "end"), ("prepare", "end"),
+                    ("release", "begin"), ("migrate", "begin"), ("restore", "begin"), ("reconnect", "begin"))]
+        check(all(r == (0, "", "") for r in results), "other operations exit 0 without reading or calling",
+              results)
+
+        rc, out, err = hook(nowhere, "gpu-vm", "prepare", "begin", "domain-gpu.xml")
+        check(rc == 1 and "cannot reach iommud" in err, "iommud not running: the start is stopped, saying why",
+              f"{rc}\n{err}")
+
+        # Release only what iommud holds for this domain: group 1 was never prepared (dry runs).
+        rc, out, err = hook(d.sock, "gpu-vm", "release", "end", "domain-gpu.xml")
+        check(rc == 0 and "released" not in out, "release end leaves groups not held for the domain",
+              f"{rc}\n{out}\n{err}")
+        rc, out, err = hook(d.sock, "ghost-vm", "release", "end", "domain-unknown.xml")
+        check(rc == 0, "release end with a device that is gone exits 0", f"{rc}\n{out}\n{err}")
+    finally:
+        stopped(d)
+
+
+def main():
+    try:
+        generate_stubs()
+        tree = os.path.join(TMP, "desktop-gpu")
+        subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tests", "fixtures", "gen-host.py"),
+                        os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "desktop-gpu.json"), tree],
+                       check=True, stdout=subprocess.DEVNULL)
+        test_tracking(tree)
+        test_libvirt_down(tree)
+        test_hook(tree)
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+    print(f"1..{COUNT}")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
