@@ -24,7 +24,13 @@ int open_in_root(int dir_fd, const char *path, int flags) {
         int fd;
 
         if (have_openat2) {
-                fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+                /* With RESOLVE_IN_ROOT the kernel answers EAGAIN when a rename or mount raced with a
+                 * ".." in the path (sysfs changes under us while drivers unbind): try again. */
+                for (unsigned attempt = 0; attempt < 64; attempt++) {
+                        fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
+                        if (fd >= 0 || errno != EAGAIN)
+                                break;
+                }
                 if (fd >= 0)
                         return fd;
                 if (errno != ENOSYS && errno != EPERM)
