@@ -281,18 +281,6 @@ static int wait_for_driver(const HostRoots *roots, const char *device, const cha
         }
 }
 
-/* drivers_probe, retried while the kernel defers the probe (EAGAIN): that happens while it is still
- * settling the group after a rebind, and goes away on its own. */
-static int probe(const HostRoots *roots, const char *device) {
-        for (unsigned waited = 0;; waited += SETTLE_POLL_MS * 10) {
-                int r = pci_drivers_probe(roots, device);
-
-                if (r != -EAGAIN || waited >= SETTLE_TIMEOUT_MS)
-                        return r;
-                sleep_ms(SETTLE_POLL_MS * 10);
-        }
-}
-
 static int load_module(const HostRoots *roots, const char *module) {
         _cleanup_(freep) char *path = NULL;
         char *argv[] = { (char *)"modprobe", (char *)"-q", (char *)module, NULL };
@@ -343,7 +331,7 @@ static int do_step(const Step *s, unsigned group, const HostRoots *roots, char *
                 return r;
 
         case STEP_PROBE:
-                r = probe(roots, s->device);
+                r = pci_drivers_probe(roots, s->device);
                 if (r < 0)
                         return r;
                 r = wait_for_driver(roots, s->device, s->value, &driver);
@@ -402,7 +390,7 @@ static int undo_step(const Step *s, unsigned group, const HostRoots *roots, char
                 r = pci_write_driver_override(roots, s->device, s->value);
                 if (r < 0)
                         return r;
-                r = probe(roots, s->device);
+                r = pci_drivers_probe(roots, s->device);
                 if (r < 0)
                         return r;
                 r = wait_for_driver(roots, s->device, s->value, &actual);
