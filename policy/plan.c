@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "inventory.h"
+#include "json-util.h"
 #include "macro.h"
 #include "match.h"
 #include "string-util.h"
@@ -466,10 +467,6 @@ int plan_compute(const Policy *p, const Inventory *inv, Plan **ret) {
 }
 
 /* ---- output ---------------------------------------------------------------------------------- */
-
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
 
 static json_object *origin_to_json(const PlanOrigin *o) {
         json_object *j = json_object_new_object();

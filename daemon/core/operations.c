@@ -14,6 +14,7 @@
 #include "executor.h"
 #include "fileio.h"
 #include "host-use.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "string-util.h"
@@ -121,10 +122,6 @@ static char *record_path(const Operations *ops, const GroupRecord *r) {
         return strprintf("%s/%s.json", ops->records_dir, r->n_members > 0 ? r->members[0].address : "empty");
 }
 
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
-
 static int record_save(const Operations *ops, const GroupRecord *r) {
         _cleanup_(freep) char *path = record_path(ops, r), *tmp = NULL;
         json_object *o = json_object_new_object(), *members = json_object_new_array();
@@ -162,14 +159,6 @@ static void record_remove(const Operations *ops, const GroupRecord *r) {
 
         if (path && unlink(path) < 0 && errno != ENOENT)
                 log_warning_errno(errno, "Failed to remove %s, ignoring: %m", path);
-}
-
-static const char *json_get_string(json_object *o, const char *key) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
 }
 
 static int json_get_int(json_object *o, const char *key, int fallback) {
@@ -641,11 +630,12 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
 
 static int build_block(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                        Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        const GroupRecord *held = record_find(ops, inv, g);
         int r;
 
-        if (record_find(ops, inv, g)) {
+        if (held) {
                 *ret_message = strprintf("group %u is held by iommud already (%s); release or unblock it first", g->id,
-                                         group_state_to_string(record_find(ops, inv, g)->state));
+                                         group_state_to_string(held->state));
                 return -EBUSY;
         }
         r = check_host_use(ops, inv, g, req->force, ret_message);

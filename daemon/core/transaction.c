@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "string-util.h"
@@ -119,10 +120,6 @@ static char *journal_path(const Transaction *t, const char *suffix) {
         return strprintf("%s/%llu.json%s", t->journal_dir, (unsigned long long)t->id, suffix);
 }
 
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
-
 static int fsync_path(const char *path, int flags) {
         _cleanup_(closep) int fd = open(path, flags | O_CLOEXEC);
 
@@ -199,14 +196,6 @@ static int step_kind_from_string(const char *s) {
                 if (s && strcmp(step_kind_names[k], s) == 0)
                         return k;
         return -EINVAL;
-}
-
-static const char *json_get_string(json_object *o, const char *key) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : NULL;
 }
 
 static int journal_load(const char *dir, const char *path, Transaction **ret) {

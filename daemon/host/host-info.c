@@ -10,6 +10,7 @@
 
 #include "fileio.h"
 #include "inventory.h"
+#include "json-util.h"
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
@@ -622,10 +623,6 @@ void host_info_done(HostInfo *info) {
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
-
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
 
 json_object *host_info_to_json(const HostInfo *info) {
         json_object *o, *params, *acpi, *vfio;

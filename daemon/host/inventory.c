@@ -10,6 +10,7 @@
 
 #include "build-config.h"
 #include "inventory-private.h"
+#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "roots.h"
@@ -169,10 +170,6 @@ Inventory *inventory_free(Inventory *inv) {
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
-
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
 
 static json_object *json_hex_or_null(int32_t v, int digits) {
         char buf[16];

@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "inventory-private.h"
 #include "inventory.h"
+#include "json-util.h"
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
@@ -547,10 +548,6 @@ void units_free(Unit *units, size_t n) {
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
-
-static json_object *json_string_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
 
 static json_object *json_strv(char *const *l) {
         json_object *a = json_object_new_array();
