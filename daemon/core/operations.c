@@ -13,6 +13,7 @@
 
 #include "executor.h"
 #include "fileio.h"
+#include "group-record.h"
 #include "host-use.h"
 #include "json-util.h"
 #include "log.h"
@@ -25,22 +26,6 @@
 #define VFIO_DRIVER "vfio-pci"
 /* driver_override with a name no driver has: nothing binds (KERNEL.md §4.1). */
 #define NO_DRIVER "none"
-
-/* What iommud holds for a group, kept in <state_dir>/groups/ so it survives restarts and reboots. */
-typedef struct MemberRecord {
-        char *address;
-        int32_t vendor_id, device_id;
-        char *driver;   /* bound before iommud took it; NULL: none */
-        char *override; /* driver_override before; NULL: none */
-} MemberRecord;
-
-typedef struct GroupRecord {
-        GroupStateKind state; /* GROUP_VFIO_READY or GROUP_BLOCKED */
-        unsigned group;
-        char *owner;
-        MemberRecord *members;
-        size_t n_members;
-} GroupRecord;
 
 typedef struct Pending {
         Operations *ops;
@@ -63,8 +48,7 @@ struct Operations {
         unsigned timeout_sec;
         unsigned fault_after_step;
         uint64_t next_id;
-        GroupRecord *records;
-        size_t n_records;
+        GroupRecords *records;
         unsigned *busy; /* group ids with an operation in flight */
         size_t n_busy;
         GroupUserFunc user_lookup;
@@ -79,201 +63,6 @@ static const char *const operation_names[_OPERATION_KIND_MAX] = {
 
 const char *operation_kind_to_string(OperationKind k) {
         return k < _OPERATION_KIND_MAX ? operation_names[k] : NULL;
-}
-
-const char *group_state_to_string(GroupStateKind s) {
-        switch (s) {
-        case GROUP_VFIO_READY:
-                return "vfio-ready";
-        case GROUP_BLOCKED:
-                return "blocked";
-        case GROUP_TRANSITIONING:
-                return "transitioning";
-        case GROUP_IN_USE:
-                return "in-use";
-        default:
-                return "host";
-        }
-}
-
-/* ---- records ------------------------------------------------------------------------------------ */
-
-static void group_record_done(GroupRecord *r) {
-        FOREACH_ARRAY(m, r->members, r->n_members) {
-                free(m->address);
-                free(m->driver);
-                free(m->override);
-        }
-        free(r->members);
-        free(r->owner);
-        *r = (GroupRecord){};
-}
-
-static GroupRecord *group_record_free(GroupRecord *r) {
-        if (r) {
-                group_record_done(r);
-                free(r);
-        }
-        return NULL;
-}
-
-/* Records are named by the group's first member: group numbers move, addresses rarely do. */
-static char *record_path(const Operations *ops, const GroupRecord *r) {
-        return strprintf("%s/%s.json", ops->records_dir, r->n_members > 0 ? r->members[0].address : "empty");
-}
-
-static int record_save(const Operations *ops, const GroupRecord *r) {
-        _cleanup_(freep) char *path = record_path(ops, r), *tmp = NULL;
-        json_object *o = json_object_new_object(), *members = json_object_new_array();
-        int k;
-
-        json_object_object_add(o, "state", json_object_new_string(group_state_to_string(r->state)));
-        json_object_object_add(o, "group", json_object_new_int((int)r->group));
-        json_object_object_add(o, "owner", json_string_or_null(r->owner));
-        FOREACH_ARRAY(m, r->members, r->n_members) {
-                json_object *member = json_object_new_object();
-
-                json_object_object_add(member, "address", json_object_new_string(m->address));
-                json_object_object_add(member, "vendor_id", json_object_new_int(m->vendor_id));
-                json_object_object_add(member, "device_id", json_object_new_int(m->device_id));
-                json_object_object_add(member, "driver", json_string_or_null(m->driver));
-                json_object_object_add(member, "driver_override", json_string_or_null(m->override));
-                json_object_array_add(members, member);
-        }
-        json_object_object_add(o, "members", members);
-
-        tmp = path ? strprintf("%s.tmp", path) : NULL;
-        if (!tmp) {
-                json_object_put(o);
-                return -ENOMEM;
-        }
-        k = json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PRETTY);
-        json_object_put(o);
-        if (k < 0 || rename(tmp, path) < 0)
-                return log_error_errno(errno ?: EIO, "Failed to store %s: %m", path);
-        return 0;
-}
-
-static void record_remove(const Operations *ops, const GroupRecord *r) {
-        _cleanup_(freep) char *path = record_path(ops, r);
-
-        if (path && unlink(path) < 0 && errno != ENOENT)
-                log_warning_errno(errno, "Failed to remove %s, ignoring: %m", path);
-}
-
-static int json_get_int(json_object *o, const char *key, int fallback) {
-        json_object *v;
-
-        return json_object_object_get_ex(o, key, &v) ? json_object_get_int(v) : fallback;
-}
-
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
-
-static int record_load(const char *path, GroupRecord *ret) {
-        GroupRecord r = {};
-        json_object *o, *members;
-        const char *state;
-
-        o = json_object_from_file(path);
-        if (!o)
-                return -EBADMSG;
-        state = json_get_string(o, "state");
-        r.state = state && streq(state, "blocked") ? GROUP_BLOCKED : GROUP_VFIO_READY;
-        r.group = (unsigned)json_get_int(o, "group", 0);
-        r.owner = strdup_or_null(json_get_string(o, "owner"));
-        if (json_object_object_get_ex(o, "members", &members) && json_object_is_type(members, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(members); i++) {
-                        json_object *member = json_object_array_get_idx(members, i);
-                        MemberRecord *m = array_append(&r.members, &r.n_members, sizeof(MemberRecord));
-                        const char *address = json_get_string(member, "address");
-
-                        if (!m || !address) {
-                                group_record_done(&r);
-                                json_object_put(o);
-                                return m ? -EBADMSG : -ENOMEM;
-                        }
-                        m->address = strdup(address);
-                        m->vendor_id = json_get_int(member, "vendor_id", -1);
-                        m->device_id = json_get_int(member, "device_id", -1);
-                        m->driver = strdup_or_null(json_get_string(member, "driver"));
-                        m->override = strdup_or_null(json_get_string(member, "driver_override"));
-                }
-        json_object_put(o);
-        *ret = r;
-        return 0;
-}
-
-static int records_load(Operations *ops) {
-        _cleanup_(strv_freep) char **names = NULL;
-        _cleanup_(closep) int fd = open(ops->records_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-        if (fd < 0 || read_dir_at(fd, ".", &names, NULL) < 0)
-                return 0;
-        for (char **name = names; *name; name++) {
-                _cleanup_(freep) char *path = NULL;
-                GroupRecord r, *slot;
-
-                if (!strstr(*name, ".json") || strstr(*name, ".tmp"))
-                        continue;
-                path = strprintf("%s/%s", ops->records_dir, *name);
-                if (!path)
-                        return -ENOMEM;
-                if (record_load(path, &r) < 0) {
-                        log_warning("Ignoring unreadable record %s.", path);
-                        continue;
-                }
-                slot = array_append(&ops->records, &ops->n_records, sizeof(GroupRecord));
-                if (!slot) {
-                        group_record_done(&r);
-                        return -ENOMEM;
-                }
-                *slot = r;
-        }
-        return 0;
-}
-
-/* The record whose members are exactly this group's devices, with the same IDs: a record whose
- * hardware changed (another card in the slot) matches no group. */
-static GroupRecord *record_find(const Operations *ops, const Inventory *inv, const Group *g) {
-        FOREACH_ARRAY(r, ops->records, ops->n_records) {
-                bool same = r->n_members > 0;
-
-                FOREACH_ARRAY(m, r->members, r->n_members) {
-                        const Device *d = inventory_find_device(inv, m->address);
-
-                        if (!d || d->group != (int)g->id || d->vendor_id != m->vendor_id || d->device_id != m->device_id)
-                                same = false;
-                }
-                if (same)
-                        return r;
-        }
-        return NULL;
-}
-
-static void record_forget(Operations *ops, GroupRecord *r) {
-        size_t i = (size_t)(r - ops->records);
-
-        record_remove(ops, r);
-        group_record_done(r);
-        memmove(ops->records + i, ops->records + i + 1, (ops->n_records - i - 1) * sizeof(GroupRecord));
-        ops->n_records--;
-}
-
-static int record_store(Operations *ops, GroupRecord *r) {
-        GroupRecord *slot;
-        int k;
-
-        k = record_save(ops, r);
-        if (k < 0)
-                return k;
-        slot = array_append(&ops->records, &ops->n_records, sizeof(GroupRecord));
-        if (!slot)
-                return -ENOMEM;
-        *slot = *r;
-        *r = (GroupRecord){};
-        return 0;
 }
 
 void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *userdata) {
@@ -294,7 +83,7 @@ GroupStateKind operations_group_state(const Operations *ops, const Group *g, con
         for (size_t i = 0; i < ops->n_busy; i++)
                 if (ops->busy[i] == g->id)
                         return GROUP_TRANSITIONING;
-        r = record_find(ops, manager_get_inventory(ops->manager), g);
+        r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
         if (r && ret_owner)
                 *ret_owner = r->owner;
         if (operations_group_user(ops, g, &user))
@@ -303,6 +92,10 @@ GroupStateKind operations_group_state(const Operations *ops, const Group *g, con
 }
 
 /* ---- checks ----------------------------------------------------------------------------------- */
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
 
 static bool kernel_at_least(const HostInfo *h, unsigned major, unsigned minor) {
         return h->kernel_major > major || (h->kernel_major == major && h->kernel_minor >= minor);
@@ -382,7 +175,7 @@ static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g
                 owner = strprintf("libvirt:%s", user.domain_name);
                 if (!owner)
                         return -ENOMEM;
-                record = record_find(ops, inv, g);
+                record = group_records_find(ops->records, inv, g);
                 if (record && record->owner && streq(record->owner, owner) && check_not_held(ops, g, &held) == 0)
                         return 0;
         }
@@ -422,37 +215,6 @@ static int check_policy(const Operations *ops, const Inventory *inv, const Group
 }
 
 /* ---- building transactions ------------------------------------------------------------------- */
-
-static int record_from_group(const Inventory *inv, const Group *g, GroupStateKind state, const char *owner,
-                             GroupRecord **ret) {
-        GroupRecord *r = calloc(1, sizeof(*r));
-
-        if (!r)
-                return -ENOMEM;
-        r->state = state;
-        r->group = g->id;
-        r->owner = strdup_or_null(owner);
-        for (char **a = g->devices; *a; a++) {
-                const Device *d = inventory_find_device(inv, *a);
-                MemberRecord *m;
-
-                if (!d || d->header_type != 0)
-                        continue; /* bridges are left alone */
-                m = array_append(&r->members, &r->n_members, sizeof(MemberRecord));
-                if (!m) {
-                        group_record_free(r);
-                        return -ENOMEM;
-                }
-                m->address = strdup(d->address);
-                m->vendor_id = d->vendor_id;
-                m->device_id = d->device_id;
-                /* A device already on vfio-pci when we take it goes back to no driver. */
-                m->driver = d->vfio_bound ? NULL : strdup_or_null(d->driver);
-                m->override = strdup_or_null(d->driver_override);
-        }
-        *ret = r;
-        return 0;
-}
 
 static int build_set_type(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                           Transaction *t, char **ret_message) {
@@ -544,13 +306,13 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                 if (d && d->header_type == 0 && !d->vfio_bound)
                         all_ready = false;
         }
-        if (all_ready && record_find(ops, inv, g))
+        if (all_ready && group_records_find(ops->records, inv, g))
                 return 0; /* prepared already */
 
         r = check_host_use(ops, inv, g, req->force, ret_message);
         if (r < 0)
                 return r;
-        r = record_from_group(inv, g, GROUP_VFIO_READY, req->owner, ret_record);
+        r = group_record_from_group(inv, g, GROUP_VFIO_READY, req->owner, ret_record);
         if (r < 0)
                 return r;
 
@@ -600,7 +362,7 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
 
 static int build_release(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                          Transaction *t, char **ret_message) {
-        GroupRecord *record = record_find(ops, inv, g);
+        GroupRecord *record = group_records_find(ops->records, inv, g);
         int r = 0;
 
         if (!record || record->state != GROUP_VFIO_READY) {
@@ -630,7 +392,7 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
 
 static int build_block(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                        Transaction *t, GroupRecord **ret_record, char **ret_message) {
-        const GroupRecord *held = record_find(ops, inv, g);
+        const GroupRecord *held = group_records_find(ops->records, inv, g);
         int r;
 
         if (held) {
@@ -644,7 +406,7 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
         r = check_not_held(ops, g, ret_message);
         if (r < 0)
                 return r;
-        r = record_from_group(inv, g, GROUP_BLOCKED, NULL, ret_record);
+        r = group_record_from_group(inv, g, GROUP_BLOCKED, NULL, ret_record);
         for (int pass = 0; r >= 0 && pass < 2; pass++)
                 for (char **a = g->devices; r >= 0 && *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
@@ -660,7 +422,7 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
 }
 
 static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, Transaction *t, char **ret_message) {
-        GroupRecord *record = record_find(ops, inv, g);
+        GroupRecord *record = group_records_find(ops->records, inv, g);
         int r = 0;
 
         if (!record || record->state != GROUP_BLOCKED) {
@@ -749,11 +511,11 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
                 inv = manager_get_inventory(ops->manager);
                 g = inventory_find_group(inv, p->request.group);
                 if (p->request.kind == OPERATION_RELEASE || p->request.kind == OPERATION_UNBLOCK) {
-                        GroupRecord *r = g ? record_find(ops, inv, g) : NULL;
+                        GroupRecord *r = g ? group_records_find(ops->records, inv, g) : NULL;
 
                         if (r)
-                                record_forget(ops, r);
-                } else if (p->record && record_store(ops, p->record) < 0)
+                                group_records_forget(ops->records, r);
+                } else if (p->record && group_records_add(ops->records, p->record) < 0)
                         log_error("Group %u was changed but its record could not be stored: a restart will not "
                                   "know to give it back.",
                                   p->request.group);
@@ -929,18 +691,6 @@ static void reapply_block(Operations *ops, const Device *d) {
         TAKE_PTR(t);
 }
 
-static const MemberRecord *blocked_member(const Operations *ops, const Device *d) {
-        FOREACH_ARRAY(r, ops->records, ops->n_records) {
-                if (r->state != GROUP_BLOCKED)
-                        continue;
-                FOREACH_ARRAY(m, r->members, r->n_members)
-                        if (streq(m->address, d->address) && m->vendor_id == d->vendor_id &&
-                            m->device_id == d->device_id)
-                                return m;
-        }
-        return NULL;
-}
-
 static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
 
 static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
@@ -948,7 +698,7 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
         const InventoryChange *c = event->change;
 
         if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && c->new_device &&
-            blocked_member(ops, c->new_device))
+            group_records_find_blocked_member(ops->records, c->new_device))
                 reapply_block(ops, c->new_device);
         else if (c->kind == INVENTORY_DEVICE_ADDED && c->new_device->group >= 0 && ops->policy->n_rules > 0)
                 (void)operations_apply_policy(ops, c->new_device->group, false, on_policy_applied, NULL);
@@ -958,7 +708,7 @@ static void reapply_blocks(Operations *ops) {
         const Inventory *inv = manager_get_inventory(ops->manager);
 
         FOREACH_ARRAY(d, inv->devices, inv->n_devices)
-                if (blocked_member(ops, d))
+                if (group_records_find_blocked_member(ops->records, d))
                         reapply_block(ops, d);
 }
 
@@ -1163,7 +913,7 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 (void)manager_rescan(manager, NULL);
         }
 
-        r = records_load(ops);
+        r = group_records_open(ops->records_dir, &ops->records);
         if (r < 0)
                 return log_oom();
 
@@ -1193,9 +943,7 @@ Operations *operations_free(Operations *ops) {
                 return NULL;
         manager_subscription_free(ops->subscription);
         executor_free(ops->executor);
-        FOREACH_ARRAY(r, ops->records, ops->n_records)
-                group_record_done(r);
-        free(ops->records);
+        group_records_free(ops->records);
         free(ops->busy);
         free(ops->journal_dir);
         free(ops->records_dir);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "group-state.h"
 #include "manager.h"
 #include "plan.h"
 #include "policy.h"
@@ -45,13 +46,6 @@ typedef struct Operations Operations;
 /* Called on the loop thread when the operation has finished (at once for dry runs and no-ops). */
 typedef void (*OperationDoneFunc)(const OperationOutcome *outcome, void *userdata);
 
-typedef enum GroupStateKind {
-        GROUP_HOST,
-        GROUP_VFIO_READY,
-        GROUP_BLOCKED,
-        GROUP_TRANSITIONING,
-        GROUP_IN_USE, /* a running guest (libvirt domain) has a member assigned */
-} GroupStateKind;
 
 /* The running guest that uses a group, as the virt layer sees it. */
 typedef struct GroupUser {
@@ -110,4 +104,3 @@ bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret
 /* What iommud did to the group (HOST when nothing) or IN_USE when a guest uses it, and the owner
  * it was prepared for. */
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);
-const char *group_state_to_string(GroupStateKind s); /* "host", "vfio-ready", "blocked", "transitioning", "in-use" */
