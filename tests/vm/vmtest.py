@@ -7,8 +7,10 @@ report them as TAP.
 """
 
 import argparse
+import fnmatch
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -41,6 +43,9 @@ class Topology:
     blockdev: null-co,...          one -blockdev each
     hotplug-port: hp1,chassis=9,.. an empty pcie-root-port with that id, for QMP device_add
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
+
+    The keys of a realistic host (HostKeys: writable disks, which scenarios run, reboots) are
+    documented there.
     """
 
     def __init__(self, path):
@@ -48,6 +53,7 @@ class Topology:
         self.kernels, self.modules, self.cmdline = [], [], []
         self.machine, self.kind, self.iommu = 'q35,kernel-irqchip=split', None, None
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
+        self.host = HostKeys()
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = line.split('#', 1)[0].strip()
             if not line:
@@ -75,10 +81,78 @@ class Topology:
                 self.qemu_args += ['-device', f'pcie-root-port,id={value}']
             elif key == 'expect-group':
                 self.expect_groups.append(value.split())
+            elif self.host.parse(key, value):
+                pass
             else:
                 raise ValueError(f'{path}:{number}: unknown key {key!r}')
         if not (self.kernels and self.kind and self.iommu):
             raise ValueError(f'{path}: kernels, kind and iommu are required')
+
+
+class HostKeys:
+    """The topology keys of a realistic host:
+
+    disk: ID,SIZE                  a sparse raw image of SIZE (e.g. 2G, 64M) made in the work
+                                   folder, as the block node ID (`drive=ID` of a -device); it
+                                   lives as long as the QEMU process, so it survives reboots
+    scenarios: PATTERN ...         the scenarios this topology runs, in this order (fnmatch
+                                   patterns over names relative to scenarios/, such as
+                                   `hypervisor/*`); without it: every scenario at the top level
+    reboot: yes                    QEMU runs without -no-reboot: a scenario may reboot the guest,
+                                   and after the reboot the scenarios that have not finished run
+    scenario-timeout: SECONDS      the time each scenario has (default SCENARIO_TIMEOUT)
+    """
+
+    SIZE = re.compile(r'^(\d+)([KMG]?)$')
+
+    def __init__(self):
+        self.disks, self.scenarios, self.reboot, self.scenario_timeout = [], None, False, None
+
+    def parse(self, key, value):
+        """Takes one key; False when it is not one of these."""
+        if key == 'disk':
+            disk_id, _, size = value.partition(',')
+            match = self.SIZE.match(size.strip())
+            if not (disk_id.strip() and match):
+                raise ValueError(f'disk: expected ID,SIZE, got {value!r}')
+            scale = {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[match[2]]
+            self.disks.append((disk_id.strip(), int(match[1]) * scale))
+        elif key == 'scenarios':
+            self.scenarios = (self.scenarios or []) + value.split()
+        elif key == 'reboot':
+            if value not in ('yes', 'no'):
+                raise ValueError(f'reboot: expected yes or no, got {value!r}')
+            self.reboot = value == 'yes'
+        elif key == 'scenario-timeout':
+            self.scenario_timeout = int(value)
+        else:
+            return False
+        return True
+
+    def select(self, available):
+        """The scenarios to run, in order."""
+        if self.scenarios is None:
+            return [name for name in available if '/' not in name]
+        chosen = []
+        for pattern in self.scenarios:
+            matched = [n for n in available if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
+            if not matched:
+                raise ValueError(f'scenarios: {pattern!r} matches no scenario')
+            chosen += matched
+        return chosen
+
+    def qemu_args(self, work):
+        """Creates the disk images in work/disks; the -blockdev arguments for them."""
+        args = []
+        if self.disks:
+            (work / 'disks').mkdir(exist_ok=True)
+        for disk_id, size in self.disks:
+            image = work / 'disks' / f'{disk_id}.img'
+            with open(image, 'wb') as f:
+                f.truncate(size)
+            args += ['-blockdev', f'driver=file,node-name={disk_id}-file,filename={image}',
+                     '-blockdev', f'driver=raw,node-name={disk_id},file={disk_id}-file']
+        return args
 
 
 def topologies():
@@ -87,7 +161,10 @@ def topologies():
 
 
 def scenarios():
-    return sorted(p.name for p in (VMDIR / 'scenarios').iterdir() if os.access(p, os.X_OK))
+    """Every executable under scenarios/, by its path relative to it (`hypervisor/10-build`)."""
+    root = VMDIR / 'scenarios'
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*')
+                  if p.is_file() and os.access(p, os.X_OK))
 
 
 class Qmp:
@@ -133,13 +210,14 @@ class QmpRelay:
 def qemu_argv(topo, kern, initrd, work):
     append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline])
     return [
-        QEMU, '-nodefaults', '-display', 'none', '-no-reboot',
+        QEMU, '-nodefaults', '-display', 'none', *([] if topo.host.reboot else ['-no-reboot']),
         '-machine', topo.machine, '-accel', 'tcg,thread=multi', '-cpu', 'max',
         '-smp', '2', '-m', '1024',
         '-kernel', str(kern.vmlinuz), '-initrd', str(initrd), '-append', append,
         '-serial', f'file:{work / "console.log"}',
         '-qmp', f'unix:{work / "qmp.sock"},server=on,wait=off',
         '-device', topo.iommu,
+        *topo.host.qemu_args(work),
         *topo.qemu_args,
         '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
         '-virtfs', f'local,path={work / "results"},mount_tag=results,security_model=none,'
@@ -185,7 +263,7 @@ def report(names, results, log):
         text = out.read_text(errors='replace') if out.exists() else ''
         seconds = results / name / 'seconds'
         if seconds.exists():
-            log(f'{name} ran {seconds.read_text().strip()} s')
+            log(f'{name} ran {" + ".join(seconds.read_text().split())} s')
         if rc == 77:
             reason = text.strip().splitlines()[-1] if text.strip() else 'skipped'
             print(f'ok {i} - {name} # SKIP {reason}')
@@ -203,7 +281,8 @@ def report(names, results, log):
 
 def install_fixture(results, failed, dest):
     """Unpack the fixture.tar (holding fixture/) that a passing scenario left, as dest."""
-    tars = [t for t in results.glob('*/fixture.tar') if t.parent.name not in failed]
+    tars = [t for t in results.rglob('fixture.tar')
+            if str(t.parent.relative_to(results)) not in failed]
     if len(tars) != 1:
         print(f'Bail out! expected one passing scenario to leave a fixture.tar, found {len(tars)}')
         return False
@@ -263,7 +342,6 @@ def main():
     def log(msg):
         print(f'# {msg}', flush=True)
 
-    names = args.scenario or scenarios()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f'iommud-vm-{args.topology}-{args.kernel}-',
                                  dir=args.work_dir))
@@ -279,6 +357,10 @@ def main():
             if path.resolve().parts[1] in GUEST_TMPFS:
                 raise kernel.SetupError(f'{path} is under /{path.resolve().parts[1]}, '
                                         'which the guest covers with a tmpfs')
+        names = args.scenario or topo.host.select(scenarios())
+        unknown = set(names) - set(scenarios())
+        if unknown:
+            raise kernel.SetupError(f'no such scenario: {" ".join(sorted(unknown))}')
         kern = kernel.fetch(args.kernel, args.cache)
         log(f'{topo.name} on {kern.release}, scenarios: {" ".join(names)}')
         kernel.build_initramfs(kern, topo.modules + kernel.COMMON_MODULES,
@@ -300,7 +382,7 @@ def main():
         'HOTPLUG_PORTS': ' '.join(topo.hotplug_ports),
         'EXPECT_GROUPS': ';'.join(' '.join(g) for g in topo.expect_groups),
         'SCENARIOS': ' '.join(names),
-        'SCENARIO_TIMEOUT': SCENARIO_TIMEOUT,
+        'SCENARIO_TIMEOUT': topo.host.scenario_timeout or SCENARIO_TIMEOUT,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
     })
     argv = qemu_argv(topo, kern, work / 'initrd', work)
