@@ -88,8 +88,15 @@ def nvme_disk(address):
     raise RuntimeError(f"no namespace under {base}")
 
 
-def netdev(address):
-    return os.listdir(f"/sys/bus/pci/devices/{address}/net")[0]
+def netdev(address, timeout=20):
+    """The network interface of the device (waits for a driver that is still probing)."""
+    path = f"/sys/bus/pci/devices/{address}/net"
+    deadline = time.monotonic() + timeout
+    while not (os.path.isdir(path) and os.listdir(path)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{address} has no network interface after {timeout} s")
+        time.sleep(0.1)
+    return os.listdir(path)[0]
 
 
 def group_of(address):
@@ -187,6 +194,17 @@ def build_network(host):
     sh("ip", "route", "add", "default", "via", GATEWAY, "dev", BRIDGE, "onlink")
     host["net"] = {"nic": nic, "bond": BOND, "bridge": BRIDGE, "address": ADDRESS,
                    "free": netdev(NIC_FREE), "held": netdev(NIC_HELD)}
+
+
+def rejoin_bond(host):
+    """Puts the bond's NIC back into the bond after it was away (its name may have changed)."""
+    nic = netdev(NIC_BOND)
+    if not os.path.exists(f"/sys/class/net/{nic}/master"):
+        sh("ip", "link", "set", nic, "down")
+        sh("ip", "link", "set", nic, "master", BOND)
+        sh("ip", "link", "set", nic, "up")
+    host["net"]["nic"] = nic
+    save(host)
 
 
 def enable_vfs(host):
