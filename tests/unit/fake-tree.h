@@ -29,5 +29,9 @@ FakeTree *fake_tree_new_host(const char *release);
  * (NULL: unbound), member of 'group', with the given config-space header type (0 endpoint, 1 bridge). */
 void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *parent, const char *driver,
                               unsigned group, uint8_t header_type);
+/* A network interface of the device (flags as the kernel prints them: 0x1003 up, 0x1002 down), with
+ * its sys/class/net link. */
+void fake_tree_add_net_interface(FakeTree *t, const char *address, const char *parent, const char *ifname,
+                                 unsigned flags);
 /* sys/kernel/iommu_groups/<group>/{type,reserved_regions} with the given contents. */
 void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions);

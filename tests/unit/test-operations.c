@@ -63,6 +63,10 @@ static void start(Fixture *f, const char *release, const char *policy) {
         fake_tree_add_group(f->tree, 3, "DMA\n", msi);
         fake_tree_add_pci_device(f->tree, "0000:00:05.0", NULL, "bochs-drm", 3, 0);
         fake_tree_write(f->tree, "sys/devices/pci0000:00/0000:00:05.0/boot_vga", "1\n");
+        /* The NICs' interfaces exist and are down: nothing of the host runs on them. */
+        fake_tree_add_net_interface(f->tree, "0000:00:02.0", NULL, "eth0", 0x1002);
+        fake_tree_add_net_interface(f->tree, "0000:01:01.0", "0000:00:04.0", "eth1", 0x1002);
+        fake_tree_add_net_interface(f->tree, "0000:01:02.0", "0000:00:04.0", "eth2", 0x1002);
         fake_tree_mkdir(f->tree, "policy");
         if (policy)
                 fake_tree_write(f->tree, "policy/10-test.conf", policy);
