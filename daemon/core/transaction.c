@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "host-usage.h"
+#include "inventory.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -334,6 +336,17 @@ static int do_step(const Step *s, unsigned group, const HostRoots *roots, char *
                 if (strcmp(driver, s->value) != 0) {
                         *ret_detail = strprintf("%s is bound to %s, not %s", s->device, driver, s->value);
                         return -EBUSY;
+                }
+                /* Checked before the operation too; a VM may have opened the device since. */
+                if (driver_is_vfio(driver)) {
+                        int count = pci_device_enable_count(roots, s->device);
+
+                        if (count > 0) {
+                                *ret_detail = strprintf("%s is open through VFIO (its PCI enable count is %d): "
+                                                        "unbinding it would block until its user lets go",
+                                                        s->device, count);
+                                return -EBUSY;
+                        }
                 }
                 r = pci_unbind(roots, s->device, s->value);
                 if (r < 0)
