@@ -678,6 +678,13 @@ int host_use_judge_group(const HostRoots *roots, const HostUsage *u, const Inven
 
                 if (!d)
                         continue;
+                if (!d->sysfs_path) {
+                        r = judge_unknown(&j, "holds anything the host uses",
+                                          "its directory in sysfs is unknown (see the device's errors)");
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 r = judge_storage(&j);
                 if (r >= 0)
                         r = judge_network(&j);
