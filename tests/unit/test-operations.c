@@ -285,7 +285,8 @@ static void test_sriov_pf(void **state) {
 
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4 }, &result, &message), -EBUSY);
         assert_non_null(strstr(message, "group 4 is in use by the host: 0000:00:06.0"));
-        assert_non_null(strstr(message, "has 2 SR-IOV virtual functions enabled, which taking it from e1000e destroys: "
+        assert_non_null(strstr(message, "has 2 SR-IOV virtual functions enabled, which iommud must disable to take it "
+                                        "from e1000e: "
                                         "0000:00:06.1 (group 5, igbvf), 0000:00:06.2 (group 6, igbvf)"));
         assert_non_null(strstr(message, "(an admin may force it)"));
         free(message);
