@@ -40,19 +40,19 @@ bool pci_address_is_valid(const char *s) {
         return true;
 }
 
-bool driver_is_dma_managed(const char *driver) {
-        if (!driver)
-                return true;
-        /* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
-         * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
-        return strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") || strstr(driver, "vfio-pci") ||
-               strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
-}
-
-static bool driver_is_vfio(const char *driver) {
+/* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
+ * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
+bool driver_is_vfio(const char *driver) {
         return driver && (strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") ||
                           strstr(driver, "vfio-pci"));
 }
+
+bool driver_is_dma_managed(const char *driver) {
+        if (!driver)
+                return true;
+        return driver_is_vfio(driver) || strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
+}
+
 
 typedef struct DeviceReader {
         const HostRoots *roots;

@@ -195,6 +195,8 @@ typedef struct Device {
 /* A driver that may stay bound while VFIO uses the group: vfio-pci, its variants, pci-stub, pcieport
  * (the kernel's driver_managed_dma drivers). */
 bool driver_is_dma_managed(const char *driver);
+/* vfio-pci or one of its variant drivers. */
+bool driver_is_vfio(const char *driver);
 
 /* ---- groups ---------------------------------------------------------------------------------- */
 

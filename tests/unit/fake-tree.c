@@ -214,6 +214,21 @@ void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *pare
         fake_tree_symlink(t, path, target);
 }
 
+void fake_tree_add_net_interface(FakeTree *t, const char *address, const char *parent, const char *ifname,
+                                 unsigned flags) {
+        _cleanup_(freep) char *dir = fake_tree_device_dir(address, parent);
+        char path[512], target[512], text[32];
+
+        snprintf(path, sizeof(path), "%s/net/%s/flags", dir, ifname);
+        snprintf(text, sizeof(text), "0x%x\n", flags);
+        fake_tree_write(t, path, text);
+        snprintf(path, sizeof(path), "%s/net/%s/operstate", dir, ifname);
+        fake_tree_write(t, path, flags & 1 ? "up\n" : "down\n");
+        snprintf(path, sizeof(path), "sys/class/net/%s", ifname);
+        snprintf(target, sizeof(target), "../../%s/net/%s", dir + strlen("sys/"), ifname);
+        fake_tree_symlink(t, path, target);
+}
+
 void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions) {
         char path[256];
 
@@ -233,5 +248,15 @@ FakeTree *fake_tree_new_host(const char *release) {
         fake_tree_write(t, "proc/modules", "");
         fake_tree_mkdir(t, "dev");
         fake_tree_mkdir(t, "sys/class/iommu");
+        /* What the host-use checks read: a root filesystem on a device of no PCI function here,
+         * no swap, no routes, and iommud's own process holding nothing of interest. */
+        fake_tree_mkdir(t, "sys/class/net");
+        fake_tree_mkdir(t, "sys/class/block");
+        fake_tree_write(t, "proc/1/mountinfo", "21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n");
+        fake_tree_write(t, "proc/self/mountinfo", "21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n");
+        fake_tree_write(t, "proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+        fake_tree_write(t, "proc/1/net/route",
+                        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+        fake_tree_write(t, "proc/1/net/ipv6_route", "");
         return t;
 }

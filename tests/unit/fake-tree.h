@@ -42,5 +42,9 @@ void fake_tree_add_intel_unit(FakeTree *t, const char *name, const char *cap, co
 void fake_tree_add_amd_unit(FakeTree *t, const char *features);
 /* The device's iommu link to unit 'name' (a VT-d unit, or ivhd0). */
 void fake_tree_link_unit(FakeTree *t, const char *address, const char *parent, const char *name);
+/* A network interface of the device (flags as the kernel prints them: 0x1003 up, 0x1002 down), with
+ * its sys/class/net link. */
+void fake_tree_add_net_interface(FakeTree *t, const char *address, const char *parent, const char *ifname,
+                                 unsigned flags);
 /* sys/kernel/iommu_groups/<group>/{type,reserved_regions} with the given contents. */
 void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions);
