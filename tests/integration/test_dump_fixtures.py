@@ -186,11 +186,6 @@ def check_desktop_gpu(dump, desc):
          and (find(devs, "address", "0000:00:1b.0")["acs"] or {}).get("ctrl") == "001d", None),
         ("the NIC has interface enp0s31f6", find(devs, "address", "0000:00:1f.6")["net_interfaces"] == ["enp0s31f6"], None),
         ("the SATA disk is found under ata*/host*", find(devs, "address", "0000:00:17.0")["block_devices"] == ["sda"], None),
-        ("the dock NIC below the external-facing port is removable (untrusted): DMA only, identity refused",
-         find(devs, "address", "0000:3a:00.0")["removable"] == "removable"
-         and "identity" not in find(groups, "id", find(devs, "address", "0000:3a:00.0")["group"])["type_change"]["allowed"]
-         and [r["type"] for r in find(groups, "id", find(devs, "address", "0000:3a:00.0")["group"])["type_change"]["refused"]]
-         == ["identity"], find(groups, "id", find(devs, "address", "0000:3a:00.0")["group"])),
         ("the iGPU is not forced to identity: intel_iommu=on maps it",
          find(groups, "id", igpu["group"])["type_change"]["refused"] == [], find(groups, "id", igpu["group"])),
         ("iommu=pt makes the command-line default identity",
@@ -272,6 +267,11 @@ def check_amd_host(dump, desc):
          and sorted(r["type"] for r in gpu_group["type_change"]["refused"]) == ["DMA", "DMA-FQ"]
          and all("0000:0c:00.0" in r["reason"] for r in gpu_group["type_change"]["refused"]),
          gpu_group["type_change"]),
+        ("the dock NIC below the external-facing port is removable (untrusted): DMA only, identity refused",
+         find(devs, "address", "0000:03:00.0")["removable"] == "removable"
+         and "identity" not in find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])["type_change"]["allowed"]
+         and [r["type"] for r in find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])["type_change"]["refused"]]
+         == ["identity"], find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])),
         ("the switch ports are bridges", find(devs, "address", "0000:0a:00.0")["header_type"] == "bridge", None),
         ("the Radeon is boot_vga with card0", gpu["boot_vga"] is True and gpu["drm_cards"] == ["card0"], None),
         ("the data-fabric functions 00:18.0-7 form one group",
