@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "host-usage.h"
+#include "inventory.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -30,6 +32,7 @@
 static const char *const step_kind_names[_STEP_KIND_MAX] = {
         [STEP_SET_OVERRIDE] = "set-override", [STEP_UNBIND] = "unbind",     [STEP_PROBE] = "probe",
         [STEP_WRITE_TYPE] = "write-type",     [STEP_WAIT_VFIO] = "wait-vfio", [STEP_LOAD_MODULE] = "load-module",
+        [STEP_SET_NUMVFS] = "set-numvfs",
 };
 
 extern char **environ;
@@ -109,6 +112,11 @@ char *step_describe(const Step *s, unsigned group) {
                 return strprintf("wait for /dev/vfio/%u", group);
         case STEP_LOAD_MODULE:
                 return strprintf("load module %s", s->value);
+        case STEP_SET_NUMVFS:
+                return streq(s->value, "0")
+                               ? strprintf("disable SR-IOV on %s: its %s virtual functions are lost", s->device,
+                                           s->previous ?: "?")
+                               : strprintf("enable %s SR-IOV virtual functions on %s", s->value, s->device);
         default:
                 return NULL;
         }
@@ -293,6 +301,24 @@ static int load_module(const HostRoots *roots, const char *module) {
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOENT;
 }
 
+/* The kernel takes a new non-zero count only after 0; nothing is written when the count is right. */
+static int set_numvfs(const HostRoots *roots, const char *device, const char *count) {
+        _cleanup_(freep) char *now = NULL;
+        int r;
+
+        r = pci_read_sriov_numvfs(roots, device, &now);
+        if (r < 0)
+                return r;
+        if (streq(now, count))
+                return 0;
+        if (!streq(now, "0") && !streq(count, "0")) {
+                r = pci_write_sriov_numvfs(roots, device, "0");
+                if (r < 0)
+                        return r;
+        }
+        return pci_write_sriov_numvfs(roots, device, count);
+}
+
 static int do_step(const Step *s, unsigned group, const HostRoots *roots, char **ret_detail) {
         _cleanup_(freep) char *driver = NULL, *driver_after = NULL, *vfio = NULL;
         int r;
@@ -310,6 +336,17 @@ static int do_step(const Step *s, unsigned group, const HostRoots *roots, char *
                 if (strcmp(driver, s->value) != 0) {
                         *ret_detail = strprintf("%s is bound to %s, not %s", s->device, driver, s->value);
                         return -EBUSY;
+                }
+                /* Checked before the operation too; a VM may have opened the device since. */
+                if (driver_is_vfio(driver)) {
+                        int count = pci_device_enable_count(roots, s->device);
+
+                        if (count > 0) {
+                                *ret_detail = strprintf("%s is open through VFIO (its PCI enable count is %d): "
+                                                        "unbinding it would block until its user lets go",
+                                                        s->device, count);
+                                return -EBUSY;
+                        }
                 }
                 r = pci_unbind(roots, s->device, s->value);
                 if (r < 0)
@@ -350,6 +387,9 @@ static int do_step(const Step *s, unsigned group, const HostRoots *roots, char *
                 if (r < 0)
                         *ret_detail = strprintf("module %s could not be loaded", s->value);
                 return r;
+
+        case STEP_SET_NUMVFS:
+                return set_numvfs(roots, s->device, s->value);
 
         default:
                 return -EINVAL;
@@ -405,6 +445,11 @@ static int undo_step(const Step *s, unsigned group, const HostRoots *roots, char
                 if (!s->previous || streq(type, s->previous))
                         return 0;
                 return iommu_group_write_type(roots, group, s->previous);
+
+        case STEP_SET_NUMVFS:
+                if (!s->previous)
+                        return 0;
+                return set_numvfs(roots, s->device, s->previous);
 
         default:
                 return 0;

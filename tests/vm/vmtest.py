@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import kernel
+import sdboot
 
 VMDIR = Path(__file__).resolve().parent
 QEMU = 'qemu-system-x86_64'
@@ -43,6 +44,8 @@ class Topology:
     blockdev: null-co,...          one -blockdev each
     hotplug-port: hp1,chassis=9,.. an empty pcie-root-port with that id, for QMP device_add
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
+    init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
+                                   root and run the scenarios) or systemd (sdboot.py)
 
     The keys of a realistic host (HostKeys: writable disks, which scenarios run, reboots) are
     documented there.
@@ -53,6 +56,7 @@ class Topology:
         self.kernels, self.modules, self.cmdline = [], [], []
         self.machine, self.kind, self.iommu = 'q35,kernel-irqchip=split', None, None
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
+        self.init = 'busybox'
         self.host = HostKeys()
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = line.split('#', 1)[0].strip()
@@ -81,6 +85,10 @@ class Topology:
                 self.qemu_args += ['-device', f'pcie-root-port,id={value}']
             elif key == 'expect-group':
                 self.expect_groups.append(value.split())
+            elif key == 'init':
+                if value not in ('busybox', 'systemd'):
+                    raise ValueError(f'{path}:{number}: init is busybox or systemd, not {value!r}')
+                self.init = value
             elif self.host.parse(key, value):
                 pass
             else:
@@ -135,10 +143,9 @@ class HostKeys:
             return [name for name in available if '/' not in name]
         chosen = []
         for pattern in self.scenarios:
-            matched = [n for n in available if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
-            if not matched:
-                raise ValueError(f'scenarios: {pattern!r} matches no scenario')
-            chosen += matched
+            chosen += [n for n in available if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
+        if not chosen:
+            raise ValueError(f'scenarios: {" ".join(self.scenarios)} match no scenario')
         return chosen
 
     def qemu_args(self, work):
@@ -208,11 +215,13 @@ class QmpRelay:
 
 
 def qemu_argv(topo, kern, initrd, work):
-    append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline])
+    systemd = topo.init == 'systemd'
+    append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline,
+                       *(sdboot.kernel_cmdline() if systemd else [])])
     return [
         QEMU, '-nodefaults', '-display', 'none', *([] if topo.host.reboot else ['-no-reboot']),
         '-machine', topo.machine, '-accel', 'tcg,thread=multi', '-cpu', 'max',
-        '-smp', '2', '-m', '1024',
+        '-smp', '2', '-m', str(sdboot.MEMORY_MB if systemd else 1024),
         '-kernel', str(kern.vmlinuz), '-initrd', str(initrd), '-append', append,
         '-serial', f'file:{work / "console.log"}',
         '-qmp', f'unix:{work / "qmp.sock"},server=on,wait=off',
@@ -250,6 +259,23 @@ def boot(argv, work, results, log):
     elif proc.returncode != 0:
         log(f'{QEMU} exited {proc.returncode}: {(work / "qemu.log").read_text().strip()}')
     return proc.returncode == 0 and not timed_out
+
+
+def build_initramfs(topo, kern, out):
+    """The initramfs of the topology's kind of boot; params.sh values that its /init needs."""
+    if topo.init == 'systemd':
+        sdboot.build_initramfs(kern, topo.modules, VMDIR, out)
+        return sdboot.params(kern)
+    kernel.build_initramfs(kern, topo.modules + kernel.COMMON_MODULES, VMDIR / 'guest/init', out)
+    return {}
+
+
+def report_boot(results, log):
+    """How a systemd boot went (guest/launch-scenarios wrote it)."""
+    boot = results / 'boot'
+    if boot.exists():
+        lines = boot.read_text().splitlines()
+        log('systemd: ' + ', '.join(lines) if lines else 'systemd: no boot record')
 
 
 def report(names, results, log):
@@ -329,6 +355,8 @@ def main():
     ap.add_argument('--keep', action='store_true', help='keep the work folder even on success')
     ap.add_argument('--update-fixtures', action='store_true',
                     help='install the captured tree into tests/fixtures/captured/')
+    ap.add_argument('--deb', type=Path,
+                    help='the iommud .deb for scenarios that install it (IOMMUD_DEB in the guest)')
     args = ap.parse_args()
 
     if args.list:
@@ -361,10 +389,11 @@ def main():
         unknown = set(names) - set(scenarios())
         if unknown:
             raise kernel.SetupError(f'no such scenario: {" ".join(sorted(unknown))}')
+        if args.deb and not args.deb.is_file():
+            raise kernel.SetupError(f'{args.deb} is not a file (build it: tests/package/build-deb.sh)')
         kern = kernel.fetch(args.kernel, args.cache)
-        log(f'{topo.name} on {kern.release}, scenarios: {" ".join(names)}')
-        kernel.build_initramfs(kern, topo.modules + kernel.COMMON_MODULES,
-                               VMDIR / 'guest/init', work / 'initrd')
+        log(f'{topo.name} on {kern.release} ({topo.init}), scenarios: {" ".join(names)}')
+        init_params = build_initramfs(topo, kern, work / 'initrd')
     except (kernel.SetupError, ValueError, OSError) as e:
         print(f'Bail out! {e}')
         shutil.rmtree(work)
@@ -384,11 +413,15 @@ def main():
         'SCENARIOS': ' '.join(names),
         'SCENARIO_TIMEOUT': topo.host.scenario_timeout or SCENARIO_TIMEOUT,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
+        'GUEST_INIT': topo.init,
+        'IOMMUD_DEB': args.deb.resolve() if args.deb else '',
+        **init_params,
     })
     argv = qemu_argv(topo, kern, work / 'initrd', work)
     (work / 'qemu-cmdline').write_text(shlex.join(argv) + '\n')
     started = time.monotonic()
     booted = boot(argv, work, results, log)
+    report_boot(results, log)
     failed = report(names, results, log)
     passed = booted and not failed
     log(f'guest ran {time.monotonic() - started:.0f} s')
