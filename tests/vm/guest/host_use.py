@@ -118,6 +118,6 @@ def forced_prepare(daemon, host):
           f"a forced PrepareGroup of group {group} (the bond's NIC) goes through: {status} "
           f"{'' if status == 'OK' else reply}, driver {driver(hh.NIC_BOND)}")
     status, reply = daemon.call("ReleaseGroup", group=group)
-    check(status == "OK" and driver(hh.NIC_BOND) == "e1000e",
-          f"and releases back to e1000e: {status} {'' if status == 'OK' else reply}, driver {driver(hh.NIC_BOND)}")
-    hh.rejoin_bond(host)
+    if check(status == "OK" and driver(hh.NIC_BOND) == "e1000e",
+             f"and releases back to e1000e: {status} {'' if status == 'OK' else reply}, driver {driver(hh.NIC_BOND)}"):
+        hh.rejoin_bond(host)
