@@ -23,6 +23,7 @@
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
+#include "svc-config.h"
 #include "svc-manager.h"
 #include "virt-tracker.h"
 
@@ -358,12 +359,29 @@ static int reload_settings(void *userdata) {
                 (void)sd_notify(false, "READY=1");
                 return r;
         }
+        /* Certificates, keys, CAs and CRLs are read again for new connections; established ones keep
+         * theirs. Files that do not load keep every old setting, like a bad settings file. */
+        GrpcTlsConfig tls;
+        svc_grpc_tls(&new, &tls);
+        if (tls.cert_file && tls.key_file && tls.client_ca_file) {
+                r = grpc_server_reload_tls(d->grpc, &tls);
+                if (r < 0) {
+                        log_error_errno(r, "Reloading the TLS files failed; keeping the current settings: %m");
+                        config_done(&new);
+                        (void)sd_notify(false, "READY=1");
+                        return r;
+                }
+        }
         /* Roles and limits take effect per call; listeners and roots need a restart. */
         if (strcmp(new.sysfs_root, d->config.sysfs_root) != 0 ||
             strcmp(new.proc_root, d->config.proc_root) != 0 || strcmp(new.dev_root, d->config.dev_root) != 0)
                 log_notice("Roots changed in the settings; they take effect at the next start.");
         config_done(&d->config);
         d->config = new;
+        GrpcLimits limits;
+        svc_grpc_limits(&d->config.limits, &limits);
+        grpc_server_set_limits(d->grpc, &limits);
+        grpc_server_peers_resolved(d->grpc);
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
@@ -425,12 +443,10 @@ static int start_listeners(Daemon *d) {
         }
 
         for (char **a = d->config.tls_listen; a && *a; a++) {
-                GrpcTlsConfig tls = {
-                        .cert_file = d->config.tls_certificate,
-                        .key_file = d->config.tls_key,
-                        .client_ca_file = d->config.tls_client_ca,
-                };
+                GrpcTlsConfig tls;
                 uint16_t port;
+
+                svc_grpc_tls(&d->config, &tls);
 
                 r = grpc_server_listen_tls(d->grpc, *a, &tls, &port);
                 if (r < 0)
@@ -540,11 +556,7 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
 
-        grpc_limits_default(&limits);
-        limits.max_connections = d->config.limits.max_connections;
-        limits.max_streams = d->config.limits.max_streams;
-        limits.max_message_size = d->config.limits.max_message_size;
-        limits.max_header_list_size = d->config.limits.max_header_list_size;
+        svc_grpc_limits(&d->config.limits, &limits);
         r = grpc_server_new(d->base, &limits, on_authorize, d, &d->grpc);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
