@@ -337,6 +337,22 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 }
                 p.kind = PRINCIPAL_GID;
                 p.gid = gr->gr_gid;
+        } else if (strncmp(token, "san-dns:", 8) == 0 || strncmp(token, "san-uri:", 8) == 0) {
+                /* Certificates with other bytes in these names are refused, so such a principal
+                 * could never match; the value has no spaces anyway (the list splits on them). */
+                for (const char *ch = arg; *ch; ch++)
+                        if ((unsigned char)*ch < 0x21 || (unsigned char)*ch > 0x7e)
+                                return log_invalid(origin, o, value, "'%s': a name in a certificate is printable ASCII",
+                                                   token);
+                if (!*arg)
+                        return log_invalid(origin, o, value, "'%s' names nothing", token);
+                if (token[4] == 'u' && !strstr(arg, ":"))
+                        return log_invalid(origin, o, value, "'%s' is not a URI such as san-uri:spiffe://example.org/x",
+                                           token);
+                p.kind = token[4] == 'd' ? PRINCIPAL_SAN_DNS : PRINCIPAL_SAN_URI;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "cn:", 3) == 0 || strncmp(token, "subject:", 8) == 0) {
                 if (!*arg)
                         return log_invalid(origin, o, value, "'%s' names nothing", token);
@@ -357,7 +373,7 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
 invalid:
         return log_invalid(origin, o, value,
                            "unknown principal '%s'; expected uid:N, user:NAME, gid:N, group:NAME, cn:NAME, "
-                           "subject:DN, unix:*, tls:* or insecure:*",
+                           "subject:DN, san-dns:NAME, san-uri:URI, unix:*, tls:* or insecure:*",
                            token);
 }
 

@@ -14,6 +14,8 @@ typedef enum PrincipalKind {
         PRINCIPAL_GID,          /* gid:N, group:NAME: the peer's primary or a supplementary group */
         PRINCIPAL_CN,           /* cn:NAME: the TLS client certificate's common name */
         PRINCIPAL_SUBJECT,      /* subject:DN: the whole subject, RFC 2253, compared exactly */
+        PRINCIPAL_SAN_DNS,      /* san-dns:NAME: a DNS subject alternative name of the certificate */
+        PRINCIPAL_SAN_URI,      /* san-uri:URI: a URI subject alternative name (spiffe://...) */
         PRINCIPAL_ANY_UNIX,     /* unix:*: every local user on the Unix socket */
         PRINCIPAL_ANY_TLS,      /* tls:*: every client with a certificate signed by ClientCA= */
         PRINCIPAL_ANY_INSECURE, /* insecure:*: every client of the plaintext loopback listener */
@@ -23,7 +25,7 @@ typedef struct Principal {
         PrincipalKind kind;
         uid_t uid;  /* PRINCIPAL_UID */
         gid_t gid;  /* PRINCIPAL_GID */
-        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT */
+        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI */
 } Principal;
 
 typedef struct PrincipalList {
