@@ -459,6 +459,7 @@ static int start_operations(Daemon *d) {
                 .journal_dir = journal_dir,
                 .state_dir = d->config.state_directory,
                 .timeout_sec = d->config.limits.operation_timeout_sec,
+                .kernel_write_timeout_sec = d->config.limits.kernel_write_timeout_sec,
                 .max_queued = d->config.limits.max_queued_operations,
                 /* Test hook for crash recovery: the daemon kills itself after that step. */
                 .fault_after_step = fault ? (unsigned)atoi(fault) : 0,
