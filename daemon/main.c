@@ -367,7 +367,7 @@ static int reload_settings(void *userdata) {
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
-                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
+                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
         return 0;
 }

@@ -965,7 +965,7 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
             needs_block(ops, d))
                 reapply_block(ops, (unsigned)d->group);
         else if (c->kind == INVENTORY_DEVICE_ADDED && d->group >= 0 && ops->policy->n_rules > 0)
-                (void)operations_apply_policy(ops, d->group, false, on_policy_applied, NULL);
+                (void)operations_apply_policy(ops, d->group, false, on_policy_applied, NULL, NULL);
 }
 
 static void reapply_blocks(Operations *ops) {
@@ -1064,9 +1064,16 @@ static void apply_next(ApplyRun *run) {
         apply_run_free(run);
 }
 
-int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata) {
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata,
+                            char **ret_message) {
         ApplyRun *run;
         int r;
+
+        if (!dry_run && ops->read_only_reason) {
+                if (ret_message)
+                        *ret_message = strdup(ops->read_only_reason);
+                return -EROFS;
+        }
 
         run = calloc(1, sizeof(*run));
         if (!run)
@@ -1279,7 +1286,7 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 return log_error_errno(r, "Cannot follow hot-plug events: %m");
 
         if (ops->policy->n_rules > 0 && !ops->read_only_reason) {
-                r = operations_apply_policy(ops, -1, false, on_policy_applied, NULL);
+                r = operations_apply_policy(ops, -1, false, on_policy_applied, NULL, NULL);
                 if (r < 0)
                         log_error_errno(r, "Cannot apply the policy at start: %m");
         }

@@ -97,8 +97,10 @@ typedef struct ApplyOutcome {
 } ApplyOutcome;
 typedef void (*ApplyDoneFunc)(const ApplyOutcome *outcome, void *userdata);
 /* group -1: every group; otherwise only that one (a hot-plugged device's). done may be called
- * before this returns (dry runs, nothing to do); NULL just logs the result. */
-int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata);
+ * before this returns (dry runs, nothing to do); NULL just logs the result. -EROFS with
+ * *ret_message (may be NULL) when iommud serves reads only and this is no dry run. */
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata,
+                            char **ret_message);
 
 /* Who tells core which groups running guests use (main wires the virt layer in); NULL: nobody.
  * SetDomainType, ReleaseGroup and BlockGroup refuse such a group, naming the guest. */
