@@ -418,7 +418,7 @@ static int reload_settings(void *userdata) {
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
-                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
+                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
         return 0;
 }
@@ -508,6 +508,7 @@ static int start_operations(Daemon *d) {
                 .journal_dir = journal_dir,
                 .state_dir = d->config.state_directory,
                 .timeout_sec = d->config.limits.operation_timeout_sec,
+                .kernel_write_timeout_sec = d->config.limits.kernel_write_timeout_sec,
                 .max_queued = d->config.limits.max_queued_operations,
                 /* Test hook for crash recovery: the daemon kills itself after that step. */
                 .fault_after_step = fault ? (unsigned)atoi(fault) : 0,

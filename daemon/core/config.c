@@ -540,6 +540,9 @@ static const ConfigOption options[] = {
                limits.max_queued_operations),
         OPTION("Limits", "OperationTimeoutSec", "operation-timeout", "SECONDS",
                "Time one operation may take (default: 120)", parse_seconds, limits.operation_timeout_sec),
+        OPTION("Limits", "KernelWriteTimeoutSec", "kernel-write-timeout", "SECONDS",
+               "Time one kernel write may block before its operation is failed (default: 30)", parse_seconds,
+               limits.kernel_write_timeout_sec),
 };
 
 const ConfigOption *config_options(size_t *ret_n) {
@@ -592,6 +595,7 @@ int config_init_defaults(Config *c) {
                         .max_watchers = 64,
                         .max_queued_operations = 32,
                         .operation_timeout_sec = 120,
+                        .kernel_write_timeout_sec = 30,
                 },
         };
 

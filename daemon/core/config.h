@@ -56,6 +56,8 @@ typedef struct ConfigLimits {
         unsigned max_watchers;             /* MaxWatchers=64: Watch subscribers, all transports */
         unsigned max_queued_operations;    /* MaxQueuedOperations=32: mutations waiting for the executor */
         unsigned operation_timeout_sec;    /* OperationTimeoutSec=120: one operation, start to finish */
+        unsigned kernel_write_timeout_sec; /* KernelWriteTimeoutSec=30: one kernel write (an unbind that
+                                            * blocks on a VFIO user); then the group is FAILED */
 } ConfigLimits;
 
 /* Plain data: main.c translates it for the transports, core reads it directly. Strings are owned;

@@ -164,7 +164,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 44);
+        assert_int_equal(n, 45);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
