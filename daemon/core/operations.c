@@ -449,6 +449,23 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         return r;
 }
 
+/* A physical function gets back the VFs iommud disabled to take it, once its own driver is bound
+ * again (the kernel configures SR-IOV only through a bound driver). */
+static int add_enable_vfs(const GroupRecord *record, Transaction *t) {
+        FOREACH_ARRAY(m, record->members, record->n_members) {
+                char count[16];
+                int r;
+
+                if (m->sriov_numvfs <= 0 || !m->driver)
+                        continue;
+                snprintf(count, sizeof(count), "%d", m->sriov_numvfs);
+                r = transaction_add(t, STEP_SET_NUMVFS, m->address, count, "0");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* The original drivers' modules load first, while every member still has its VFIO override: a
  * driver that registers then cannot take a member before its turn. */
 static int add_load_drivers(const Inventory *inv, const GroupRecord *record, Transaction *t) {
@@ -507,6 +524,8 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
                                 break;
                 }
         if (r >= 0)
+                r = add_enable_vfs(record, t);
+        if (r >= 0)
                 *ret_record = record;
         return r;
 }
@@ -558,6 +577,8 @@ static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, 
                         if (r < 0)
                                 break;
                 }
+        if (r >= 0)
+                r = add_enable_vfs(record, t);
         if (r >= 0)
                 *ret_record = record;
         return r;

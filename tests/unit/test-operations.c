@@ -842,6 +842,40 @@ static void test_unbind_that_hangs(void **state) {
         stop(&f);
 }
 
+/* A forced prepare of a physical function disables its VFs in a journaled step and records how many;
+ * the release enables them again once the PF's own driver is back. */
+static void test_sriov_prepare_and_release(void **state) {
+        _cleanup_(freep) char *record = NULL, *numvfs = NULL;
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:02.0/sriov_totalvfs", "8\n");
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:02.0/sriov_numvfs", "2\n");
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result), -EBUSY);
+        assert_non_null(strstr(result.message, "has 2 SR-IOV virtual functions enabled"));
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true },
+                                  &result),
+                         0);
+        assert_true(strv_contains(result.steps, "disable SR-IOV on 0000:00:02.0: its 2 virtual functions are lost"));
+        result_done(&result);
+        numvfs = attr(&f, "sys/bus/pci/devices/0000:00:02.0/sriov_numvfs");
+        assert_string_equal(numvfs, "0");
+        record = record_of(&f, 1);
+        assert_non_null(strstr(record, "\"sriov_numvfs\":2"));
+
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 1 }, &result), 0);
+        assert_string_equal(result.steps[strv_length(result.steps) - 1], "enable 2 SR-IOV virtual functions on 0000:00:02.0");
+        result_done(&result);
+        free(numvfs);
+        numvfs = attr(&f, "sys/bus/pci/devices/0000:00:02.0/sriov_numvfs");
+        assert_string_equal(numvfs, "2");
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -851,6 +885,7 @@ int main(void) {
                 cmocka_unit_test(test_policy_refusals),
                 cmocka_unit_test(test_variant_driver),
                 cmocka_unit_test(test_sriov_pf),
+                cmocka_unit_test(test_sriov_prepare_and_release),
                 cmocka_unit_test(test_vfio_user_never_forced),
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
