@@ -15,11 +15,14 @@
 #include "build-config.h"
 #include "bus-server.h"
 #include "config.h"
+#include "grpc-metrics.h"
 #include "grpc-server.h"
 #include "inventory.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "metrics-server.h"
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
@@ -47,6 +50,7 @@ typedef struct Daemon {
         SvcManager *svc;
         BusServer *dbus;
         VirtTracker *virt;
+        MetricsServer *metrics;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
         bool stopping;
@@ -338,7 +342,8 @@ static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
                 return;
         }
         d->stopping = true;
-        log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_STOPPING }), "Stopping: draining %u connections.",
+                  grpc_server_n_connections(d->grpc));
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
         svc_manager_end_watches(d->svc);
         if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
@@ -365,7 +370,7 @@ static int reload_settings(void *userdata) {
         config_done(&d->config);
         d->config = new;
         svc_manager_recheck_watches(d->svc, on_authorize, d);
-        log_info("Settings reloaded.");
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_RELOADED }), "Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
                 (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
         (void)sd_notify(false, "READY=1");
@@ -488,6 +493,25 @@ static int start_dbus(Daemon *d) {
         return 0;
 }
 
+/* Opt-in: without [Metrics] Listen= nothing listens. */
+static int start_metrics(Daemon *d) {
+        uint16_t port;
+        int r;
+
+        if (!d->config.metrics_listen)
+                return 0;
+        r = metrics_server_new(d->base, d->manager, d->operations, &d->metrics);
+        if (r >= 0)
+                r = metrics_server_add_collector(d->metrics, grpc_metrics_collect, d->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics endpoint: %m");
+        r = metrics_server_listen(d->metrics, d->config.metrics_listen, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve metrics on %s: %m", d->config.metrics_listen);
+        log_info("Serving Prometheus metrics on %s (port %u) at /metrics.", d->config.metrics_listen, port);
+        return 0;
+}
+
 /* core asks which guest uses a group; the tracker knows the devices of every running domain. */
 static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         Daemon *d = userdata;
@@ -560,6 +584,9 @@ static int run_daemon(Daemon *d) {
         r = start_dbus(d);
         if (r < 0)
                 return r;
+        r = start_metrics(d);
+        if (r < 0)
+                return r;
 
         if (add_signal(d, SIGTERM, on_sigterm, &d->sigterm) < 0 || add_signal(d, SIGINT, on_sigterm, &d->sigint) < 0 ||
             add_signal(d, SIGHUP, on_sighup, &d->sighup) < 0 || add_signal(d, SIGUSR1, on_sigusr1, &d->sigusr1) < 0)
@@ -577,8 +604,10 @@ static int run_daemon(Daemon *d) {
         (void)grpc_server_set_health(d->grpc, "iommud.v1.IommuManager", GRPC_HEALTH_SERVING);
         (void)sd_notify(false, "READY=1");
         update_status(d);
-        log_info("iommud %s ready: %zu IOMMU groups, %zu PCI devices.", PACKAGE_VERSION,
-                 manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices);
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_READY }),
+                  "iommud %s ready: %zu IOMMU groups, %zu PCI devices; logging to %s.", PACKAGE_VERSION,
+                  manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices,
+                  log_target());
 
         if (event_base_dispatch(d->base) < 0)
                 return log_error_errno(EIO, "The event loop failed.");
@@ -592,6 +621,7 @@ static void daemon_done(Daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])
                         event_free(*events[i]);
+        metrics_server_free(d->metrics);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
         virt_tracker_free(d->virt);

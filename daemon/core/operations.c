@@ -14,8 +14,10 @@
 #include "executor.h"
 #include "fileio.h"
 #include "group-record.h"
+#include "history.h"
 #include "host-use.h"
 #include "json-util.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "string-util.h"
@@ -35,6 +37,8 @@ typedef struct Pending {
         OperationDoneFunc done;
         void *userdata;
         char **steps;
+        uint64_t start_usec, start_realtime_usec;
+        bool started; /* its start is in the history: it went to the executor */
 } Pending;
 
 struct Operations {
@@ -53,6 +57,8 @@ struct Operations {
         size_t n_busy;
         GroupUserFunc user_lookup;
         void *user_lookup_userdata;
+        History *history;
+        OperationsStats stats;
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -134,6 +140,32 @@ static int judge_group(Operations *ops, const Inventory *inv, const Group *g, Ho
         if (r < 0)
                 return r;
         return host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, ret);
+}
+
+int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]) {
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostRoots *roots = manager_get_roots(ops->manager);
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        int r;
+
+        /* The facts are read once for all groups. */
+        r = host_usage_read(roots, &usage);
+        if (r < 0)
+                return r;
+        memset(ret, 0, _HOST_USE_KIND_MAX * sizeof(unsigned));
+        FOREACH_ARRAY(g, inv->groups, inv->n_groups) {
+                _cleanup_(host_uses_done) HostUses uses = {};
+                unsigned kinds = 0;
+
+                r = host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, &uses);
+                if (r < 0)
+                        return r;
+                FOREACH_ARRAY(u, uses.items, uses.n)
+                        kinds |= 1u << u->kind;
+                for (int k = 0; k < _HOST_USE_KIND_MAX; k++)
+                        ret[k] += !!(kinds & (1u << k));
+        }
+        return 0;
 }
 
 #define ALL_HOST_USES ((1u << _HOST_USE_KIND_MAX) - 1)
@@ -470,6 +502,116 @@ static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, 
         return r;
 }
 
+/* ---- accounting --------------------------------------------------------------------------------- */
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const char *request_argument(const OperationRequest *req) {
+        return req->kind == OPERATION_SET_DOMAIN_TYPE ? req->type : req->kind == OPERATION_PREPARE ? req->owner : NULL;
+}
+
+static HistoryEntry history_entry_of(const OperationRequest *req, uint64_t id, char **steps, uint64_t start_realtime) {
+        return (HistoryEntry){
+                .id = id,
+                .operation = (char *)operation_kind_to_string(req->kind),
+                .group = req->group,
+                .argument = (char *)request_argument(req),
+                .peer = (char *)req->client,
+                .dry_run = req->dry_run,
+                .force = req->force,
+                .started_usec = start_realtime,
+                .steps = steps,
+                .result = OPERATION_RESULT_RUNNING,
+        };
+}
+
+/* The operation goes to the executor: its start is on disk first, so that a crash during it leaves
+ * an entry that the next start closes. */
+static void account_start(Operations *ops, const OperationRequest *req, uint64_t id, char **steps,
+                          uint64_t start_realtime) {
+        HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+        if (history_start(ops->history, &e) < 0)
+                log_warning("Operation %llu is not in the history: its start could not be written.",
+                            (unsigned long long)id);
+        log_event(LOG_INFO,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_STARTED, LOG_GROUP(req->group), .operation = id,
+                                .peer = req->client }),
+                  "Operation %llu: %s%s%s on group %u for %s%s, %zu steps.", (unsigned long long)id,
+                  operation_kind_to_string(req->kind), request_argument(req) ? " " : "", request_argument(req) ?: "",
+                  req->group, req->client ?: "?", req->force ? " (forced)" : "", strv_length(steps));
+}
+
+/* How an operation ended, in one place: the counters, the history and the audit line. started: its
+ * start is in the history already (it ran on the executor). */
+static void account_end(Operations *ops, const OperationRequest *req, uint64_t id, char **steps, bool started,
+                        uint64_t start_usec, uint64_t start_realtime, OperationResult result, const char *message) {
+        static const struct {
+                int level;
+                const char *id;
+                const char *text;
+        } kinds[_OPERATION_RESULT_MAX] = {
+                [OPERATION_RESULT_DONE] = { LOG_INFO, LOG_ID_OPERATION_DONE, "done" },
+                [OPERATION_RESULT_DRY_RUN] = { LOG_INFO, LOG_ID_OPERATION_DRY_RUN, "dry run, nothing changed" },
+                [OPERATION_RESULT_REFUSED] = { LOG_NOTICE, LOG_ID_OPERATION_REFUSED, "refused" },
+                [OPERATION_RESULT_FAILED] = { LOG_WARNING, LOG_ID_OPERATION_FAILED, "failed, rolled back" },
+                [OPERATION_RESULT_ROLLBACK_FAILED] = { LOG_ERR, LOG_ID_ROLLBACK_FAILED, "failed, rollback failed" },
+                [OPERATION_RESULT_CANCELLED] = { LOG_NOTICE, LOG_ID_OPERATION_FAILED, "cancelled" },
+        };
+        uint64_t duration = transaction_now_usec() - start_usec;
+        int r;
+
+        if ((unsigned)req->kind < _OPERATION_KIND_MAX && (unsigned)result < _OPERATION_RESULT_MAX) {
+                ops->stats.total[req->kind][result]++;
+                if (started)
+                        histogram_observe(&ops->stats.duration[req->kind], (double)duration / 1e6);
+        }
+        if (started)
+                r = history_finish(ops->history, id, result, message, duration);
+        else {
+                HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+                e.result = result;
+                e.message = (char *)message;
+                e.duration_usec = duration;
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The end of operation %llu is not in the history.", (unsigned long long)id);
+
+        if ((unsigned)result < _OPERATION_RESULT_MAX && kinds[result].id)
+                log_event(kinds[result].level,
+                          ((LogFields){ .message_id = kinds[result].id, LOG_GROUP(req->group), .operation = id,
+                                        .peer = req->client }),
+                          "Operation %llu %s%s%s on group %u for %s%s: %s (%zu steps, %.3f s)%s%s",
+                          (unsigned long long)id, operation_kind_to_string(req->kind),
+                          request_argument(req) ? " " : "", request_argument(req) ?: "", req->group,
+                          req->client ?: "?", req->force ? " (forced)" : "", kinds[result].text, strv_length(steps),
+                          (double)duration / 1e6, message ? ": " : ".", message ?: "");
+}
+
+const OperationsStats *operations_get_stats(const Operations *ops) {
+        return &ops->stats;
+}
+
+unsigned operations_n_in_flight(const Operations *ops) {
+        return (unsigned)ops->n_busy;
+}
+
+unsigned operations_n_queued(const Operations *ops) {
+        return executor_n_queued(ops->executor);
+}
+
+int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
+                       HistoryEntry **ret, size_t *ret_n) {
+        return history_list(ops->history, limit, groups, n_groups, ret, ret_n);
+}
+
 /* ---- running ---------------------------------------------------------------------------------- */
 
 static char **describe_steps(const Transaction *t) {
@@ -504,7 +646,7 @@ static void pending_free(Pending *p) {
         free(p);
 }
 
-static void finish(Pending *p, int error, const char *message) {
+static void finish(Pending *p, int error, const char *message, OperationResult result) {
         OperationOutcome outcome = {
                 .id = p->id,
                 .group = p->request.group,
@@ -513,17 +655,21 @@ static void finish(Pending *p, int error, const char *message) {
                 .steps = p->steps,
         };
 
-        if (error < 0)
-                log_warning("Operation %llu %s on group %u failed: %s", (unsigned long long)p->id,
-                            operation_kind_to_string(p->request.kind), p->request.group, message ?: strerror(-error));
-        else if (p->request.dry_run)
-                log_debug("Operation %llu %s on group %u: dry run, %zu steps.", (unsigned long long)p->id,
-                          operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
-        else
-                log_info("Operation %llu %s on group %u done (%zu steps).", (unsigned long long)p->id,
-                         operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
+        account_end(p->ops, &p->request, p->id, p->steps, p->started, p->start_usec, p->start_realtime_usec, result,
+                    error < 0 ? message ?: strerror(-error) : NULL);
         p->done(&outcome, p->userdata);
         pending_free(p);
+}
+
+/* A failed step's rollback either worked, and the intent record is gone, or it did not, and the
+ * record is kept for the next start and for an admin. */
+static OperationResult failure_result(const Transaction *t, int error) {
+        _cleanup_(freep) char *path = NULL;
+
+        if (error == -ECANCELED)
+                return OPERATION_RESULT_CANCELLED;
+        path = strprintf("%s/%llu.json", t->journal_dir, (unsigned long long)t->id);
+        return path && access(path, F_OK) == 0 ? OPERATION_RESULT_ROLLBACK_FAILED : OPERATION_RESULT_FAILED;
 }
 
 static void on_transaction_done(Transaction *t, int result, char *message, void *userdata) {
@@ -555,13 +701,13 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
                 if (s->device)
                         (void)manager_refresh_device(ops->manager, s->device);
 
-        finish(p, result, message);
+        finish(p, result, message, result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result));
         free(message);
         transaction_free(t);
 }
 
-int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
-                     char **ret_message) {
+static int start_checked(Operations *ops, const OperationRequest *req, uint64_t start_usec,
+                         uint64_t start_realtime, OperationDoneFunc done, void *userdata, char **ret_message) {
         _cleanup_(transaction_freep) Transaction *t = NULL;
         const Inventory *inv = manager_get_inventory(ops->manager);
         const Group *g = inventory_find_group(inv, req->group);
@@ -633,6 +779,8 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         p->record = record;
         p->done = done;
         p->userdata = userdata;
+        p->start_usec = start_usec;
+        p->start_realtime_usec = start_realtime;
         p->steps = describe_steps(t);
         if (!p->steps) {
                 pending_free(p);
@@ -640,7 +788,7 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         }
 
         if (req->dry_run || t->n_steps == 0) {
-                finish(p, 0, NULL);
+                finish(p, 0, NULL, req->dry_run ? OPERATION_RESULT_DRY_RUN : OPERATION_RESULT_DONE);
                 return 0;
         }
 
@@ -657,22 +805,49 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 pending_free(p);
                 return -ENOMEM;
         }
-        log_info("Operation %llu: %s on group %u for %s, %zu steps.", (unsigned long long)p->id,
-                 operation_kind_to_string(req->kind), g->id, req->client ?: "?", t->n_steps);
+        /* The start is on disk before the executor can begin. */
+        account_start(ops, &p->request, p->id, p->steps, start_realtime);
+        p->started = true;
         r = executor_submit(ops->executor, t, on_transaction_done, p);
         if (r < 0) {
-                *ret_message = strprintf("too many operations are waiting; try again later");
-                pending_free(p);
-                return r;
+                finish(p, r, "too many operations are waiting; try again later", OPERATION_RESULT_REFUSED);
+                return 0;
         }
         TAKE_PTR(t);
         ops->busy[ops->n_busy++] = g->id;
         return 0;
 }
 
-static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
-        Operations *ops = userdata;
+int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
+                     char **ret_message) {
+        uint64_t start_usec = transaction_now_usec(), start_realtime = realtime_usec();
+        int r;
 
+        *ret_message = NULL;
+        r = start_checked(ops, req, start_usec, start_realtime, done, userdata, ret_message);
+        if (r < 0)
+                account_end(ops, req, ops->next_id++, NULL, false, start_usec, start_realtime,
+                            OPERATION_RESULT_REFUSED, *ret_message ?: strerror(-r));
+        return r;
+}
+
+/* A block re-applied on its own: accounted like any operation, asked for by iommud itself. */
+typedef struct Reapply {
+        Operations *ops;
+        OperationRequest request;
+        uint64_t start_usec, start_realtime_usec;
+        char **steps;
+} Reapply;
+
+static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
+        Reapply *ra = userdata;
+        Operations *ops = ra->ops;
+
+        account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                    result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result),
+                    result < 0 ? message ?: strerror(-result) : NULL);
+        strv_free(ra->steps);
+        free(ra);
         busy_remove(ops, t->group);
         FOREACH_ARRAY(s, t->steps, t->n_steps)
                 if (s->device)
@@ -689,6 +864,7 @@ static void on_reapply_done(Transaction *t, int result, char *message, void *use
  * as it comes back: a blocked device that reappears must be blocked again at once. */
 static void reapply_block(Operations *ops, const Device *d) {
         _cleanup_(transaction_freep) Transaction *t = NULL;
+        _cleanup_(freep) Reapply *ra = NULL;
         unsigned *busy;
         int r;
 
@@ -709,21 +885,42 @@ static void reapply_block(Operations *ops, const Device *d) {
                 if (!t->journal_dir)
                         r = -ENOMEM;
         }
-        busy = r >= 0 ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
+        ra = r >= 0 ? calloc(1, sizeof(*ra)) : NULL;
+        if (ra) {
+                ra->ops = ops;
+                ra->request = (OperationRequest){ .kind = OPERATION_BLOCK,
+                                                  .group = (unsigned)d->group,
+                                                  .client = "iommud (a device of a blocked group came back)",
+                                                  .force = true };
+                ra->start_usec = transaction_now_usec();
+                ra->start_realtime_usec = realtime_usec();
+                ra->steps = describe_steps(t);
+        }
+        busy = ra && ra->steps ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
         if (!busy) {
+                if (ra)
+                        strv_free(ra->steps);
                 log_oom();
                 return;
         }
         ops->busy = busy;
-        log_notice("%s of blocked group %u came back%s%s: blocking it again.", d->address, d->group,
-                   d->driver ? " bound to " : "", d->driver ?: "");
-        if (executor_submit(ops->executor, t, on_reapply_done, ops) < 0) {
+        log_event(LOG_NOTICE,
+                  ((LogFields){ .message_id = LOG_ID_BLOCK_REAPPLIED, LOG_GROUP((unsigned)d->group),
+                                .device = d->address, .operation = t->id }),
+                  "%s of blocked group %u came back%s%s: blocking it again.", d->address, d->group,
+                  d->driver ? " bound to " : "", d->driver ?: "");
+        account_start(ops, &ra->request, t->id, ra->steps, ra->start_realtime_usec);
+        if (executor_submit(ops->executor, t, on_reapply_done, ra) < 0) {
                 log_error("Cannot queue the block of %s; it stays on %s until the next rescan.", d->address,
                           d->driver ?: "no driver");
+                account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                            OPERATION_RESULT_REFUSED, "too many operations are waiting");
+                strv_free(ra->steps);
                 return;
         }
         ops->busy[ops->n_busy++] = (unsigned)d->group;
         TAKE_PTR(t);
+        TAKE_PTR(ra);
 }
 
 static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
@@ -908,6 +1105,67 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
+/* A record the last run left in the journal: its history entry says how it ended. */
+static void on_recovered(const RecoveredRecord *rec, void *userdata) {
+        Operations *ops = userdata;
+        OperationResult result = rec->result < 0 ? OPERATION_RESULT_CRASH_KEPT : OPERATION_RESULT_CRASH_ROLLED_BACK;
+        const char *message = rec->result < 0 ? rec->message : "the daemon stopped during this operation; what it had "
+                                                               "done was undone at the next start";
+        size_t n;
+        const uint64_t *unfinished = history_unfinished(ops->history, &n);
+        bool known = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                known = known || unfinished[i] == rec->id;
+        if (known)
+                r = history_finish(ops->history, rec->id, result, message, 0);
+        else {
+                /* The history lost its start (rotated, or the state directory was new): keep what the
+                 * record tells. */
+                HistoryEntry e = {
+                        .id = rec->id,
+                        .operation = (char *)rec->operation,
+                        .group = rec->group >= 0 ? (unsigned)rec->group : 0,
+                        .peer = (char *)"?",
+                        .started_usec = realtime_usec(),
+                        .result = result,
+                        .message = (char *)message,
+                };
+
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The recovery of operation %llu is not in the history.", (unsigned long long)rec->id);
+        if (rec->id >= ops->next_id)
+                ops->next_id = rec->id + 1;
+        log_event(rec->result < 0 ? LOG_ERR : LOG_NOTICE,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_RECOVERED, .has_group = rec->group >= 0,
+                                .group = rec->group >= 0 ? (unsigned)rec->group : 0, .operation = rec->id }),
+                  "Operation %llu (%s on group %d) was interrupted by the daemon's end: %s.",
+                  (unsigned long long)rec->id, rec->operation ?: "?", rec->group,
+                  rec->result < 0 ? "rolling it back failed, its record stays for an admin" : "rolled back");
+}
+
+/* Started, never ended, and no intent record left: the run died before the record was written,
+ * after it was removed, or the record went with a reboot (it lives in /run). */
+static void close_interrupted(Operations *ops) {
+        size_t n;
+
+        while (history_unfinished(ops->history, &n), n > 0) {
+                uint64_t id = history_unfinished(ops->history, &n)[0];
+
+                log_event(LOG_WARNING, ((LogFields){ .message_id = LOG_ID_OPERATION_INTERRUPTED, .operation = id }),
+                          "Operation %llu was interrupted by the daemon's end and left no intent record.",
+                          (unsigned long long)id);
+                if (history_finish(ops->history, id, OPERATION_RESULT_INTERRUPTED,
+                                   "the daemon stopped during this operation and left no intent record: it had not "
+                                   "changed the host yet, had finished, or the record was lost with a reboot",
+                                   0) < 0)
+                        break;
+        }
+}
+
 int operations_new(struct event_base *base, Manager *manager, const OperationsOptions *options, Operations **ret) {
         _cleanup_(operations_freep) Operations *ops = NULL;
         int r;
@@ -917,6 +1175,8 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 return log_oom();
         ops->manager = manager;
         ops->next_id = 1;
+        for (int k = 0; k < _OPERATION_KIND_MAX; k++)
+                histogram_init(&ops->stats.duration[k], histogram_seconds_bounds, histogram_seconds_n_bounds);
         ops->timeout_sec = options->timeout_sec;
         ops->fault_after_step = options->fault_after_step;
         ops->journal_dir = strdup(options->journal_dir);
@@ -938,8 +1198,14 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (r < 0)
                 return log_error_errno(r, "Cannot create the state directory %s: %m", ops->records_dir);
 
+        r = history_open(options->state_dir, options->history_lines, &ops->history);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the operation history in %s: %m", options->state_dir);
+        /* Ids go on from the last run's, so the history and the journal never reuse one. */
+        ops->next_id = history_max_id(ops->history) + 1;
+
         /* Before anyone is served: undo what a crash left half done. */
-        r = transaction_recover(ops->journal_dir, manager_get_roots(manager));
+        r = transaction_recover(ops->journal_dir, manager_get_roots(manager), on_recovered, ops);
         if (r < 0)
                 log_error("Some interrupted operations could not be rolled back; their records stay in %s.",
                           ops->journal_dir);
@@ -947,6 +1213,7 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 log_notice("Rolled back %d interrupted operation%s.", r, r == 1 ? "" : "s");
                 (void)manager_rescan(manager, NULL);
         }
+        close_interrupted(ops);
 
         r = group_records_open(ops->records_dir, &ops->records);
         if (r < 0)
@@ -977,7 +1244,9 @@ Operations *operations_free(Operations *ops) {
         if (!ops)
                 return NULL;
         manager_subscription_free(ops->subscription);
+        /* Queued operations end here, cancelled: their ends still go to the history. */
         executor_free(ops->executor);
+        history_free(ops->history);
         group_records_free(ops->records);
         free(ops->busy);
         free(ops->journal_dir);

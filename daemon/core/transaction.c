@@ -534,7 +534,7 @@ int transaction_run(Transaction *t, const HostRoots *roots, char **ret_message) 
         return 0;
 }
 
-int transaction_recover(const char *journal_dir, const HostRoots *roots) {
+int transaction_recover(const char *journal_dir, const HostRoots *roots, RecoverFunc cb, void *userdata) {
         _cleanup_(strv_freep) char **names = NULL;
         _cleanup_(closep) int dir_fd = -1;
         int n = 0, result = 0;
@@ -559,12 +559,21 @@ int transaction_recover(const char *journal_dir, const HostRoots *roots) {
                 r = journal_load(journal_dir, path, &t);
                 if (r < 0) {
                         log_error_errno(r, "Cannot read intent record %s; leaving it for an admin: %m", path);
+                        if (cb)
+                                cb(&(RecoveredRecord){ .id = strtoull(*name, NULL, 10), .group = -1, .path = path,
+                                                       .result = r, .message = "the intent record cannot be read" },
+                                   userdata);
                         result = r;
                         continue;
                 }
                 log_notice("Recovering: rolling back %s on group %u, interrupted at step %zu of %zu.", t->operation,
                            t->group, t->next + 1, t->n_steps);
                 r = transaction_rollback(t, roots, &message);
+                if (cb)
+                        cb(&(RecoveredRecord){ .id = t->id, .group = (int)t->group, .operation = t->operation,
+                                               .path = path, .result = r < 0 ? r : 0,
+                                               .message = r < 0 ? message ?: "the rollback failed" : NULL },
+                           userdata);
                 if (r < 0) {
                         log_error("Recovery of %s on group %u failed: %s", t->operation, t->group, message ?: "?");
                         result = r;

@@ -65,6 +65,19 @@ int transaction_run(Transaction *t, const HostRoots *roots, char **ret_message);
 /* Undoes steps next..0 (recovery after a crash, or after a failed step). */
 int transaction_rollback(Transaction *t, const HostRoots *roots, char **ret_message);
 
-/* Reads every record left in journal_dir and rolls each back, logging what it did. Returns the
- * number of records rolled back, or -errno when one could not be (its record is kept). */
-int transaction_recover(const char *journal_dir, const HostRoots *roots);
+/* What recovery did with one record left in the journal. */
+typedef struct RecoveredRecord {
+        uint64_t id;           /* from the file name */
+        int group;             /* -1 when the record could not be read */
+        const char *operation; /* NULL when the record could not be read */
+        const char *path;
+        int result;            /* 0: rolled back and removed; -errno: kept for an admin */
+        const char *message;   /* why it was kept; NULL when rolled back */
+} RecoveredRecord;
+
+typedef void (*RecoverFunc)(const RecoveredRecord *record, void *userdata);
+
+/* Reads every record left in journal_dir and rolls each back, logging what it did and telling cb
+ * (may be NULL) about each. Returns the number of records rolled back, or -errno when one could not
+ * be (its record is kept). */
+int transaction_recover(const char *journal_dir, const HostRoots *roots, RecoverFunc cb, void *userdata);

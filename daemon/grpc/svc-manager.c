@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "grpc-server.h"
 #include "log.h"
 #include "macro.h"
@@ -422,13 +423,20 @@ static int resolve_group(const Inventory *inv, uint32_t group, const char *devic
 
 static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
         const GrpcPeer *peer = grpc_call_get_peer(call);
+        _cleanup_(freep) char *who = NULL;
         char *message = NULL;
         OperationCall *oc;
         int r;
 
         if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
                 return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
-        req->client = peer ? peer->description : NULL;
+        /* The audit names the person: behind a local peer, its login and sudo user. */
+        if (peer) {
+                who = audit_describe_process(peer->description, peer->kind == GRPC_PEER_UNIX ? peer->pid : 0);
+                if (!who)
+                        return -ENOMEM;
+        }
+        req->client = who;
 
         oc = calloc(1, sizeof(*oc));
         if (!oc)

@@ -88,7 +88,7 @@ static void test_recover_from_journal(void **state) {
         fake_tree_write(t, "journal/garbage.json", "{not json");
 
         /* The readable record is rolled back and removed; the garbage one is kept for an admin. */
-        assert_true(transaction_recover(journal, fake_tree_roots(t)) < 0);
+        assert_true(transaction_recover(journal, fake_tree_roots(t), NULL, NULL) < 0);
         type = attr(t, "sys/kernel/iommu_groups/3/type");
         override = attr(t, "sys/bus/pci/devices/0000:00:03.0/driver_override");
         assert_string_equal(type, "DMA");
