@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "roots.h"
@@ -177,8 +178,9 @@ int manager_new(struct event_base *base, const ManagerOptions *options, Manager 
         if (r < 0)
                 return log_error_errno(r, "Failed to read the host inventory: %m");
         if (m->inventory->n_errors > 0)
-                log_warning("%zu problems while reading the host; the API reports them per item.",
-                            m->inventory->n_errors);
+                log_event(LOG_WARNING, ((LogFields){ .message_id = LOG_ID_HOST_PROBLEMS }),
+                          "%zu problems while reading the host; the API reports them per item.",
+                          m->inventory->n_errors);
 
         if (options->udev) {
                 /* Start listening only after the first read: a change in between is caught by the

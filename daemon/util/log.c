@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* Our own CODE_FILE= and friends: the caller's, not log.c's. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
 static int max_level = LOG_INFO;
