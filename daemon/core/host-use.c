@@ -135,20 +135,25 @@ static const char *stacked_kind(const BlockDevice *b) {
         return "an active stacked device";
 }
 
-/* The block device a path in the host's tables names: "/dev/nvme0n1p2", "/dev/mapper/vg-swap". */
-static const BlockDevice *block_by_path(const HostUsage *u, const char *path) {
-        if (strncmp(path, "/dev/mapper/", 12) == 0) {
+/* The block device a path in the host's tables names: "/dev/nvme0n1p2", "/dev/mapper/vg-swap" (a
+ * link to ../dm-N with udev, a node of its own without), or any other node, by its number. */
+static const BlockDevice *block_by_path(const HostRoots *roots, const HostUsage *u, const char *path) {
+        char number[64];
+
+        if (strncmp(path, "/dev/mapper/", 12) == 0)
                 FOREACH_ARRAY(b, u->blocks, u->n_blocks)
                         if (b->dm_name && streq(b->dm_name, path + 12))
                                 return b;
-                return NULL;
-        }
-        if (strncmp(path, "/dev/", 5) == 0 && !strchr(path + 5, '/'))
+        if (strncmp(path, "/dev/", 5) == 0 && !strchr(path + 5, '/') && host_usage_find_block(u, path + 5))
                 return host_usage_find_block(u, path + 5);
+        if (block_node_number(roots, path, number, sizeof(number)) > 0)
+                FOREACH_ARRAY(b, u->blocks, u->n_blocks)
+                        if (b->devnum && streq(b->devnum, number))
+                                return b;
         return NULL;
 }
 
-static char *btrfs_use(const HostUsage *u, const Btrfs *fs) {
+static char *btrfs_use(const HostRoots *roots, const HostUsage *u, const Btrfs *fs) {
         _cleanup_(freep) char *where = strdup(""), *name = NULL;
 
         FOREACH_ARRAY(m, u->mounts, u->n_mounts) {
@@ -157,7 +162,7 @@ static char *btrfs_use(const HostUsage *u, const Btrfs *fs) {
 
                 if (!where)
                         return NULL;
-                if (!streq(m->fstype, "btrfs") || !(source = block_by_path(u, m->source)) ||
+                if (!streq(m->fstype, "btrfs") || !(source = block_by_path(roots, u, m->source)) ||
                     !strv_contains(fs->members, source->name))
                         continue;
                 next = strprintf("%s%s%s", where, where[0] ? ", " : "", m->mountpoint);
@@ -173,26 +178,79 @@ static char *btrfs_use(const HostUsage *u, const Btrfs *fs) {
                                     name);
 }
 
-/* What uses block device b itself, as phrases ("mounted on /", "used as swap"). */
-static int block_own_uses(const HostUsage *u, const BlockDevice *b, char ***ret) {
-        _cleanup_(strv_freep) char **phrases = calloc(1, sizeof(char *));
-        _cleanup_(freep) char *node = strprintf("/dev/%s", b->name);
-        const NodeHolder *holders;
-        size_t n = 0, n_holders;
+/* The processes holding b open, under any of its names or by its number, each once. */
+static int block_holders(const HostUsage *u, const BlockDevice *b, NodeHolder **ret, size_t *ret_n) {
+        _cleanup_(freep) char *node = strprintf("/dev/%s", b->name), *mapper = NULL, *number = NULL;
+        const char *keys[3];
+        NodeHolder *all = NULL;
+        size_t n_all = 0;
 
-        if (!phrases || !node)
+        if (!node || (b->dm_name && !(mapper = strprintf("/dev/mapper/%s", b->dm_name))) ||
+            (b->devnum && !(number = strprintf("block:%s", b->devnum))))
                 return -ENOMEM;
-        FOREACH_ARRAY(m, u->mounts, u->n_mounts)
-                if (b->devnum && streq(m->devnum, b->devnum) &&
-                    strv_push(&phrases, &n, strprintf("mounted on %s", m->mountpoint)) < 0)
+        keys[0] = node;
+        keys[1] = mapper;
+        keys[2] = number;
+        for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
+                const NodeHolder *holders;
+                size_t n;
+
+                if (!keys[k])
+                        continue;
+                holders = host_usage_node_holders(u, keys[k], &n);
+                for (size_t i = 0; i < n; i++) {
+                        bool seen = false;
+
+                        for (size_t j = 0; j < n_all && !seen; j++)
+                                seen = all[j].pid == holders[i].pid;
+                        if (seen)
+                                continue;
+                        if (!array_append(&all, &n_all, sizeof(NodeHolder))) {
+                                free(all);
+                                return -ENOMEM;
+                        }
+                        all[n_all - 1] = holders[i]; /* borrowed strings */
+                }
+        }
+        *ret = all;
+        *ret_n = n_all;
+        return 0;
+}
+
+/* What uses block device b itself, as phrases ("mounted on /", "used as swap"). */
+static int block_own_uses(const HostRoots *roots, const HostUsage *u, const BlockDevice *b, char ***ret) {
+        _cleanup_(strv_freep) char **phrases = calloc(1, sizeof(char *));
+        _cleanup_(freep) char *where = NULL;
+        _cleanup_(freep) NodeHolder *holders = NULL;
+        size_t n = 0, n_holders;
+        int r;
+
+        if (!phrases)
+                return -ENOMEM;
+        /* One phrase for all the places it is mounted: PID 1's namespace and iommud's own may name
+         * the same mount differently. */
+        FOREACH_ARRAY(m, u->mounts, u->n_mounts) {
+                char *next;
+
+                if (!b->devnum || !streq(m->devnum, b->devnum))
+                        continue;
+                next = where ? strprintf("%s, %s", where, m->mountpoint) : strdup(m->mountpoint);
+                if (!next)
                         return -ENOMEM;
+                free(where);
+                where = next;
+        }
+        if (where && strv_push(&phrases, &n, strprintf("mounted on %s", where)) < 0)
+                return -ENOMEM;
         FOREACH_ARRAY(s, u->swaps, u->n_swaps)
-                if (!s->file && block_by_path(u, s->path) == b && strv_push_dup(&phrases, &n, "used as swap") < 0)
+                if (!s->file && block_by_path(roots, u, s->path) == b && strv_push_dup(&phrases, &n, "used as swap") < 0)
                         return -ENOMEM;
         FOREACH_ARRAY(fs, u->btrfs, u->n_btrfs)
-                if (strv_contains(fs->members, b->name) && strv_push(&phrases, &n, btrfs_use(u, fs)) < 0)
+                if (strv_contains(fs->members, b->name) && strv_push(&phrases, &n, btrfs_use(roots, u, fs)) < 0)
                         return -ENOMEM;
-        holders = host_usage_node_holders(u, node, &n_holders);
+        r = block_holders(u, b, &holders, &n_holders);
+        if (r < 0)
+                return r;
         if (n_holders > 0) {
                 _cleanup_(freep) char *who = describe_holders(holders, n_holders);
 
@@ -207,7 +265,7 @@ static int walk_block(Judge *j, const BlockDevice *b, const char *chain, unsigne
         _cleanup_(strv_freep) char **phrases = NULL;
         int r;
 
-        r = block_own_uses(j->u, b, &phrases);
+        r = block_own_uses(j->roots, j->u, b, &phrases);
         if (r < 0)
                 return r;
         for (char **p = phrases; *p; p++) {
@@ -338,7 +396,7 @@ static int judge_storage(Judge *j) {
         if (j->u->open_nodes_unknown)
                 return judge_unknown(j, "holds block devices that processes have open", j->u->open_nodes_unknown);
         FOREACH_ARRAY(s, j->u->swaps, j->u->n_swaps)
-                if (!s->file && !block_by_path(j->u, s->path)) {
+                if (!s->file && !block_by_path(j->roots, j->u, s->path)) {
                         _cleanup_(freep) char *reason = strprintf("swap is on %s, which names no block device iommud "
                                                                   "knows",
                                                                   s->path);
@@ -655,8 +713,8 @@ static int judge_sriov(Judge *j, GroupDescribeFunc describe, void *userdata) {
         if (!list)
                 return -ENOMEM;
         return judge_add(j, HOST_USE_SRIOV, true,
-                         strprintf("%s (%s) has %d SR-IOV virtual functions enabled, which taking it from %s "
-                                   "destroys: %s",
+                         strprintf("%s (%s) has %d SR-IOV virtual functions enabled, which iommud must disable to take "
+                                   "it from %s: %s",
                                    d->address, device_label(d), d->sriov_numvfs, d->driver ?: "its driver",
                                    n ? list : "(none of them is visible)"));
 }

@@ -103,10 +103,6 @@ static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
-static bool kernel_at_least(const HostInfo *h, unsigned major, unsigned minor) {
-        return h->kernel_major > major || (h->kernel_major == major && h->kernel_minor >= minor);
-}
-
 static bool group_busy(const Operations *ops, unsigned id) {
         for (size_t i = 0; i < ops->n_busy; i++)
                 if (ops->busy[i] == id)
@@ -280,10 +276,13 @@ static int add_unbind(Transaction *t, const Device *d) {
         return transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
 }
 
+/* What the kernel accepts is the group's type-change verdict (host/groups.c), judged once: a type it
+ * refuses fails here, before any step; a type it accepts now is written as is; any other needs the
+ * members that are in the way unbound around the write. */
 static int build_set_type(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                           const HostUses *uses, Transaction *t, char **ret_message) {
-        const HostInfo *h = &inv->host;
-        bool in_place, modern;
+        const TypeRefusal *refusal;
+        bool may_stay = g->type_change.managed_drivers_may_stay;
         int r;
 
         if (!streq(req->type, "identity") && !streq(req->type, "DMA") && !streq(req->type, "DMA-FQ") &&
@@ -292,43 +291,17 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                                          req->type);
                 return -EINVAL;
         }
-        if (!h->kernel_version_known) {
-                *ret_message = strprintf("the kernel version is unknown, so group %u's type is left alone", g->id);
-                return -EOPNOTSUPP;
-        }
-        if (!kernel_at_least(h, 5, 11)) {
-                *ret_message = strprintf("Linux %u.%u cannot change a group's type (from 5.11 on)", h->kernel_major,
-                                         h->kernel_minor);
-                return -EOPNOTSUPP;
-        }
-        if (streq(req->type, "DMA-FQ") && !kernel_at_least(h, 5, 15)) {
-                *ret_message = strprintf("Linux %u.%u has no DMA-FQ type (from 5.15 on)", h->kernel_major,
-                                         h->kernel_minor);
+        refusal = type_change_refusal(&g->type_change, req->type);
+        if (refusal) {
+                *ret_message = strprintf("group %u cannot be %s: %s", g->id, req->type,
+                                         refusal->reason ?: "the kernel refuses it");
                 return -EOPNOTSUPP;
         }
         if (g->type_raw && streq(g->type_raw, req->type))
                 return 0; /* nothing to do: no steps */
-
-        modern = kernel_at_least(h, 6, 4);
-        in_place = g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ");
-        if (!in_place && !modern && g->n_devices != 1) {
-                *ret_message = strprintf("Linux %u.%u cannot change the type of group %u: it has %zu devices, and "
-                                         "only single-device groups can change before Linux 6.4",
-                                         h->kernel_major, h->kernel_minor, g->id, g->n_devices);
-                return -EOPNOTSUPP;
-        }
-        if (streq(req->type, "identity") && g->type_change.writable &&
-            !strv_contains(g->type_change.allowed, "identity") && g->type_change.reason &&
-            strstr(g->type_change.reason, "pass-through")) {
-                *ret_message = strprintf("group %u cannot be identity: %s", g->id, g->type_change.reason);
-                return -EOPNOTSUPP;
-        }
-
-        if (in_place)
+        if (strv_contains(g->type_change.allowed, req->type))
                 return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
 
-        /* Before 6.4 the kernel refuses any bound driver; from 6.4 only drivers that use the DMA API
-         * (vfio-pci, pci-stub and pcieport may stay). */
         r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
@@ -336,7 +309,7 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                 for (char **a = g->devices; *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override)
                                       : add_unbind(t, d);
@@ -348,12 +321,23 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                 for (char **a = g->devices; r >= 0 && *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, d->driver_override, NO_DRIVER)
                                       : transaction_add(t, STEP_PROBE, d->address, d->driver, NULL);
                 }
         return r;
+}
+
+/* A group the kernel will not let VFIO have, whatever is bound (a direct reserved region): refused
+ * before any step, naming the region. Driver blockers are what preparing the group fixes. */
+static int check_kernel_viability(const Group *g, char **ret_message) {
+        FOREACH_ARRAY(b, g->blockers, g->n_blockers)
+                if (b->kind == BLOCKER_DIRECT_REGION) {
+                        *ret_message = strdup(b->reason ?: "the kernel refuses this group for VFIO");
+                        return -EOPNOTSUPP;
+                }
+        return 0;
 }
 
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
@@ -373,6 +357,9 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         if (all_ready && group_records_find(ops->records, inv, g))
                 return 0; /* prepared already */
 
+        r = check_kernel_viability(g, ret_message);
+        if (r < 0)
+                return r;
         r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;

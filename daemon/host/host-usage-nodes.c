@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -50,8 +52,20 @@ static bool node_is_interesting(const char *target) {
         return true;
 }
 
-/* Returns 0 when read, -errno when the fd table could not be (ENOENT: the process is gone). */
-static int scan_process(int proc_fd, const char *pid, Held **held, size_t *n_held) {
+static int held_add(Held **held, size_t *n_held, const char *node, int pid) {
+        Held *h = array_append(held, n_held, sizeof(Held));
+
+        if (!h || !(h->node = strdup(node)))
+                return -ENOMEM;
+        h->pid = pid;
+        return 0;
+}
+
+/* Returns 0 when read, -errno when the fd table could not be (ENOENT: the process is gone). On the
+ * live host every block device held is also recorded by number ("block:254:1"): the link names
+ * whatever node was opened (/dev/mapper/vg0-lv is a node of its own without udev), the number is
+ * the device. */
+static int scan_process(int proc_fd, const char *pid, bool live, Held **held, size_t *n_held) {
         _cleanup_(freep) char *path = strprintf("proc/%s/fd", pid);
         _cleanup_(closedirp) DIR *d = NULL;
         int fd, parsed;
@@ -70,8 +84,8 @@ static int scan_process(int proc_fd, const char *pid, Held **held, size_t *n_hel
         }
         for (struct dirent *de; (de = readdir(d));) {
                 char target[4096];
+                struct stat st;
                 ssize_t k;
-                Held *h;
 
                 if (de->d_name[0] == '.')
                         continue;
@@ -81,10 +95,15 @@ static int scan_process(int proc_fd, const char *pid, Held **held, size_t *n_hel
                 target[k] = 0;
                 if (!node_is_interesting(target))
                         continue;
-                h = array_append(held, n_held, sizeof(Held));
-                if (!h || !(h->node = strdup(target)))
+                if (held_add(held, n_held, target, parsed) < 0)
                         return -ENOMEM;
-                h->pid = parsed;
+                if (live && fstatat(dirfd(d), de->d_name, &st, 0) >= 0 && S_ISBLK(st.st_mode)) {
+                        char number[64];
+
+                        snprintf(number, sizeof(number), "block:%u:%u", major(st.st_rdev), minor(st.st_rdev));
+                        if (held_add(held, n_held, number, parsed) < 0)
+                                return -ENOMEM;
+                }
         }
         return 0;
 }
@@ -124,7 +143,7 @@ int host_usage_read_open_nodes(const HostRoots *roots, HostUsage *u) {
         _cleanup_(freep) char *first_failure = NULL;
         Held *held = NULL;
         size_t n_held = 0, failed = 0;
-        bool blind;
+        bool blind, live = host_roots_proc_is_live(roots);
         int r;
 
         r = read_dir_at(roots->proc_fd, "proc", &pids, NULL);
@@ -137,7 +156,7 @@ int host_usage_read_open_nodes(const HostRoots *roots, HostUsage *u) {
         for (char **pid = pids; *pid; pid++) {
                 if (!isdigit((unsigned char)**pid))
                         continue;
-                r = scan_process(roots->proc_fd, *pid, &held, &n_held);
+                r = scan_process(roots->proc_fd, *pid, live, &held, &n_held);
                 if (r == -ENOMEM)
                         goto finish;
                 if (r < 0 && r != -ENOENT) {
@@ -150,7 +169,7 @@ int host_usage_read_open_nodes(const HostRoots *roots, HostUsage *u) {
         }
 
         /* Without CAP_SYS_PTRACE another user's processes are hidden or unreadable: unseen either way. */
-        blind = host_roots_proc_is_live(roots) && !have_ptrace_capability();
+        blind = live && !have_ptrace_capability();
         if (failed > 0)
                 u->open_nodes_unknown = strprintf("%zu process%s could not be inspected (%s%s)", failed,
                                                   failed == 1 ? "" : "es", first_failure,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -308,6 +310,23 @@ char *block_multipath_head(const char *name) {
         if (n == c + 1 || *n != 'n' || !isdigit((unsigned char)n[1]))
                 return NULL;
         return strprintf("%.*s%s", (int)(c - name), name, n);
+}
+
+int block_node_number(const HostRoots *roots, const char *path, char *buf, size_t size) {
+        _cleanup_(closep) int fd = -1;
+        struct stat st;
+
+        if (strncmp(path, "/dev/", 5) != 0)
+                return 0;
+        fd = open_in_root(roots->dev_fd, path, O_PATH);
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISBLK(st.st_mode))
+                return 0;
+        snprintf(buf, size, "%u:%u", major(st.st_rdev), minor(st.st_rdev));
+        return 1;
 }
 
 int block_device_probe_claimed(const HostRoots *roots, const char *name) {

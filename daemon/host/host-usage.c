@@ -151,6 +151,20 @@ static int nvidia_node(const HostRoots *roots, const char *address, char **ret) 
         return *ret ? 1 : -ENOMEM;
 }
 
+/* Adds "<dir>/<name>" when dev/<dir>/<name> exists. */
+static int add_node(const HostRoots *roots, char ***nodes, size_t *n, const char *dir, const char *name) {
+        _cleanup_(freep) char *node = strprintf("%s/%s", dir, name), *path = NULL;
+
+        if (!node || !(path = strprintf("dev/%s", node)))
+                return -ENOMEM;
+        if (exists_at(roots->dev_fd, path) <= 0)
+                return 0;
+        if (strv_push(nodes, n, node) < 0)
+                return -ENOMEM;
+        node = NULL;
+        return 0;
+}
+
 int pci_device_nodes(const HostRoots *roots, const char *address, char ***ret) {
         _cleanup_(strv_freep) char **nodes = calloc(1, sizeof(char *)), **drm = NULL, **vfio = NULL;
         _cleanup_(freep) char *drm_dir = strprintf("sys/bus/pci/devices/%s/drm", address),
@@ -161,26 +175,17 @@ int pci_device_nodes(const HostRoots *roots, const char *address, char ***ret) {
         if (!nodes || !drm_dir || !vfio_dir)
                 return -ENOMEM;
         if (read_dir_at(roots->sysfs_fd, drm_dir, &drm, NULL) >= 0)
-                for (char **e = drm; *e; e++) {
+                for (char **e = drm; *e; e++)
                         /* card0 and renderD128; connectors (card0-HDMI-A-1) are not nodes. */
-                        if ((strncmp(*e, "card", 4) == 0 || strncmp(*e, "renderD", 7) == 0) && !strchr(*e, '-')) {
-                                char *node = strprintf("dri/%s", *e);
-
-                                if (!node || strv_push(&nodes, &n, node) < 0) {
-                                        free(node);
-                                        return -ENOMEM;
-                                }
-                        }
-                }
-        if (read_dir_at(roots->sysfs_fd, vfio_dir, &vfio, NULL) >= 0)
-                for (char **e = vfio; *e; e++) {
-                        char *node = strprintf("vfio/devices/%s", *e);
-
-                        if (!node || strv_push(&nodes, &n, node) < 0) {
-                                free(node);
+                        if ((strncmp(*e, "card", 4) == 0 || strncmp(*e, "renderD", 7) == 0) && !strchr(*e, '-') &&
+                            add_node(roots, &nodes, &n, "dri", *e) < 0)
                                 return -ENOMEM;
-                        }
-                }
+        /* sysfs shows vfio-dev/vfioN even on kernels without the cdev (no IOMMUFD): only a node in
+         * /dev is something a process can hold. */
+        if (read_dir_at(roots->sysfs_fd, vfio_dir, &vfio, NULL) >= 0)
+                for (char **e = vfio; *e; e++)
+                        if (add_node(roots, &nodes, &n, "vfio/devices", *e) < 0)
+                                return -ENOMEM;
         r = nvidia_node(roots, address, &nvidia);
         if (r < 0)
                 return r;

@@ -134,6 +134,10 @@ const NodeHolder *host_usage_node_holders(const HostUsage *u, const char *node, 
  * other names. */
 char *block_multipath_head(const char *name);
 
+/* "major:minor" of the block device node at path ("/dev/md/data", below the dev root): 1 when it
+ * is a block device node, 0 when it is something else, -errno when it cannot be looked at. */
+int block_node_number(const HostRoots *roots, const char *path, char *buf, size_t size);
+
 /* Opens dev/<name> read-only with O_EXCL for a moment: the kernel refuses (EBUSY) while anything
  * has claimed the block device (a mount in any namespace, swap, dm, md, btrfs, a ZFS pool). 1 when
  * claimed, 0 when free, -errno when the probe itself failed (no node, not allowed). */

@@ -237,11 +237,13 @@ static void test_btrfs_and_open_lv(void **state) {
         add_dm(t, "dm-3", "253:3", "vg1-vm--101--disk--0", "LVM-ghi");
         add_holder(t, NVME_DIR "/nvme/nvme0/nvme0n1/nvme0n1p3", "dm-3");
         add_process(t, 4242, "qemu-system-x86", 64055, "/dev/dm-3");
+        /* Without udev /dev/mapper/<name> is a node of its own: the link names it, not dm-3. */
+        add_process(t, 4300, "dd", 0, "/dev/mapper/vg1-vm--101--disk--0");
 
         judge(t, 1, &v);
         EXPECT(&v, HOST_USE_STORAGE, "holds nvme0n1p1, a member of btrfs filesystem 'data'", "mounted on /data");
         EXPECT(&v, HOST_USE_STORAGE, "holds nvme0n1p3 → dm-3 (vg1-vm--101--disk--0), held open by pid 4242 "
-                                     "(qemu-system-x86, uid 64055)");
+                                     "(qemu-system-x86, uid 64055), pid 4300 (dd, uid 0)");
         verdict_done(&v);
         fake_tree_free(t);
 }
@@ -404,6 +406,8 @@ static void test_display(void **state) {
         fake_tree_mkdir(t, "sys/devices/pci0000:00/0000:00:02.0/graphics/fb1");
         fake_tree_symlink(t, "sys/class/graphics/fb1", "../../devices/pci0000:00/0000:00:02.0/graphics/fb1");
         fake_tree_write(t, "proc/fb", "0 EFI VGA\n1 i915drmfb\n");
+        fake_tree_write(t, "dev/dri/card0", "");
+        fake_tree_write(t, "dev/dri/renderD128", "");
         add_process(t, 1200, "Xorg", 0, "/dev/dri/card0");
 
         judge(t, 1, &v);
@@ -442,6 +446,14 @@ static void test_vfio_users(void **state) {
         fake_tree_write(t, "sys/devices/pci0000:00/0000:00:04.0/enable", "0\n");
         fake_tree_unlink(t, "proc/812/fd/7");
         fake_tree_mkdir(t, "sys/devices/pci0000:00/0000:00:04.0/vfio-dev/vfio0");
+        fake_tree_write(t, "proc/66/fd", ""); /* an uninspectable process */
+        /* Kernels without IOMMUFD show vfio-dev/vfio0 in sysfs but have no cdev to hold. */
+        judge(t, 5, &v);
+        assert_int_equal(v.uses.n, 1);
+        EXPECT(&v, HOST_USE_UNKNOWN, "cannot tell whether /dev/vfio/5 is held open", "proc/66/fd");
+        verdict_done(&v);
+        fake_tree_unlink(t, "proc/66/fd");
+        fake_tree_write(t, "dev/vfio/devices/vfio0", "");
         add_process(t, 900, "qemu-system-x86", 64055, "/dev/vfio/devices/vfio0");
         judge(t, 5, &v);
         EXPECT(&v, HOST_USE_VFIO, "/dev/vfio/devices/vfio0 is held open by pid 900");
@@ -479,7 +491,7 @@ static void test_sriov(void **state) {
 
         judge(t, 1, &v);
         u = EXPECT(&v, HOST_USE_SRIOV, "0000:05:00.0", "has 2 SR-IOV virtual functions enabled",
-                   "which taking it from nvme destroys",
+                   "which iommud must disable to take it from nvme",
                    "0000:05:00.1 (group 11, vfio-pci, /dev/vfio/11 held open by pid 812 (qemu-system-x86, uid 64055))",
                    "0000:05:00.2 (group 12, nvme)");
         assert_true(u->forcible);

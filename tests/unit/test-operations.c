@@ -155,7 +155,14 @@ static void test_refusals(void **state) {
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 2, .type = "identity" },
                              &result, &message),
                          -EOPNOTSUPP);
-        assert_non_null(strstr(message, "Linux 6.1 cannot change the type of group 2: it has 3 devices"));
+        assert_non_null(strstr(message, "group 2 cannot be identity: Linux 6.1 cannot change the type of a group "
+                                        "with more than one device"));
+        free(message);
+
+        /* Not even the in-place DMA -> DMA-FQ: before 6.4 the device count is checked first. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 2, .type = "DMA-FQ" },
+                             &result, &message),
+                         -EOPNOTSUPP);
         free(message);
 
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 1, .type = "blocked" },
@@ -182,6 +189,53 @@ static void test_refusals(void **state) {
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true }, &result,
                              &message),
                          0);
+        strv_free(result.steps);
+        stop(&f);
+}
+
+/* Types the kernel forces are refused before any step, with the group's own reason; a group the kernel
+ * refuses to VFIO (a direct region) is refused by PrepareGroup before any step, naming the region. */
+static void test_kernel_refusals(void **state) {
+        Fixture f = {};
+        Result result = {};
+        char *message = NULL;
+
+        start(&f, "6.12.117+deb12-amd64", NULL);
+        /* Group 4: an untrusted NIC below an external-facing port; group 5: a NIC with an RMRR. */
+        fake_tree_add_group(f.tree, 4, "DMA\n", msi);
+        fake_tree_add_pci_device(f.tree, "0000:06:00.0", "0000:00:04.0", "e1000e", 4, 0);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:04.0/0000:06:00.0/removable", "removable\n");
+        fake_tree_add_group(f.tree, 5, "DMA\n", "0x000000007b800000 0x000000007b800fff direct\n");
+        fake_tree_add_pci_device(f.tree, "0000:00:06.0", NULL, "e1000e", 5, 0);
+        fake_tree_add_net_interface(f.tree, "0000:06:00.0", "0000:00:04.0", "eth4", 0x1002);
+        fake_tree_add_net_interface(f.tree, "0000:00:06.0", NULL, "eth5", 0x1002);
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        result.done = false;
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 4, .type = "identity" },
+                             &result, &message),
+                         -EOPNOTSUPP);
+        assert_false(result.done); /* refused: no steps planned, none run */
+        assert_non_null(strstr(message, "group 4 cannot be identity: 0000:06:00.0"));
+        assert_non_null(strstr(message, "is untrusted"));
+        free(message);
+        /* DMA is what the kernel wants for it: planned as usual. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 4, .type = "auto" },
+                             &result, &message),
+                         0);
+        assert_int_equal(strv_length(result.steps), 5);
+        strv_free(result.steps);
+
+        result.done = false;
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true }, &result,
+                             &message),
+                         -EOPNOTSUPP);
+        assert_false(result.done);
+        assert_non_null(strstr(message, "group 5 is not viable for VFIO: its reserved region "
+                                        "0x000000007b800000-0x000000007b800fff is direct"));
+        free(message);
+        /* Blocking it takes nothing from the kernel's rules: allowed. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 5 }, &result, &message), 0);
         strv_free(result.steps);
         stop(&f);
 }
@@ -285,7 +339,8 @@ static void test_sriov_pf(void **state) {
 
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4 }, &result, &message), -EBUSY);
         assert_non_null(strstr(message, "group 4 is in use by the host: 0000:00:06.0"));
-        assert_non_null(strstr(message, "has 2 SR-IOV virtual functions enabled, which taking it from e1000e destroys: "
+        assert_non_null(strstr(message, "has 2 SR-IOV virtual functions enabled, which iommud must disable to take it "
+                                        "from e1000e: "
                                         "0000:00:06.1 (group 5, igbvf), 0000:00:06.2 (group 6, igbvf)"));
         assert_non_null(strstr(message, "(an admin may force it)"));
         free(message);
@@ -346,6 +401,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
                 cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_kernel_refusals),
                 cmocka_unit_test(test_multi_device_on_6_12_and_prepare),
                 cmocka_unit_test(test_policy_refusals),
                 cmocka_unit_test(test_variant_driver),
