@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "fileio.h"
 #include "inventory-private.h"
 #include "json-util.h"
 #include "log.h"
@@ -120,6 +121,7 @@ HostReader *host_reader_free(HostReader *reader) {
 
 int inventory_read(HostReader *reader, Inventory **ret) {
         _cleanup_(inventory_freep) Inventory *inv = NULL;
+        _cleanup_(host_listing_done) HostListing listing = {};
         int r;
 
         inv = calloc(1, sizeof(*inv));
@@ -134,11 +136,18 @@ int inventory_read(HostReader *reader, Inventory **ret) {
         if (r < 0)
                 return r;
 
-        r = devices_load(reader->roots, reader->pacc, &inv->errors, &inv->devices, &inv->n_devices);
+        /* Listed once for every device and group; on failure each asks for itself. */
+        if (read_dir_at(reader->roots->sysfs_fd, "sys/kernel/iommu_groups", &listing.groups, &listing.n_groups) < 0)
+                listing.groups = NULL;
+        r = read_dir_at(reader->roots->dev_fd, "dev/vfio", &listing.vfio, &listing.n_vfio);
+        if (r == -ENOENT)
+                listing.vfio = calloc(1, sizeof(char *));
+
+        r = devices_load(reader->roots, reader->pacc, &listing, &inv->errors, &inv->devices, &inv->n_devices);
         if (r < 0)
                 return r;
 
-        r = groups_load(reader->roots, inv, &inv->errors, &inv->groups, &inv->n_groups);
+        r = groups_load(reader->roots, inv, &listing, &inv->errors, &inv->groups, &inv->n_groups);
         if (r < 0)
                 return r;
 
