@@ -267,7 +267,6 @@ static int load_config(const Arguments *args, Config *ret) {
 static int run_dump(const Arguments *args, const Config *config) {
         _cleanup_(host_roots_freep) HostRoots *roots = NULL;
         _cleanup_(inventory_freep) Inventory *inv = NULL;
-        json_object *json;
         int r;
 
         r = host_roots_open(config->sysfs_root, config->proc_root, config->dev_root, &roots);
@@ -282,14 +281,8 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        json = inventory_to_json(inv);
-        fputs(json_object_to_json_string_ext(json, args->compact ? JSON_C_TO_STRING_PLAIN
-                                                                 : JSON_C_TO_STRING_PRETTY |
-                                                                           JSON_C_TO_STRING_SPACED |
-                                                                           JSON_C_TO_STRING_NOSLASHESCAPE),
-              stdout);
-        fputc('\n', stdout);
-        json_object_put(json);
+        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
+        (void)inventory_write_json(inv, stdout, args->compact);
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");
