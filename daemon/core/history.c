@@ -298,7 +298,8 @@ static int build_entries(const Lines *lines, HistoryEntry **ret, size_t *ret_n) 
                         return r;
                 }
         }
-        qsort(entries, n, sizeof(*entries), cmp_entry_id);
+        if (n > 1)
+                qsort(entries, n, sizeof(*entries), cmp_entry_id);
         FOREACH_ARRAY(o, lines->items, lines->n) {
                 HistoryEntry key = { .id = get_u64(*o, "id") }, *e;
 
