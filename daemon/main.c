@@ -16,11 +16,14 @@
 #include "bus-server.h"
 #include "config.h"
 #include "group-cache.h"
+#include "grpc-metrics.h"
 #include "grpc-server.h"
 #include "inventory.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "metrics-server.h"
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
@@ -49,6 +52,7 @@ typedef struct Daemon {
         SvcManager *svc;
         BusServer *dbus;
         VirtTracker *virt;
+        MetricsServer *metrics;
         GroupCache *groups;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
@@ -263,7 +267,6 @@ static int load_config(const Arguments *args, Config *ret) {
 static int run_dump(const Arguments *args, const Config *config) {
         _cleanup_(host_roots_freep) HostRoots *roots = NULL;
         _cleanup_(inventory_freep) Inventory *inv = NULL;
-        json_object *json;
         int r;
 
         r = host_roots_open(config->sysfs_root, config->proc_root, config->dev_root, &roots);
@@ -278,14 +281,8 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        json = inventory_to_json(inv);
-        fputs(json_object_to_json_string_ext(json, args->compact ? JSON_C_TO_STRING_PLAIN
-                                                                 : JSON_C_TO_STRING_PRETTY |
-                                                                           JSON_C_TO_STRING_SPACED |
-                                                                           JSON_C_TO_STRING_NOSLASHESCAPE),
-              stdout);
-        fputc('\n', stdout);
-        json_object_put(json);
+        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
+        (void)inventory_write_json(inv, stdout, args->compact);
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");
@@ -369,7 +366,8 @@ static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
                 return;
         }
         d->stopping = true;
-        log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_STOPPING }), "Stopping: draining %u connections.",
+                  grpc_server_n_connections(d->grpc));
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
         svc_manager_end_watches(d->svc);
         if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
@@ -416,7 +414,7 @@ static int reload_settings(void *userdata) {
         group_cache_set_interval(d->groups, d->config.group_refresh_sec);
         group_cache_refresh(d->groups);
         svc_manager_recheck_watches(d->svc, on_authorize, d);
-        log_info("Settings reloaded.");
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_RELOADED }), "Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
                 (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
@@ -539,6 +537,25 @@ static int start_dbus(Daemon *d) {
         return 0;
 }
 
+/* Opt-in: without [Metrics] Listen= nothing listens. */
+static int start_metrics(Daemon *d) {
+        uint16_t port;
+        int r;
+
+        if (!d->config.metrics_listen)
+                return 0;
+        r = metrics_server_new(d->base, d->manager, d->operations, &d->metrics);
+        if (r >= 0)
+                r = metrics_server_add_collector(d->metrics, grpc_metrics_collect, d->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics endpoint: %m");
+        r = metrics_server_listen(d->metrics, d->config.metrics_listen, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve metrics on %s: %m", d->config.metrics_listen);
+        log_info("Serving Prometheus metrics on %s (port %u) at /metrics.", d->config.metrics_listen, port);
+        return 0;
+}
+
 /* core asks which guest uses a group; the tracker knows the devices of every running domain. */
 static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         Daemon *d = userdata;
@@ -612,6 +629,9 @@ static int run_daemon(Daemon *d) {
         r = start_dbus(d);
         if (r < 0)
                 return r;
+        r = start_metrics(d);
+        if (r < 0)
+                return r;
 
         if (add_signal(d, SIGTERM, on_sigterm, &d->sigterm) < 0 || add_signal(d, SIGINT, on_sigterm, &d->sigint) < 0 ||
             add_signal(d, SIGHUP, on_sighup, &d->sighup) < 0 || add_signal(d, SIGUSR1, on_sigusr1, &d->sigusr1) < 0)
@@ -629,8 +649,10 @@ static int run_daemon(Daemon *d) {
         (void)grpc_server_set_health(d->grpc, "iommud.v1.IommuManager", GRPC_HEALTH_SERVING);
         (void)sd_notify(false, "READY=1");
         update_status(d);
-        log_info("iommud %s ready: %zu IOMMU groups, %zu PCI devices.", PACKAGE_VERSION,
-                 manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices);
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_READY }),
+                  "iommud %s ready: %zu IOMMU groups, %zu PCI devices; logging to %s.", PACKAGE_VERSION,
+                  manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices,
+                  log_target());
 
         if (event_base_dispatch(d->base) < 0)
                 return log_error_errno(EIO, "The event loop failed.");
@@ -644,6 +666,7 @@ static void daemon_done(Daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])
                         event_free(*events[i]);
+        metrics_server_free(d->metrics);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
         virt_tracker_free(d->virt);

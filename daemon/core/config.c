@@ -276,6 +276,22 @@ static int parse_listen_insecure(Config *c, const ConfigOption *o, const char *v
         return 0;
 }
 
+/* Any address: metrics are read-only, and Prometheus usually scrapes from another host. */
+static int parse_listen_address(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        char **field = FIELD(c, o, char *);
+        _cleanup_(freep) char *address = NULL;
+        int r;
+
+        if (!*value)
+                return set_string(field, NULL);
+        r = parse_address_port(o, value, origin, &address, NULL);
+        if (r < 0)
+                return r;
+        free(*field);
+        *field = TAKE_PTR(address);
+        return 0;
+}
+
 static void principal_list_done(PrincipalList *l) {
         FOREACH_ARRAY(p, l->items, l->n)
                 free(p->name);
@@ -466,6 +482,10 @@ static const ConfigOption options[] = {
                "Plaintext gRPC on a loopback address, peers without identity (default: none)",
                parse_listen_insecure, insecure_tcp),
 
+        OPTION("Metrics", "Listen", "metrics-listen", "ADDR:PORT",
+               "Prometheus metrics over HTTP at /metrics on ADDR:PORT or [V6]:PORT (default: none)",
+               parse_listen_address, metrics_listen),
+
         OPTION("TLS", "Certificate", "tls-certificate", "FILE", "Server certificate chain (PEM)",
                parse_path_or_empty, tls_certificate),
         OPTION("TLS", "Key", "tls-key", "FILE", "Private key of the server certificate (PEM)",
@@ -629,6 +649,7 @@ void config_done(Config *c) {
         free(c->libvirt_uri);
         strv_free(c->tls_listen);
         free(c->insecure_tcp);
+        free(c->metrics_listen);
         free(c->tls_certificate);
         free(c->tls_key);
         free(c->tls_client_ca);
@@ -799,6 +820,17 @@ int config_verify(const Config *c) {
                                   *i);
                         r = -EINVAL;
                 }
+                if (c->metrics_listen && strcmp(*i, c->metrics_listen) == 0) {
+                        log_error("[Listen] TLS= (--listen-tls) and [Metrics] Listen= (--metrics-listen) both use %s",
+                                  *i);
+                        r = -EINVAL;
+                }
+        }
+        if (c->metrics_listen && c->insecure_tcp && strcmp(c->metrics_listen, c->insecure_tcp) == 0) {
+                log_error("[Listen] InsecureTCP= (--listen-insecure-tcp) and [Metrics] Listen= (--metrics-listen) "
+                          "both use %s",
+                          c->metrics_listen);
+                r = -EINVAL;
         }
         return r;
 }

@@ -82,6 +82,9 @@ typedef struct Config {
         char **tls_listen;   /* TLS=, NULL-terminated, canonical "1.2.3.4:443" / "[::1]:443"; may be NULL */
         char *insecure_tcp;  /* InsecureTCP=, canonical like TLS=, always loopback; NULL: none */
 
+        /* [Metrics] */
+        char *metrics_listen; /* Listen=, canonical like TLS=; NULL: no metrics endpoint */
+
         /* [TLS] */
         char *tls_certificate; /* Certificate=, PEM chain; NULL: not set */
         char *tls_key;         /* Key=, PEM; NULL: not set */

@@ -373,8 +373,11 @@ int grpc_call_fail_status(GrpcCall *call, GrpcStatus status, const char *message
 
         call->finished = true;
         call->status = status;
-        if ((unsigned)status < _GRPC_STATUS_MAX)
+        if ((unsigned)status < _GRPC_STATUS_MAX) {
                 call->server->stats.calls_finished[status]++;
+                if (call->entry.stats)
+                        call->entry.stats->finished[status]++;
+        }
         free(call->status_message);
         call->status_message = message ? strdup(message) : NULL;
         if (call->deadline)

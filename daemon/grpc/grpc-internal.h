@@ -24,6 +24,7 @@ struct evconnlistener;
 typedef struct GrpcMethodEntry {
         const GrpcMethod *method;
         void *userdata;
+        GrpcMethodStats *stats; /* owned by the server's table; calls copy the pointer */
 } GrpcMethodEntry;
 
 typedef struct GrpcHealthEntry {

@@ -172,6 +172,8 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 free(s->health[i].service);
         free(s->health);
         free(s->health_watchers);
+        for (size_t i = 0; i < s->n_methods; i++)
+                free(s->methods[i].stats);
         free(s->methods);
         while (s->slots) {
                 GrpcPeerSlot *slot = s->slots;
@@ -262,8 +264,14 @@ int grpc_server_add_methods(GrpcServer *s, const GrpcMethod *methods, size_t n, 
         if (!t)
                 return -ENOMEM;
         s->methods = t;
-        for (size_t i = 0; i < n; i++)
-                s->methods[s->n_methods++] = (GrpcMethodEntry){.method = &methods[i], .userdata = userdata};
+        for (size_t i = 0; i < n; i++) {
+                GrpcMethodStats *stats = calloc(1, sizeof(GrpcMethodStats));
+
+                if (!stats)
+                        return -ENOMEM;
+                s->methods[s->n_methods++] =
+                        (GrpcMethodEntry){.method = &methods[i], .userdata = userdata, .stats = stats};
+        }
         qsort(s->methods, s->n_methods, sizeof(GrpcMethodEntry), method_entry_cmp);
 
         /* Every service with methods is healthy unless somebody says otherwise. */
@@ -293,6 +301,19 @@ unsigned grpc_server_n_connections(const GrpcServer *s) {
 
 const GrpcStats *grpc_server_get_stats(const GrpcServer *s) {
         return &s->stats;
+}
+
+void grpc_server_foreach_method(const GrpcServer *s, GrpcMethodStatsFunc f, void *userdata) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                f(s->methods[i].method->path, s->methods[i].stats, userdata);
+}
+
+unsigned grpc_server_n_connections_of(const GrpcServer *s, GrpcPeerKind kind) {
+        unsigned n = 0;
+
+        for (const GrpcConn *c = s->conns; c; c = c->next)
+                n += c->peer.kind == kind;
+        return n;
 }
 
 /* ---- listeners -------------------------------------------------------------------------------- */

@@ -187,6 +187,17 @@ typedef struct GrpcStats {
 
 const GrpcStats *grpc_server_get_stats(const GrpcServer *s);
 
+/* Calls of one method by the status they finished with. */
+typedef struct GrpcMethodStats {
+        uint64_t finished[_GRPC_STATUS_MAX];
+} GrpcMethodStats;
+
+typedef void (*GrpcMethodStatsFunc)(const char *path, const GrpcMethodStats *stats, void *userdata);
+/* Every registered method's counters, in path order. */
+void grpc_server_foreach_method(const GrpcServer *s, GrpcMethodStatsFunc f, void *userdata);
+/* Open connections of one kind of listener. */
+unsigned grpc_server_n_connections_of(const GrpcServer *s, GrpcPeerKind kind);
+
 typedef enum GrpcHealthStatus {
         GRPC_HEALTH_UNKNOWN = 0,
         GRPC_HEALTH_SERVING = 1,

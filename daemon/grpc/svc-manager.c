@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "grpc-server.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -339,7 +341,8 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
         r = send_event(w, &arena, &e);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
-                log_notice("Ending a Watch whose client does not keep up.");
+                log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
+                          "Ending a Watch whose client does not keep up.");
                 grpc_call_fail(w->call, -ENOBUFS, "this watcher fell too far behind; watch again");
                 watcher_free(w);
         } else if (r < 0 && r != -ECONNRESET)
@@ -449,13 +452,20 @@ static int resolve_group(const Inventory *inv, uint32_t group, const char *devic
 
 static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
         const GrpcPeer *peer = grpc_call_get_peer(call);
+        _cleanup_(freep) char *who = NULL;
         char *message = NULL;
         OperationCall *oc;
         int r;
 
         if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
                 return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
-        req->client = peer ? peer->description : NULL;
+        /* The audit names the person: behind a local peer, its login and sudo user. */
+        if (peer) {
+                who = audit_describe_process(peer->description, peer->kind == GRPC_PEER_UNIX ? peer->pid : 0);
+                if (!who)
+                        return -ENOMEM;
+        }
+        req->client = who;
 
         oc = calloc(1, sizeof(*oc));
         if (!oc)
@@ -693,6 +703,47 @@ static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void
         return 0;
 }
 
+/* ---- history ---------------------------------------------------------------------------------- */
+
+static int on_history(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__HistoryRequest *req = REQUEST(Iommud__V1__HistoryRequest, request);
+        Iommud__V1__HistoryResponse resp = IOMMUD__V1__HISTORY_RESPONSE__INIT;
+        SvcManager *svc = userdata;
+        HistoryEntry *entries = NULL;
+        ProtoArena arena = {};
+        size_t n = 0;
+        int r;
+
+        r = operations_history(svc->operations, req->limit, req->group, req->n_group, &entries, &n);
+        if (r < 0)
+                return grpc_call_fail(call, r, "the operation history cannot be read; see the daemon's log");
+        resp.entries = n ? proto_arena_alloc(&arena, n * sizeof(*resp.entries)) : NULL;
+        FOREACH_ARRAY(e, entries, n) {
+                Iommud__V1__HistoryEntry *p = proto_arena_alloc(&arena, sizeof(*p));
+
+                if (!p || !resp.entries)
+                        break;
+                *p = (Iommud__V1__HistoryEntry)IOMMUD__V1__HISTORY_ENTRY__INIT;
+                p->operation_id = e->id;
+                p->operation = e->operation ?: (char *)"";
+                p->group = e->group;
+                p->argument = e->argument ?: (char *)"";
+                p->peer = e->peer ?: (char *)"";
+                p->dry_run = e->dry_run;
+                p->force = e->force;
+                p->started_unix_usec = (int64_t)e->started_usec;
+                p->duration_usec = e->duration_usec;
+                p->steps = e->steps;
+                p->n_steps = strv_length(e->steps);
+                p->result = (char *)operation_result_to_string(e->result);
+                p->message = e->message ?: (char *)"";
+                resp.entries[resp.n_entries++] = p;
+        }
+        r = reply_arena(call, &arena, &resp.base);
+        history_entries_free(entries, n);
+        return r;
+}
+
 #define METHOD(name, kind, request_type, handler, role)                                                   \
         { "/iommud.v1.IommuManager/" name, kind, &request_type, handler, role }
 
@@ -726,6 +777,8 @@ static const GrpcMethod manager_methods[] = {
         METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_plan, GRPC_ROLE_READER),
         METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_apply_policy,
                GRPC_ROLE_ADMIN),
+        METHOD("History", GRPC_METHOD_UNARY, iommud__v1__history_request__descriptor, on_history,
+               GRPC_ROLE_READER),
 };
 
 int svc_manager_new(GrpcServer *server, Manager *manager, Operations *operations, GrpcAuthorizeFunc authorize,

@@ -233,7 +233,7 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
                 return -ENOMEM;
         exists = exists_at(reader->roots->sysfs_fd, dir) > 0;
         if (exists) {
-                r = group_load(reader->roots, inv, id, &new);
+                r = group_load(reader->roots, inv, NULL, id, &new);
                 if (r < 0) {
                         group_done(&new);
                         return r;
@@ -275,7 +275,7 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
 
         exists = exists_at(reader->roots->sysfs_fd, entry) > 0;
         if (exists) {
-                r = device_load(reader->roots, reader->pacc, address, &new);
+                r = device_load(reader->roots, reader->pacc, NULL, address, &new);
                 if (r < 0) {
                         device_done(&new);
                         return r;

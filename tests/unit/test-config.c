@@ -164,7 +164,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 45);
+        assert_int_equal(n, 46);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -202,6 +202,9 @@ static void test_full_file(void **state) {
                 "TLS=192.0.2.10:7443\n"
                 "TLS=[0:0::0]:7443 ; all IPv6 addresses\n"
                 "InsecureTCP=127.0.0.1:7080\n"
+                "\n"
+                "[Metrics]\n"
+                "Listen=[0::1]:9109\n"
                 "\n"
                 "[TLS]\n"
                 "Certificate=/etc/iommud/tls/server.pem\n"
@@ -260,6 +263,7 @@ static void test_full_file(void **state) {
         assert_string_equal(c.tls_listen[0], "192.0.2.10:7443");
         assert_string_equal(c.tls_listen[1], "[::]:7443"); /* canonical */
         assert_string_equal(c.insecure_tcp, "127.0.0.1:7080");
+        assert_string_equal(c.metrics_listen, "[::1]:9109"); /* canonical; any address may serve metrics */
 
         assert_string_equal(c.tls_certificate, "/etc/iommud/tls/server.pem");
         assert_string_equal(c.tls_key, "/etc/iommud/tls/server.key");
@@ -577,6 +581,16 @@ static void test_verify(void **state) {
         log = capture_end();
         assert_contains(log, "both use 127.0.0.1:7443");
         free(log);
+
+        /* Metrics on the address of a gRPC listener. */
+        assert_int_equal(config_set(&c, "Listen", "InsecureTCP", "", "test"), 0);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "127.0.0.1:7443", "test"), 0);
+        capture_begin();
+        assert_int_equal(config_verify(&c), -EINVAL);
+        log = capture_end();
+        assert_contains(log, "[Metrics] Listen= (--metrics-listen) both use 127.0.0.1:7443");
+        free(log);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "", "test"), 0);
 
         /* TLS files without a TLS listener are only a warning. */
         assert_int_equal(config_set(&c, "Listen", "TLS", "", "test"), 0);
