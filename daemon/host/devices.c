@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pci/pci.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,10 +58,52 @@ bool driver_is_dma_managed(const char *driver) {
 typedef struct DeviceReader {
         const HostRoots *roots;
         struct pci_access *pacc;
+        const HostListing *listing; /* NULL: ask the file system */
         Device *device;
         int dir_fd;
         char *prefix; /* "sys/bus/pci/devices/<addr>/" for error messages */
+        /* The device directory's entries, listed once: what is not there is never opened. NULL
+         * when the listing failed (then every file is tried). */
+        char **entries;
+        size_t n_entries;
 } DeviceReader;
+
+bool sorted_strv_contains(char *const *l, size_t n, const char *name) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(name, l[mid]);
+
+                if (c == 0)
+                        return true;
+                if (c < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return false;
+}
+
+void host_listing_done(HostListing *l) {
+        strv_free(l->groups);
+        strv_free(l->vfio);
+        *l = (HostListing){};
+}
+
+/* Whether the device directory has the entry; the first component of a path counts. */
+static bool reader_has(DeviceReader *r, const char *name) {
+        char first[NAME_MAX + 1];
+        size_t len = strcspn(name, "/");
+
+        if (!r->entries)
+                return true;
+        if (len > NAME_MAX)
+                return false;
+        memcpy(first, name, len);
+        first[len] = 0;
+        return sorted_strv_contains(r->entries, r->n_entries, first);
+}
 
 static char *reader_path(DeviceReader *r, const char *attr, char *buf, size_t size) {
         snprintf(buf, size, "%s%s", r->prefix, attr);
@@ -73,7 +116,7 @@ static int reader_attr(DeviceReader *r, const char *attr, bool optional, char **
         char path[PATH_MAX];
         int k;
 
-        k = read_attr_at(r->dir_fd, attr, ret);
+        k = reader_has(r, attr) ? read_sysfs_attr_at(r->dir_fd, attr, ret) : -ENOENT;
         if (k == -ENOENT && optional)
                 return k;
         if (k < 0)
@@ -103,7 +146,7 @@ static void reader_link_basename(DeviceReader *r, const char *link, char **ret) 
         int k;
 
         *ret = NULL;
-        k = read_link_basename_at(r->dir_fd, link, ret);
+        k = reader_has(r, link) ? read_link_basename_at(r->dir_fd, link, ret) : -ENOENT;
         if (k < 0 && k != -ENOENT)
                 item_errors_add(&r->device->errors, reader_path(r, link, path, sizeof(path)), k,
                                 "cannot read link");
@@ -154,7 +197,7 @@ static void read_driver(DeviceReader *r) {
         const char *name;
         int k;
 
-        k = read_link_at(r->dir_fd, "driver", &target);
+        k = reader_has(r, "driver") ? read_link_at(r->dir_fd, "driver", &target) : -ENOENT;
         if (k == -ENOENT)
                 return;
         if (k < 0) {
@@ -190,8 +233,10 @@ static void read_binding(DeviceReader *r) {
                 if (parse_u32(group, 10, &id) < 0 || id > INT32_MAX)
                         item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
                                         "link target '%s' is not a group number", group);
-                else if (asprintf(&group_dir, "sys/kernel/iommu_groups/%u", id) >= 0 &&
-                         exists_at(r->roots->sysfs_fd, group_dir) <= 0)
+                else if (r->listing && r->listing->groups ? !sorted_strv_contains(r->listing->groups,
+                                                                                 r->listing->n_groups, group)
+                                                          : asprintf(&group_dir, "sys/kernel/iommu_groups/%u", id) >= 0 &&
+                                                                    exists_at(r->roots->sysfs_fd, group_dir) <= 0)
                         item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
                                         "links to group %u, which does not exist", id);
                 else
@@ -200,7 +245,7 @@ static void read_binding(DeviceReader *r) {
 
         /* The IOMMU's own PCI function (AMD-Vi, virtio-iommu) has an iommu/ directory holding its
          * class device instead of a link: it is translated by no unit. */
-        k = read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit);
+        k = reader_has(r, "iommu") ? read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit) : -ENOENT;
         if (k < 0 && k != -ENOENT && !(k == -EINVAL && exists_at(r->dir_fd, "iommu/.") > 0))
                 item_errors_add(&d->errors, reader_path(r, "iommu", path, sizeof(path)), k, "cannot read link");
 
@@ -232,7 +277,7 @@ static void read_sriov(DeviceReader *r) {
         Device *d = r->device;
 
         d->sriov_totalvfs = d->sriov_numvfs = -1;
-        if (exists_at(r->dir_fd, "sriov_totalvfs") > 0) {
+        if (r->entries ? reader_has(r, "sriov_totalvfs") : exists_at(r->dir_fd, "sriov_totalvfs") > 0) {
                 d->sriov_role = SRIOV_PF;
                 d->sriov_totalvfs = read_optional_count(r, "sriov_totalvfs");
                 d->sriov_numvfs = read_optional_count(r, "sriov_numvfs");
@@ -322,24 +367,32 @@ static bool is_interface_container(const char *name) {
         return false;
 }
 
-static void collect_interfaces(DeviceReader *r, const char *dir, unsigned depth, size_t *n_net,
-                               size_t *n_block) {
-        _cleanup_(strv_freep) char **children = NULL;
+/* dir's entries are listed once (the device directory's by the caller): net/ and block/ are read
+ * only when they are there, containers are entered with their own listing. */
+static void collect_interfaces(DeviceReader *r, const char *dir, char *const *entries, size_t n_entries,
+                               unsigned depth, size_t *n_net, size_t *n_block) {
         Device *d = r->device;
         char sub[PATH_MAX];
 
-        snprintf(sub, sizeof(sub), "%s%snet", dir, *dir ? "/" : "");
-        append_dir_entries(r, sub, NULL, &d->net_interfaces, n_net);
-        snprintf(sub, sizeof(sub), "%s%sblock", dir, *dir ? "/" : "");
-        append_dir_entries(r, sub, NULL, &d->block_devices, n_block);
-
-        if (depth >= 5 || read_dir_at(r->dir_fd, *dir ? dir : ".", &children, NULL) < 0)
+        if (sorted_strv_contains(entries, n_entries, "net")) {
+                snprintf(sub, sizeof(sub), "%s%snet", dir, *dir ? "/" : "");
+                append_dir_entries(r, sub, NULL, &d->net_interfaces, n_net);
+        }
+        if (sorted_strv_contains(entries, n_entries, "block")) {
+                snprintf(sub, sizeof(sub), "%s%sblock", dir, *dir ? "/" : "");
+                append_dir_entries(r, sub, NULL, &d->block_devices, n_block);
+        }
+        if (depth >= 5)
                 return;
-        for (char **c = children; *c; c++) {
-                if (!is_interface_container(*c))
+        for (size_t i = 0; i < n_entries; i++) {
+                _cleanup_(strv_freep) char **children = NULL;
+                size_t n_children = 0;
+
+                if (!is_interface_container(entries[i]))
                         continue;
-                snprintf(sub, sizeof(sub), "%s%s%s", dir, *dir ? "/" : "", *c);
-                collect_interfaces(r, sub, depth + 1, n_net, n_block);
+                snprintf(sub, sizeof(sub), "%s%s%s", dir, *dir ? "/" : "", entries[i]);
+                if (read_dir_at(r->dir_fd, sub, &children, &n_children) >= 0)
+                        collect_interfaces(r, sub, children, n_children, depth + 1, n_net, n_block);
         }
 }
 
@@ -347,7 +400,7 @@ static void read_nvme_namespaces(DeviceReader *r, size_t *n_block) {
         _cleanup_(strv_freep) char **controllers = NULL;
         Device *d = r->device;
 
-        if (read_dir_at(r->dir_fd, "nvme", &controllers, NULL) < 0)
+        if (!reader_has(r, "nvme") || read_dir_at(r->dir_fd, "nvme", &controllers, NULL) < 0)
                 return;
         for (char **c = controllers; *c; c++) {
                 _cleanup_(strv_freep) char **entries = NULL;
@@ -375,9 +428,11 @@ static void read_host_interfaces(DeviceReader *r) {
         if (!d->net_interfaces || !d->block_devices || !d->drm_cards)
                 return;
 
-        collect_interfaces(r, "", 0, &n_net, &n_block);
+        if (r->entries)
+                collect_interfaces(r, "", r->entries, r->n_entries, 0, &n_net, &n_block);
         read_nvme_namespaces(r, &n_block);
-        append_dir_entries(r, "drm", "card", &d->drm_cards, &n_drm);
+        if (reader_has(r, "drm"))
+                append_dir_entries(r, "drm", "card", &d->drm_cards, &n_drm);
 }
 
 static void read_config_space(DeviceReader *r) {
@@ -391,7 +446,7 @@ static void read_config_space(DeviceReader *r) {
         int k;
 
         d->header_type = -1;
-        k = read_binary_at(r->dir_fd, "config", PCI_CONFIG_MAX, &config, &size);
+        k = reader_has(r, "config") ? read_binary_at(r->dir_fd, "config", PCI_CONFIG_MAX, &config, &size) : -ENOENT;
         if (k < 0) {
                 item_errors_add(&d->errors, reader_path(r, "config", path, sizeof(path)), k, "cannot read");
                 return;
@@ -469,8 +524,11 @@ static void read_topology(DeviceReader *r, const char *link_target) {
         }
 }
 
-int device_load(const HostRoots *roots, struct pci_access *pacc, const char *address, Device *d) {
+/* devices_fd: sys/bus/pci/devices when the caller has it open, else -1. */
+static int device_load_at(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing,
+                          int devices_fd, const char *address, Device *d) {
         _cleanup_(freep) char *link = NULL, *prefix = NULL, *entry = NULL;
+        _cleanup_(strv_freep) char **entries = NULL;
         _cleanup_(closep) int dir_fd = -1;
         DeviceReader r;
         int k;
@@ -484,15 +542,16 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const char *add
         d->group = d->numa_node = d->boot_vga = d->header_type = -1;
         d->sriov_totalvfs = d->sriov_numvfs = -1;
 
-        r = (DeviceReader){ .roots = roots, .pacc = pacc, .device = d, .prefix = prefix };
+        r = (DeviceReader){ .roots = roots, .pacc = pacc, .listing = listing, .device = d, .prefix = prefix };
 
-        k = read_link_at(roots->sysfs_fd, entry, &link);
+        k = devices_fd >= 0 ? read_link_at(devices_fd, address, &link) : read_link_at(roots->sysfs_fd, entry, &link);
         if (k < 0)
                 item_errors_add(&d->errors, entry, k, "not a link to the device directory");
         else
                 read_topology(&r, link);
 
-        dir_fd = open_in_root(roots->sysfs_fd, entry, O_PATH | O_DIRECTORY);
+        /* Opened for reading: the one listing of its entries comes from this fd. */
+        dir_fd = open_in_root(roots->sysfs_fd, entry, O_RDONLY | O_DIRECTORY);
         if (dir_fd < 0) {
                 item_errors_add(&d->errors, entry, dir_fd, "cannot open device directory");
                 d->net_interfaces = calloc(1, sizeof(char *));
@@ -501,6 +560,8 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const char *add
                 return 0;
         }
         r.dir_fd = dir_fd;
+        if (read_dir_fd(dir_fd, &entries, &r.n_entries) >= 0)
+                r.entries = entries;
 
         read_identity(&r);
         read_names(&r);
@@ -510,6 +571,11 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const char *add
         read_host_interfaces(&r);
         read_config_space(&r);
         return 0;
+}
+
+int device_load(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing, const char *address,
+                Device *d) {
+        return device_load_at(roots, pacc, listing, -1, address, d);
 }
 
 void device_done(Device *d) {
@@ -540,14 +606,16 @@ void devices_free(Device *devices, size_t n) {
         free(devices);
 }
 
-int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tree_errors, Device **ret,
-                 size_t *ret_n) {
+int devices_load(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing,
+                 ItemErrors *tree_errors, Device **ret, size_t *ret_n) {
         _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closep) int devices_fd = -1;
         Device *devices = NULL;
-        size_t n = 0;
+        size_t n = 0, n_names = 0;
         int k;
 
-        k = read_dir_at(roots->sysfs_fd, "sys/bus/pci/devices", &names, NULL);
+        devices_fd = open_in_root(roots->sysfs_fd, "sys/bus/pci/devices", O_RDONLY | O_DIRECTORY);
+        k = devices_fd < 0 ? devices_fd : read_dir_fd(devices_fd, &names, &n_names);
         if (k < 0) {
                 /* A machine without PCI (or a tree without it) is reported, and has no devices. */
                 item_errors_add(tree_errors, "sys/bus/pci/devices", k, "cannot list PCI devices");
@@ -556,6 +624,10 @@ int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tr
                 return 0;
         }
 
+        /* One allocation for all of them: the model is sized to the host. */
+        devices = calloc(n_names ?: 1, sizeof(Device));
+        if (!devices)
+                return -ENOMEM;
         for (char **name = names; *name; name++) {
                 Device *d;
 
@@ -564,12 +636,8 @@ int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tr
                                         "ignoring entry '%s': not a PCI address", *name);
                         continue;
                 }
-                d = array_append(&devices, &n, sizeof(Device));
-                if (!d) {
-                        devices_free(devices, n);
-                        return -ENOMEM;
-                }
-                k = device_load(roots, pacc, *name, d);
+                d = &devices[n++];
+                k = device_load_at(roots, pacc, listing, devices_fd, *name, d);
                 if (k < 0) {
                         devices_free(devices, n);
                         return k;
