@@ -876,6 +876,46 @@ static void test_sriov_prepare_and_release(void **state) {
         stop(&f);
 }
 
+/* A group iommud prepared for one owner: another owner is refused; while a process holds its node,
+ * every operation names that process, whoever asks. */
+static void test_prepared_group_held(void **state) {
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        assert_null(result.steps[0]);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm2" },
+                                  &result),
+                         -EBUSY);
+        assert_non_null(strstr(result.message, "group 1 is prepared for vm1 already"));
+        result_done(&result);
+
+        fake_tree_write(f.tree, "proc/812/comm", "qemu-system-x86\n");
+        fake_tree_write(f.tree, "proc/812/status", "Name:\tqemu\nUid:\t64055\t64055\t64055\t64055\n");
+        fake_tree_symlink(f.tree, "proc/812/fd/3", "/dev/vfio/1");
+        for (int kind = 0; kind < 3; kind++) {
+                OperationRequest req = { .group = 1, .owner = "vm2", .dry_run = true };
+
+                req.kind = kind == 0 ? OPERATION_PREPARE : kind == 1 ? OPERATION_BLOCK : OPERATION_SET_DOMAIN_TYPE;
+                req.type = "identity";
+                assert_int_equal(run_real(&f, req, &result), -EBUSY);
+                assert_non_null(strstr(result.message, "/dev/vfio/1 is held open by pid 812 (qemu-system-x86, uid 64055)"));
+                result_done(&result);
+        }
+        fake_tree_unlink(f.tree, "proc/812/fd/3");
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 1 }, &result), 0);
+        result_done(&result);
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -886,6 +926,7 @@ int main(void) {
                 cmocka_unit_test(test_variant_driver),
                 cmocka_unit_test(test_sriov_pf),
                 cmocka_unit_test(test_sriov_prepare_and_release),
+                cmocka_unit_test(test_prepared_group_held),
                 cmocka_unit_test(test_vfio_user_never_forced),
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
