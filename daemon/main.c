@@ -15,6 +15,7 @@
 #include "build-config.h"
 #include "bus-server.h"
 #include "config.h"
+#include "group-cache.h"
 #include "grpc-server.h"
 #include "inventory.h"
 #include "log.h"
@@ -23,6 +24,7 @@
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
+#include "svc-config.h"
 #include "svc-manager.h"
 #include "virt-tracker.h"
 
@@ -47,6 +49,7 @@ typedef struct Daemon {
         SvcManager *svc;
         BusServer *dbus;
         VirtTracker *virt;
+        GroupCache *groups;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
         bool stopping;
@@ -291,9 +294,8 @@ static int run_dump(const Arguments *args, const Config *config) {
 
 /* ---- the daemon ---------------------------------------------------------------------------------- */
 
-static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
-        Daemon *d = userdata;
-        Peer peer = {
+static Peer peer_from_grpc(const GrpcPeer *gp) {
+        return (Peer){
                 .kind = gp->kind == GRPC_PEER_UNIX  ? PEER_UNIX
                         : gp->kind == GRPC_PEER_TLS ? PEER_TLS
                                                     : PEER_LOCAL_INSECURE,
@@ -302,8 +304,19 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
                 .pid = gp->pid,
                 .subject = gp->subject,
                 .common_name = gp->common_name,
+                .san_dns = gp->san_dns,
+                .n_san_dns = gp->n_san_dns,
+                .san_uri = gp->san_uri,
+                .n_san_uri = gp->n_san_uri,
         };
+}
 
+static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+
+        /* Groups not known yet (a lookup is under way) simply do not match: unknown never grants. */
+        (void)group_cache_fill(d->groups, &peer);
         switch (authorize_peer(&d->config, &peer)) {
         case ROLE_ADMIN:
                 return GRPC_ROLE_ADMIN;
@@ -314,6 +327,24 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
         default:
                 return GRPC_ROLE_NONE;
         }
+}
+
+/* A new Unix connection waits (reading nothing) while its uid's groups are looked up, when a
+ * group principal could give it a role; otherwise the lookup only warms the cache. */
+static int on_resolve(const GrpcPeer *gp, void *userdata) {
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+
+        return group_cache_fill(d->groups, &peer) > 0 && authorize_needs_groups(&d->config) ? 1 : 0;
+}
+
+static void on_groups_changed(void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->grpc)
+                grpc_server_peers_resolved(d->grpc);
+        if (d->dbus)
+                bus_server_groups_changed(d->dbus);
 }
 
 static void update_status(Daemon *d) {
@@ -358,12 +389,32 @@ static int reload_settings(void *userdata) {
                 (void)sd_notify(false, "READY=1");
                 return r;
         }
+        /* Certificates, keys, CAs and CRLs are read again for new connections; established ones keep
+         * theirs. Files that do not load keep every old setting, like a bad settings file. */
+        GrpcTlsConfig tls;
+        svc_grpc_tls(&new, &tls);
+        if (tls.cert_file && tls.key_file && tls.client_ca_file) {
+                r = grpc_server_reload_tls(d->grpc, &tls);
+                if (r < 0) {
+                        log_error_errno(r, "Reloading the TLS files failed; keeping the current settings: %m");
+                        config_done(&new);
+                        (void)sd_notify(false, "READY=1");
+                        return r;
+                }
+        }
         /* Roles and limits take effect per call; listeners and roots need a restart. */
         if (strcmp(new.sysfs_root, d->config.sysfs_root) != 0 ||
             strcmp(new.proc_root, d->config.proc_root) != 0 || strcmp(new.dev_root, d->config.dev_root) != 0)
                 log_notice("Roots changed in the settings; they take effect at the next start.");
         config_done(&d->config);
         d->config = new;
+        GrpcLimits limits;
+        svc_grpc_limits(&d->config.limits, &limits);
+        grpc_server_set_limits(d->grpc, &limits);
+        grpc_server_peers_resolved(d->grpc);
+        /* Memberships may have changed with the settings; the old answers serve until then. */
+        group_cache_set_interval(d->groups, d->config.group_refresh_sec);
+        group_cache_refresh(d->groups);
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_info("Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
@@ -425,12 +476,10 @@ static int start_listeners(Daemon *d) {
         }
 
         for (char **a = d->config.tls_listen; a && *a; a++) {
-                GrpcTlsConfig tls = {
-                        .cert_file = d->config.tls_certificate,
-                        .key_file = d->config.tls_key,
-                        .client_ca_file = d->config.tls_client_ca,
-                };
+                GrpcTlsConfig tls;
                 uint16_t port;
+
+                svc_grpc_tls(&d->config, &tls);
 
                 r = grpc_server_listen_tls(d->grpc, *a, &tls, &port);
                 if (r < 0)
@@ -478,7 +527,8 @@ static int start_dbus(Daemon *d) {
 
         if (strcmp(bus, "none") == 0)
                 return 0;
-        r = bus_server_new(d->base, d->manager, d->operations, &d->config, bus, reload_settings, d, &d->dbus);
+        r = bus_server_new(d->base, d->manager, d->operations, &d->config, d->groups, bus, reload_settings, d,
+                           &d->dbus);
         if (r < 0 && !d->config.dbus) {
                 log_warning_errno(r, "Cannot serve on the system D-Bus, continuing without D-Bus: %m");
                 return 0;
@@ -541,14 +591,15 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
 
-        grpc_limits_default(&limits);
-        limits.max_connections = d->config.limits.max_connections;
-        limits.max_streams = d->config.limits.max_streams;
-        limits.max_message_size = d->config.limits.max_message_size;
-        limits.max_header_list_size = d->config.limits.max_header_list_size;
+        r = group_cache_new(d->base, d->config.group_refresh_sec, on_groups_changed, d, &d->groups);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the user database lookups: %m");
+
+        svc_grpc_limits(&d->config.limits, &limits);
         r = grpc_server_new(d->base, &limits, on_authorize, d, &d->grpc);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
+        grpc_server_set_resolver(d->grpc, on_resolve, d);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
                 r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);
@@ -599,6 +650,7 @@ static void daemon_done(Daemon *d) {
         grpc_server_free(d->grpc);
         bus_server_free(d->dbus);
         svc_manager_free(d->svc);
+        group_cache_free(d->groups);
         manager_free(d->manager);
         if (d->base)
                 event_base_free(d->base);

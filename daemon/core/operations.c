@@ -172,63 +172,75 @@ static char *strdup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
 
-static bool kernel_at_least(const HostInfo *h, unsigned major, unsigned minor) {
-        return h->kernel_major > major || (h->kernel_major == major && h->kernel_minor >= minor);
+/* "prepared by iommud for libvirt:vm1", "in use by libvirt domain 'vm1'": what the SR-IOV verdict
+ * says about a virtual function's group besides its driver and holders. */
+static char *describe_group_owner(const Group *g, void *userdata) {
+        const Operations *ops = userdata;
+        const GroupRecord *r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
+        GroupUser user;
+
+        if (operations_group_user(ops, g, &user))
+                return strprintf("in use by libvirt domain '%s'", user.domain_name);
+        if (r && r->state == GROUP_VFIO_READY)
+                return strprintf("prepared by iommud for %s", r->owner ?: "an API client");
+        if (r && r->state == GROUP_BLOCKED)
+                return strdup("blocked by iommud");
+        return NULL;
 }
 
-/* Refuses, naming every use, unless forced. */
-static int check_host_use(const Operations *ops, const Inventory *inv, const Group *g, bool force,
-                          char **ret_message) {
-        _cleanup_(strv_freep) char **all = calloc(1, sizeof(char *));
-        _cleanup_(freep) char *joined = NULL;
-        size_t n = 0, len = 0;
+/* The host-use verdict on g, from facts read now. */
+static int judge_group(Operations *ops, const Inventory *inv, const Group *g, HostUses *ret) {
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostRoots *roots = manager_get_roots(ops->manager);
+        int r;
 
-        if (!all)
-                return -ENOMEM;
-        for (char **a = g->devices; *a; a++) {
-                _cleanup_(strv_freep) char **uses = NULL;
-                const Device *d = inventory_find_device(inv, *a);
+        r = host_usage_read(roots, &usage);
+        if (r < 0)
+                return r;
+        return host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, ret);
+}
 
-                if (!d || d->vfio_bound)
-                        continue;
-                if (host_use_find(manager_get_roots(ops->manager), d, &uses) < 0)
+#define ALL_HOST_USES ((1u << _HOST_USE_KIND_MAX) - 1)
+/* What stands in the way of giving a group on VFIO back: its users, VFs that would vanish, and
+ * what cannot be told. A boot VGA card that was passed through goes back to the host gladly. */
+#define RELEASE_HOST_USES ((1u << HOST_USE_VFIO) | (1u << HOST_USE_SRIOV) | (1u << HOST_USE_UNKNOWN))
+
+/* Refuses what the verdict forbids among 'kinds': a VFIO user always (unbinding its device would
+ * block in the kernel until it lets go), every other use and every unknown unless forced. */
+static int check_uses(const Group *g, const HostUses *uses, unsigned kinds, bool force, char **ret_message) {
+        _cleanup_(freep) char *vfio = NULL, *known = NULL, *unknown = NULL;
+        unsigned hard = 0;
+
+        FOREACH_ARRAY(u, uses->items, uses->n)
+                if ((kinds & (1u << u->kind)) && !u->forcible)
+                        hard |= 1u << u->kind;
+        if (hard) {
+                vfio = host_uses_join(uses, hard);
+                if (!vfio)
                         return -ENOMEM;
-                for (char **u = uses; *u; u++)
-                        if (strv_push_dup(&all, &n, *u) < 0)
-                                return -ENOMEM;
+                *ret_message = strprintf("group %u is in use through VFIO: %s (this cannot be forced: unbinding would "
+                                         "block in the kernel until the user lets go)",
+                                         g->id, vfio);
+                return -EBUSY;
         }
-        if (n == 0 || force)
+        if (force)
                 return 0;
-
-        for (char **u = all; *u; u++)
-                len += strlen(*u) + 2;
-        joined = calloc(1, len + 1);
-        if (!joined)
-                return -ENOMEM;
-        for (char **u = all; *u; u++) {
-                if (u != all)
-                        strcat(joined, "; ");
-                strcat(joined, *u);
-        }
-        *ret_message = strprintf("group %u is in use by the host: %s (an admin may force it)", g->id, joined);
-        return -EBUSY;
-}
-
-static int check_not_held(const Operations *ops, const Group *g, char **ret_message) {
-        _cleanup_(strv_freep) char **holders = NULL;
-        char node[32];
-
-        snprintf(node, sizeof(node), "vfio/%u", g->id);
-        if (host_use_node_holders(manager_get_roots(ops->manager), node, &holders) < 0 || !holders[0])
+        known = host_uses_join(uses, kinds & ~(1u << HOST_USE_UNKNOWN));
+        unknown = host_uses_join(uses, kinds & (1u << HOST_USE_UNKNOWN));
+        if (!known && !unknown)
                 return 0;
-        *ret_message = strprintf("group %u is in use: /dev/vfio/%u is held open by %s%s", g->id, g->id, holders[0],
-                                 holders[1] ? " and others" : "");
+        if (known)
+                *ret_message = strprintf("group %u is in use by the host: %s%s%s (an admin may force it)", g->id, known,
+                                         unknown ? "; and " : "", unknown ?: "");
+        else
+                *ret_message = strprintf("group %u may be in use by the host: %s (an admin may force it)", g->id,
+                                         unknown);
         return -EBUSY;
 }
 
 /* A running guest's devices are never taken from it, not even by force: QEMU would lose them. */
 static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                           char **ret_message) {
+                           const HostUses *uses, char **ret_message) {
         _cleanup_(freep) char *owner = NULL, *held = NULL;
         const GroupRecord *record;
         GroupUser user;
@@ -243,8 +255,9 @@ static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g
                 owner = strprintf("libvirt:%s", user.domain_name);
                 if (!owner)
                         return -ENOMEM;
+                held = host_uses_join(uses, 1u << HOST_USE_VFIO);
                 record = group_records_find(ops->records, inv, g);
-                if (record && record->owner && streq(record->owner, owner) && check_not_held(ops, g, &held) == 0)
+                if (record && record->owner && streq(record->owner, owner) && !held)
                         return 0;
         }
         *ret_message = strprintf("group %u is in use by libvirt domain '%s' (uuid %s)", g->id, user.domain_name,
@@ -284,10 +297,28 @@ static int check_policy(const Operations *ops, const Inventory *inv, const Group
 
 /* ---- building transactions ------------------------------------------------------------------- */
 
+/* Unbinding a physical function destroys its virtual functions. Disabling them first, as a step of
+ * its own, puts their number in the journal, so that a rollback enables them again. */
+static int add_unbind(Transaction *t, const Device *d) {
+        if (d->sriov_role == SRIOV_PF && d->sriov_numvfs > 0) {
+                char count[16];
+                int r;
+
+                snprintf(count, sizeof(count), "%d", d->sriov_numvfs);
+                r = transaction_add(t, STEP_SET_NUMVFS, d->address, "0", count);
+                if (r < 0)
+                        return r;
+        }
+        return transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+}
+
+/* What the kernel accepts is the group's type-change verdict (host/groups.c), judged once: a type it
+ * refuses fails here, before any step; a type it accepts now is written as is; any other needs the
+ * members that are in the way unbound around the write. */
 static int build_set_type(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                          Transaction *t, char **ret_message) {
-        const HostInfo *h = &inv->host;
-        bool in_place, modern;
+                          const HostUses *uses, Transaction *t, char **ret_message) {
+        const TypeRefusal *refusal;
+        bool may_stay = g->type_change.managed_drivers_may_stay;
         int r;
 
         if (!streq(req->type, "identity") && !streq(req->type, "DMA") && !streq(req->type, "DMA-FQ") &&
@@ -296,54 +327,28 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                                          req->type);
                 return -EINVAL;
         }
-        if (!h->kernel_version_known) {
-                *ret_message = strprintf("the kernel version is unknown, so group %u's type is left alone", g->id);
-                return -EOPNOTSUPP;
-        }
-        if (!kernel_at_least(h, 5, 11)) {
-                *ret_message = strprintf("Linux %u.%u cannot change a group's type (from 5.11 on)", h->kernel_major,
-                                         h->kernel_minor);
-                return -EOPNOTSUPP;
-        }
-        if (streq(req->type, "DMA-FQ") && !kernel_at_least(h, 5, 15)) {
-                *ret_message = strprintf("Linux %u.%u has no DMA-FQ type (from 5.15 on)", h->kernel_major,
-                                         h->kernel_minor);
+        refusal = type_change_refusal(&g->type_change, req->type);
+        if (refusal) {
+                *ret_message = strprintf("group %u cannot be %s: %s", g->id, req->type,
+                                         refusal->reason ?: "the kernel refuses it");
                 return -EOPNOTSUPP;
         }
         if (g->type_raw && streq(g->type_raw, req->type))
                 return 0; /* nothing to do: no steps */
-
-        modern = kernel_at_least(h, 6, 4);
-        in_place = g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ");
-        if (!in_place && !modern && g->n_devices != 1) {
-                *ret_message = strprintf("Linux %u.%u cannot change the type of group %u: it has %zu devices, and "
-                                         "only single-device groups can change before Linux 6.4",
-                                         h->kernel_major, h->kernel_minor, g->id, g->n_devices);
-                return -EOPNOTSUPP;
-        }
-        if (streq(req->type, "identity") && g->type_change.writable &&
-            !strv_contains(g->type_change.allowed, "identity") && g->type_change.reason &&
-            strstr(g->type_change.reason, "pass-through")) {
-                *ret_message = strprintf("group %u cannot be identity: %s", g->id, g->type_change.reason);
-                return -EOPNOTSUPP;
-        }
-
-        if (in_place)
+        if (strv_contains(g->type_change.allowed, req->type))
                 return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
 
-        /* Before 6.4 the kernel refuses any bound driver; from 6.4 only drivers that use the DMA API
-         * (vfio-pci, pci-stub and pcieport may stay). */
-        r = check_host_use(ops, inv, g, req->force, ret_message);
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
         for (int pass = 0; pass < 2; pass++)
                 for (char **a = g->devices; *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override)
-                                      : transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                      : add_unbind(t, d);
                         if (r < 0)
                                 return r;
                 }
@@ -352,7 +357,7 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                 for (char **a = g->devices; r >= 0 && *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, d->driver_override, NO_DRIVER)
                                       : transaction_add(t, STEP_PROBE, d->address, d->driver, NULL);
@@ -360,8 +365,19 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
         return r;
 }
 
+/* A group the kernel will not let VFIO have, whatever is bound (a direct reserved region): refused
+ * before any step, naming the region. Driver blockers are what preparing the group fixes. */
+static int check_kernel_viability(const Group *g, char **ret_message) {
+        FOREACH_ARRAY(b, g->blockers, g->n_blockers)
+                if (b->kind == BLOCKER_DIRECT_REGION) {
+                        *ret_message = strdup(b->reason ?: "the kernel refuses this group for VFIO");
+                        return -EOPNOTSUPP;
+                }
+        return 0;
+}
+
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                         Transaction *t, GroupRecord **ret_record, char **ret_message) {
+                         const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
         _cleanup_(strv_freep) char **loaded = NULL;
         _cleanup_(freep) char **targets = NULL; /* per member: its variant module, or NULL */
         size_t n_loaded = 0;
@@ -377,7 +393,10 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         if (all_ready && group_records_find(ops->records, inv, g))
                 return 0; /* prepared already */
 
-        r = check_host_use(ops, inv, g, req->force, ret_message);
+        r = check_kernel_viability(g, ret_message);
+        if (r < 0)
+                return r;
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
         r = group_record_from_group(inv, g, GROUP_VFIO_READY, req->owner, VFIO_DRIVER, ret_record);
@@ -419,7 +438,7 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, d->address, target, d->driver_override);
                         else if (pass == 1 && d->driver)
-                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                         else if (pass == 2)
                                 r = transaction_add(t, STEP_PROBE, d->address, target, NULL);
                 }
@@ -460,7 +479,7 @@ static char *describe_nothing_recorded(const Operations *ops, const Inventory *i
 }
 
 static int build_release(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                         Transaction *t, GroupRecord **ret_record, char **ret_message) {
+                         const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
         GroupRecord *record = group_records_find(ops->records, inv, g);
         int r = 0;
 
@@ -468,7 +487,7 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
                 *ret_message = describe_nothing_recorded(ops, inv, g, "was not prepared by iommud");
                 return -ENOENT;
         }
-        r = check_not_held(ops, g, ret_message);
+        r = check_uses(g, uses, RELEASE_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
         r = add_load_drivers(inv, record, t);
@@ -481,7 +500,7 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, m->address, m->override, d->driver_override);
                         else if (pass == 1 && d->driver)
-                                r = transaction_add(t, STEP_UNBIND, m->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                         else if (pass == 2 && m->driver)
                                 r = transaction_add(t, STEP_PROBE, m->address, m->driver, NULL);
                         if (r < 0)
@@ -493,7 +512,7 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
 }
 
 static int build_block(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                       Transaction *t, GroupRecord **ret_record, char **ret_message) {
+                       const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
         const GroupRecord *held = group_records_find(ops->records, inv, g);
         int r;
 
@@ -502,10 +521,7 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
                                          group_state_to_string(held->state));
                 return -EBUSY;
         }
-        r = check_host_use(ops, inv, g, req->force, ret_message);
-        if (r < 0)
-                return r;
-        r = check_not_held(ops, g, ret_message);
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
         r = group_record_from_group(inv, g, GROUP_BLOCKED, NULL, NO_DRIVER, ret_record);
@@ -518,7 +534,7 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
                         else if (d->driver)
-                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                 }
         return r;
 }
@@ -715,6 +731,7 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         _cleanup_(transaction_freep) Transaction *t = NULL;
         const Inventory *inv = manager_get_inventory(ops->manager);
         const Group *g = inventory_find_group(inv, req->group);
+        _cleanup_(host_uses_done) HostUses uses = {};
         const FailedGroup *failed;
         GroupRecord *record = NULL, *failed_record;
         Pending *p;
@@ -743,7 +760,12 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 return -EBUSY;
         }
 
-        r = check_guest_use(ops, inv, g, req, ret_message);
+        if (req->kind != OPERATION_UNBLOCK) {
+                r = judge_group(ops, inv, g, &uses);
+                if (r < 0)
+                        return r;
+        }
+        r = check_guest_use(ops, inv, g, req, &uses, ret_message);
         if (r < 0)
                 return r;
         r = check_policy(ops, inv, g, req, ret_message);
@@ -758,16 +780,16 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         }
         switch (req->kind) {
         case OPERATION_SET_DOMAIN_TYPE:
-                r = build_set_type(ops, inv, g, req, t, ret_message);
+                r = build_set_type(ops, inv, g, req, &uses, t, ret_message);
                 break;
         case OPERATION_PREPARE:
-                r = build_prepare(ops, inv, g, req, t, &record, ret_message);
+                r = build_prepare(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_RELEASE:
-                r = build_release(ops, inv, g, req, t, &record, ret_message);
+                r = build_release(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_BLOCK:
-                r = build_block(ops, inv, g, req, t, &record, ret_message);
+                r = build_block(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_UNBLOCK:
                 r = build_unblock(ops, inv, g, t, &record, ret_message);
@@ -906,7 +928,7 @@ static void reapply_block(Operations *ops, unsigned group) {
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
                         else if (d->driver)
-                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                 }
         if (r >= 0 && t->n_steps == 0)
                 return;

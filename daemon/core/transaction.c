@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "host-usage.h"
+#include "inventory.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "modules.h"
 #include "string-util.h"
 #include "strv.h"
-#include "modules.h"
 #include "sysfs-write.h"
 
 /* How long a bind or a /dev/vfio node may take to show after the write that causes it (generous:
@@ -30,6 +32,7 @@ static const char *const step_kind_names[_STEP_KIND_MAX] = {
         [STEP_SET_OVERRIDE] = "set-override", [STEP_UNBIND] = "unbind",     [STEP_PROBE] = "probe",
         [STEP_WRITE_TYPE] = "write-type",     [STEP_WAIT_VFIO] = "wait-vfio", [STEP_LOAD_MODULE] = "load-module",
         [STEP_LOAD_DRIVER] = "load-driver",
+        [STEP_SET_NUMVFS] = "set-numvfs",
 };
 
 uint64_t transaction_now_usec(void) {
@@ -109,6 +112,11 @@ char *step_describe(const Step *s, unsigned group) {
                 return strprintf("load module %s", s->value);
         case STEP_LOAD_DRIVER:
                 return strprintf("load the module of driver %s for %s", s->value, s->device);
+        case STEP_SET_NUMVFS:
+                return streq(s->value, "0")
+                               ? strprintf("disable SR-IOV on %s: its %s virtual functions are lost", s->device,
+                                           s->previous ?: "?")
+                               : strprintf("enable %s SR-IOV virtual functions on %s", s->value, s->device);
         default:
                 return NULL;
         }
@@ -296,6 +304,24 @@ static int wait_for_driver(const HostRoots *roots, const char *device, const cha
         }
 }
 
+/* The kernel takes a new non-zero count only after 0; nothing is written when the count is right. */
+static int set_numvfs(const HostRoots *roots, const char *device, const char *count, uint64_t bound) {
+        _cleanup_(freep) char *now = NULL;
+        int r;
+
+        r = pci_read_sriov_numvfs(roots, device, &now);
+        if (r < 0)
+                return r;
+        if (streq(now, count))
+                return 0;
+        if (!streq(now, "0") && !streq(count, "0")) {
+                r = pci_write_sriov_numvfs(roots, device, "0", bound);
+                if (r < 0)
+                        return r;
+        }
+        return pci_write_sriov_numvfs(roots, device, count, bound);
+}
+
 static int do_step(Transaction *t, Step *s, const HostRoots *roots, char **ret_detail) {
         _cleanup_(freep) char *driver = NULL, *driver_after = NULL, *vfio = NULL;
         uint64_t bound = t->step_timeout_usec;
@@ -314,6 +340,17 @@ static int do_step(Transaction *t, Step *s, const HostRoots *roots, char **ret_d
                 if (strcmp(driver, s->value) != 0) {
                         *ret_detail = strprintf("%s is bound to %s, not %s", s->device, driver, s->value);
                         return -EBUSY;
+                }
+                /* Checked before the operation too; a VM may have opened the device since. */
+                if (driver_is_vfio(driver)) {
+                        int count = pci_device_enable_count(roots, s->device);
+
+                        if (count > 0) {
+                                *ret_detail = strprintf("%s is open through VFIO (its PCI enable count is %d): "
+                                                        "unbinding it would block until its user lets go",
+                                                        s->device, count);
+                                return -EBUSY;
+                        }
                 }
                 r = pci_unbind(roots, s->device, s->value, bound);
                 if (r < 0)
@@ -360,6 +397,9 @@ static int do_step(Transaction *t, Step *s, const HostRoots *roots, char **ret_d
 
         case STEP_LOAD_DRIVER:
                 return module_load_for_driver(roots, s->device, s->value, bound, ret_detail);
+
+        case STEP_SET_NUMVFS:
+                return set_numvfs(roots, s->device, s->value, bound);
 
         default:
                 return -EINVAL;
@@ -416,6 +456,11 @@ static int undo_step(const Transaction *t, const Step *s, const HostRoots *roots
                 if (!s->previous || streq(type, s->previous))
                         return 0;
                 return iommu_group_write_type(roots, t->group, s->previous, bound);
+
+        case STEP_SET_NUMVFS:
+                if (!s->previous)
+                        return 0;
+                return set_numvfs(roots, s->device, s->previous, bound);
 
         default:
                 return 0;

@@ -40,19 +40,19 @@ bool pci_address_is_valid(const char *s) {
         return true;
 }
 
-bool driver_is_dma_managed(const char *driver) {
-        if (!driver)
-                return true;
-        /* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
-         * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
-        return strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") || strstr(driver, "vfio-pci") ||
-               strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
-}
-
-static bool driver_is_vfio(const char *driver) {
+/* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
+ * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
+bool driver_is_vfio(const char *driver) {
         return driver && (strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") ||
                           strstr(driver, "vfio-pci"));
 }
+
+bool driver_is_dma_managed(const char *driver) {
+        if (!driver)
+                return true;
+        return driver_is_vfio(driver) || strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
+}
+
 
 typedef struct DeviceReader {
         const HostRoots *roots;
@@ -287,6 +287,9 @@ static void read_misc(DeviceReader *r) {
         }
 
         (void)reader_attr(r, "modalias", false, &d->modalias);
+
+        /* Only devices the PCI core marked removable have the file (5.14 on); see inventory.h. */
+        (void)reader_attr(r, "removable", true, &d->removable);
 }
 
 static void append_dir_entries(DeviceReader *r, const char *dir, const char *required_prefix, char ***list,
@@ -424,6 +427,9 @@ static void read_config_space(DeviceReader *r) {
                         d->acs_cap = pci_read_word(pdev, cap->addr + PCI_ACS_CAP);
                         d->acs_ctrl = pci_read_word(pdev, cap->addr + PCI_ACS_CTRL);
                 }
+                d->ats = pci_find_cap(pdev, PCI_EXT_CAP_ID_ATS, PCI_CAP_EXTENDED) != NULL;
+                d->pri = pci_find_cap(pdev, PCI_EXT_CAP_ID_PRI, PCI_CAP_EXTENDED) != NULL;
+                d->pasid = pci_find_cap(pdev, PCI_EXT_CAP_ID_PASID, PCI_CAP_EXTENDED) != NULL;
                 cap = pci_find_cap(pdev, PCI_EXT_CAP_ID_DSN, PCI_CAP_EXTENDED);
                 if (cap && cap->addr + 12 <= size) {
                         d->serial_present = true;
@@ -524,6 +530,7 @@ void device_done(Device *d) {
         strv_free(d->block_devices);
         strv_free(d->drm_cards);
         free(d->modalias);
+        free(d->removable);
         item_errors_done(&d->errors);
 }
 

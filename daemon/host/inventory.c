@@ -265,6 +265,9 @@ json_object *device_to_json(const Device *d) {
         json_object_object_add(o, "sysfs_path", json_string_or_null(d->sysfs_path));
         json_object_object_add(o, "sriov", sriov_to_json(d));
         json_object_object_add(o, "acs", acs_to_json(d));
+        json_object_object_add(o, "ats", d->config_extended ? json_object_new_boolean(d->ats) : NULL);
+        json_object_object_add(o, "pri", d->config_extended ? json_object_new_boolean(d->pri) : NULL);
+        json_object_object_add(o, "pasid", d->config_extended ? json_object_new_boolean(d->pasid) : NULL);
         if (d->serial_present) {
                 /* lspci's spelling: bytes high to low, dash separated. */
                 snprintf(serial, sizeof(serial), "%02x-%02x-%02x-%02x-%02x-%02x-%02x-%02x",
@@ -277,6 +280,7 @@ json_object *device_to_json(const Device *d) {
                 json_object_object_add(o, "serial", NULL);
         json_object_object_add(o, "reset_methods", d->reset_methods ? json_strv(d->reset_methods) : NULL);
         json_object_object_add(o, "boot_vga", d->boot_vga >= 0 ? json_object_new_boolean(d->boot_vga) : NULL);
+        json_object_object_add(o, "removable", json_string_or_null(d->removable));
         json_object_object_add(o, "net_interfaces", json_strv(d->net_interfaces));
         json_object_object_add(o, "block_devices", json_strv(d->block_devices));
         json_object_object_add(o, "drm_cards", json_strv(d->drm_cards));
@@ -287,7 +291,7 @@ json_object *device_to_json(const Device *d) {
 
 json_object *group_to_json(const Group *g) {
         json_object *o = json_object_new_object(), *regions = json_object_new_array(),
-                    *blockers = json_object_new_array(), *type_change = json_object_new_object();
+                    *blockers = json_object_new_array(), *type_change = json_object_new_object(), *refused;
 
         json_object_object_add(o, "id", json_object_new_int((int)g->id));
         json_object_object_add(o, "type", json_string_or_null(g->type_raw));
@@ -310,6 +314,7 @@ json_object *group_to_json(const Group *g) {
                 json_object_object_add(blocker, "device", json_string_or_null(b->device));
                 json_object_object_add(blocker, "driver", json_string_or_null(b->driver));
                 json_object_object_add(blocker, "reason", json_string_or_null(b->reason));
+                json_object_object_add(blocker, "kind", json_string_or_null(blocker_kind_to_string(b->kind)));
                 json_object_array_add(blockers, blocker);
         }
         json_object_object_add(o, "blockers", blockers);
@@ -317,6 +322,15 @@ json_object *group_to_json(const Group *g) {
         json_object_object_add(type_change, "writable", json_object_new_boolean(g->type_change.writable));
         json_object_object_add(type_change, "allowed", json_strv(g->type_change.allowed));
         json_object_object_add(type_change, "reason", json_string_or_null(g->type_change.reason));
+        refused = json_object_new_array();
+        FOREACH_ARRAY(r, g->type_change.refused, g->type_change.n_refused) {
+                json_object *refusal = json_object_new_object();
+
+                json_object_object_add(refusal, "type", json_object_new_string(r->type));
+                json_object_object_add(refusal, "reason", json_string_or_null(r->reason));
+                json_object_array_add(refused, refusal);
+        }
+        json_object_object_add(type_change, "refused", refused);
         json_object_object_add(o, "type_change", type_change);
 
         json_object_object_add(o, "vfio_node", json_object_new_boolean(g->vfio_node));

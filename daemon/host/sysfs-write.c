@@ -135,3 +135,17 @@ int iommu_group_read_type(const HostRoots *roots, unsigned group, char **ret) {
         snprintf(path, sizeof(path), "sys/kernel/iommu_groups/%u/type", group);
         return read_attr_at(roots->sysfs_fd, path, ret);
 }
+
+int pci_write_sriov_numvfs(const HostRoots *roots, const char *address, const char *count, uint64_t timeout_usec) {
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s/sriov_numvfs", address);
+        return sysfs_write_attr(roots, path, count, timeout_usec);
+}
+
+int pci_read_sriov_numvfs(const HostRoots *roots, const char *address, char **ret) {
+        char path[PATH_MAX];
+
+        snprintf(path, sizeof(path), "sys/bus/pci/devices/%s/sriov_numvfs", address);
+        return read_attr_at(roots->sysfs_fd, path, ret);
+}

@@ -29,3 +29,8 @@ int pci_read_driver_override(const HostRoots *roots, const char *address, char *
 
 int iommu_group_write_type(const HostRoots *roots, unsigned group, const char *type, uint64_t timeout_usec);
 int iommu_group_read_type(const HostRoots *roots, unsigned group, char **ret);
+
+/* SR-IOV: the number of virtual functions enabled on a physical function ("0" disables them; the
+ * kernel accepts another non-zero count only after 0). */
+int pci_write_sriov_numvfs(const HostRoots *roots, const char *address, const char *count, uint64_t timeout_usec);
+int pci_read_sriov_numvfs(const HostRoots *roots, const char *address, char **ret);

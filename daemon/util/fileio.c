@@ -300,6 +300,20 @@ int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+int mode_at(int dir_fd, const char *path, mode_t *ret) {
+        _cleanup_(closep) int parent_fd = -1;
+        const char *base;
+        struct stat st;
+
+        parent_fd = open_parent_in_root(dir_fd, path, &base);
+        if (parent_fd < 0)
+                return parent_fd;
+        if (fstatat(parent_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        *ret = st.st_mode;
+        return 0;
+}
+
 int exists_at(int dir_fd, const char *path) {
         _cleanup_(closep) int parent_fd = -1;
         const char *base;

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The longest text attribute we accept; sysfs attributes are at most one page. */
 #define ATTR_MAX_SIZE (64 * 1024)
@@ -28,6 +29,10 @@ int read_link_basename_at(int dir_fd, const char *path, char **ret);
 
 /* Lists the entries of a directory, sorted, without "." and "..". *ret is a NULL-terminated strv. */
 int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n);
+
+/* The mode (type and permission bits) of 'path' below the root, without following a final symlink:
+ * what a sysfs attribute's permissions say about the kernel (a read-only attribute has no store). */
+int mode_at(int dir_fd, const char *path, mode_t *ret);
 
 /* Whether 'path' exists below the root (without following a final symlink). 1 yes, 0 no, -errno. */
 int exists_at(int dir_fd, const char *path);

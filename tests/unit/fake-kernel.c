@@ -96,6 +96,8 @@ static char *driver_link_target(FakeKernel *k, const char *device_dir, const cha
         return target;
 }
 
+static void set_enable(FakeKernel *k, const char *address, const char *count);
+
 static void bind(FakeKernel *k, const char *address, const char *driver) {
         _cleanup_(freep) char *dev = NULL, *dir = NULL, *link = NULL, *target = NULL, *group_link = NULL,
                               *group = NULL, *node = NULL, *driver_dir = NULL;
@@ -117,6 +119,8 @@ static void bind(FakeKernel *k, const char *address, const char *driver) {
         link = strprintf("%s/driver", dir);
         target = driver_link_target(k, dir, driver);
         assert_int_equal(symlink(target, link), 0);
+        /* A host driver enables the device when it binds; vfio-pci only when a user opens it. */
+        set_enable(k, address, strstr(driver, "vfio") ? "0\n" : "1\n");
 
         if (strstr(driver, "vfio")) {
                 group_link = strprintf("sys/bus/pci/devices/%s/iommu_group", address);
@@ -124,6 +128,12 @@ static void bind(FakeKernel *k, const char *address, const char *driver) {
                 node = strprintf("dev/vfio/%s", group);
                 fake_tree_write(k->tree, node, "");
         }
+}
+
+static void set_enable(FakeKernel *k, const char *address, const char *count) {
+        _cleanup_(freep) char *path = strprintf("sys/bus/pci/devices/%s/enable", address);
+
+        fake_tree_write(k->tree, path, count);
 }
 
 static char *read_override(FakeKernel *k, const char *address) {
@@ -152,6 +162,7 @@ static void handle(FakeKernel *k, const Fifo *f, const char *address) {
                 if (bound(k, address, &driver) && streq(driver, f->driver)) {
                         link = strprintf("%s/sys/bus/pci/devices/%s/driver", k->tree->root, address);
                         assert_int_equal(unlink(link), 0);
+                        set_enable(k, address, "0\n");
                 }
                 return;
         }

@@ -2,7 +2,9 @@
  * and symlinks, opened as HostRoots. Failures abort the test through cmocka asserts. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "roots.h"
 
@@ -38,5 +40,20 @@ FakeTree *fake_tree_new_host(const char *release);
  * (NULL: unbound), member of 'group', with the given config-space header type (0 endpoint, 1 bridge). */
 void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *parent, const char *driver,
                               unsigned group, uint8_t header_type);
+/* The device's sysfs directory ("sys/devices/pci0000:00/[parent/]address"), as fake_tree_add_pci_device() lays it. */
+char *fake_tree_device_dir(const char *address, const char *parent);
+/* Replaces the device's config space with 'size' bytes. */
+void fake_tree_write_config(FakeTree *t, const char *address, const char *parent, const uint8_t *config, size_t size);
+void fake_tree_chmod(FakeTree *t, const char *path, mode_t mode);
+/* A VT-d unit the way 6.x lays it out: a virtual class device, no parent. */
+void fake_tree_add_intel_unit(FakeTree *t, const char *name, const char *cap, const char *ecap);
+/* QEMU's amd-iommu at 00:00.2 (the PCI function that is the IOMMU), unit ivhd0. */
+void fake_tree_add_amd_unit(FakeTree *t, const char *features);
+/* The device's iommu link to unit 'name' (a VT-d unit, or ivhd0). */
+void fake_tree_link_unit(FakeTree *t, const char *address, const char *parent, const char *name);
+/* A network interface of the device (flags as the kernel prints them: 0x1003 up, 0x1002 down), with
+ * its sys/class/net link. */
+void fake_tree_add_net_interface(FakeTree *t, const char *address, const char *parent, const char *ifname,
+                                 unsigned flags);
 /* sys/kernel/iommu_groups/<group>/{type,reserved_regions} with the given contents. */
 void fake_tree_add_group(FakeTree *t, unsigned group, const char *type, const char *regions);

@@ -131,10 +131,26 @@ static void test_defaults(void **state) {
         assert_int_equal(c.admins.items[0].kind, PRINCIPAL_UID);
         assert_int_equal(c.admins.items[0].uid, 0);
         assert_true(c.default_roles);
-        assert_int_equal(c.limits.max_connections, 64);
+        assert_null(c.tls_crl);
+        assert_int_equal(c.group_refresh_sec, 300);
+        assert_int_equal(c.limits.max_connections, 256);
+        assert_int_equal(c.limits.max_connections_per_peer, 16);
+        assert_int_equal(c.limits.reserved_connections, 32);
+        assert_int_equal(c.limits.max_handshakes, 64);
         assert_int_equal(c.limits.max_streams, 100);
         assert_int_equal(c.limits.max_message_size, 4 * 1024 * 1024);
         assert_int_equal(c.limits.max_header_list_size, 16 * 1024);
+        assert_int_equal(c.limits.max_header_fields, 64);
+        assert_int_equal(c.limits.max_connection_memory, 16 * 1024 * 1024);
+        assert_int_equal(c.limits.max_peer_memory, 32 * 1024 * 1024);
+        assert_int_equal(c.limits.max_memory, 256 * 1024 * 1024);
+        assert_int_equal(c.limits.max_send_queue, 4 * 1024 * 1024);
+        assert_int_equal(c.limits.handshake_timeout_sec, 10);
+        assert_int_equal(c.limits.header_timeout_sec, 10);
+        assert_int_equal(c.limits.request_timeout_sec, 30);
+        assert_int_equal(c.limits.idle_timeout_sec, 300);
+        assert_int_equal(c.limits.keepalive_sec, 60);
+        assert_int_equal(c.limits.keepalive_timeout_sec, 20);
         assert_int_equal(c.limits.max_watchers, 64);
         assert_int_equal(c.limits.max_queued_operations, 32);
         assert_int_equal(c.limits.operation_timeout_sec, 120);
@@ -148,7 +164,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 29);
+        assert_int_equal(n, 45);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -191,8 +207,10 @@ static void test_full_file(void **state) {
                 "Certificate=/etc/iommud/tls/server.pem\n"
                 "Key=/etc/iommud/tls/server.key\n"
                 "ClientCA=/etc/iommud/tls/clients.pem\n"
+                "CRL=/etc/iommud/tls/clients.crl\n"
                 "\n"
                 "[Roles]\n"
+                "GroupRefreshSec=60\n"
                 "Reader=unix:* tls:*\n"
                 "Reader=insecure:*\n"
                 "Operator=group:root gid:4242 cn:orchestrator\n"
@@ -200,9 +218,23 @@ static void test_full_file(void **state) {
                 "\n"
                 "[Limits]\n"
                 "MaxConnections=10\n"
+                "MaxConnectionsPerPeer=3\n"
+                "ReservedConnections=2\n"
+                "MaxHandshakes=4\n"
                 "MaxStreams=20\n"
                 "MaxMessageSize=8M\n"
                 "MaxHeaderListSize=32K\n"
+                "MaxHeaderFields=30\n"
+                "MaxConnectionMemory=16M\n"
+                "MaxPeerMemory=20M\n"
+                "MaxMemory=40M\n"
+                "MaxSendQueue=1M\n"
+                "HandshakeTimeoutSec=3\n"
+                "HeaderTimeoutSec=4\n"
+                "RequestTimeoutSec=5\n"
+                "IdleTimeoutSec=0\n"
+                "KeepaliveSec=7\n"
+                "KeepaliveTimeoutSec=2\n"
                 "MaxWatchers=5\n"
                 "MaxQueuedOperations=7\n"
                 "OperationTimeoutSec=600\n";
@@ -252,10 +284,26 @@ static void test_full_file(void **state) {
         assert_int_equal(c.admins.items[2].kind, PRINCIPAL_SUBJECT);
         assert_string_equal(c.admins.items[2].name, "CN=admin,O=example");
 
+        assert_string_equal(c.tls_crl, "/etc/iommud/tls/clients.crl");
+        assert_int_equal(c.group_refresh_sec, 60);
         assert_int_equal(c.limits.max_connections, 10);
+        assert_int_equal(c.limits.max_connections_per_peer, 3);
+        assert_int_equal(c.limits.reserved_connections, 2);
+        assert_int_equal(c.limits.max_handshakes, 4);
         assert_int_equal(c.limits.max_streams, 20);
         assert_int_equal(c.limits.max_message_size, 8 * 1024 * 1024);
         assert_int_equal(c.limits.max_header_list_size, 32 * 1024);
+        assert_int_equal(c.limits.max_header_fields, 30);
+        assert_int_equal(c.limits.max_connection_memory, 16 * 1024 * 1024);
+        assert_int_equal(c.limits.max_peer_memory, 20 * 1024 * 1024);
+        assert_int_equal(c.limits.max_memory, 40 * 1024 * 1024);
+        assert_int_equal(c.limits.max_send_queue, 1024 * 1024);
+        assert_int_equal(c.limits.handshake_timeout_sec, 3);
+        assert_int_equal(c.limits.header_timeout_sec, 4);
+        assert_int_equal(c.limits.request_timeout_sec, 5);
+        assert_int_equal(c.limits.idle_timeout_sec, 0);
+        assert_int_equal(c.limits.keepalive_sec, 7);
+        assert_int_equal(c.limits.keepalive_timeout_sec, 2);
         assert_int_equal(c.limits.max_watchers, 5);
         assert_int_equal(c.limits.max_queued_operations, 7);
         assert_int_equal(c.limits.operation_timeout_sec, 600);
@@ -317,6 +365,9 @@ static void test_bad_values(void **state) {
                 { "[Limits]\nMaxHeaderListSize=K\n", 2, "expected a size" },
                 { "[Limits]\nOperationTimeoutSec=0\n", 2, "expected a number of seconds between 1" },
                 { "[Roles]\nReader=uid:1000 friends\n", 2, "unknown principal 'friends'" },
+                { "[Roles]\nReader=san-uri:scheduler\n", 2, "'san-uri:scheduler' is not a URI such as" },
+                { "[Roles]\nReader=san-dns:\n", 2, "'san-dns:' names nothing" },
+                { "[Roles]\nReader=san-dns:h\xc3\xa9.example\n", 2, "a name in a certificate is printable ASCII" },
                 { "[Roles]\nReader=uid:-3\n", 2, "'uid:-3': '-3' is not a numeric id" },
                 { "[Roles]\nAdmin=user:no-such-user-iommud\n", 2, "unknown user 'no-such-user-iommud'" },
                 { "[Roles]\nAdmin=group:no-such-group-iommud\n", 2, "unknown group 'no-such-group-iommud'" },
@@ -537,8 +588,35 @@ static void test_verify(void **state) {
         config_done(&c);
 }
 
+/* Limits that would lock clients out are refused, naming the option and its flag. */
+static void test_verify_limits(void **state) {
+        static const struct {
+                const char *key, *value, *what;
+        } cases[] = {
+                { "ReservedConnections", "128", "ReservedConnections= (--reserved-connections) 128 must be less than half" },
+                { "MaxConnectionMemory", "7M", "MaxConnectionMemory= (--max-connection-memory) 7340032 must be at least twice" },
+                { "MaxPeerMemory", "8M", "MaxPeerMemory= (--max-peer-memory) 8388608 is below MaxConnectionMemory=" },
+                { "MaxMemory", "63M", "MaxMemory= (--max-memory) 66060288 must be at least twice MaxPeerMemory=" },
+        };
+        char *log;
+
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                Config c;
+
+                assert_int_equal(config_init_defaults(&c), 0);
+                assert_int_equal(config_set(&c, "Limits", t->key, t->value, "test"), 0);
+                capture_begin();
+                assert_int_equal(config_verify(&c), -EINVAL);
+                log = capture_end();
+                assert_contains(log, t->what);
+                free(log);
+                config_done(&c);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_verify_limits),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_option_table),
                 cmocka_unit_test(test_full_file),

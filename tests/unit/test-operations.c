@@ -74,6 +74,10 @@ static void make_tree(Fixture *f, const char *release, const char *policy) {
         fake_tree_add_group(f->tree, 3, "DMA\n", msi);
         fake_tree_add_pci_device(f->tree, "0000:00:05.0", NULL, "bochs-drm", 3, 0);
         fake_tree_write(f->tree, "sys/devices/pci0000:00/0000:00:05.0/boot_vga", "1\n");
+        /* The NICs' interfaces exist and are down: nothing of the host runs on them. */
+        fake_tree_add_net_interface(f->tree, "0000:00:02.0", NULL, "eth0", 0x1002);
+        fake_tree_add_net_interface(f->tree, "0000:01:01.0", "0000:00:04.0", "eth1", 0x1002);
+        fake_tree_add_net_interface(f->tree, "0000:01:02.0", "0000:00:04.0", "eth2", 0x1002);
         fake_tree_mkdir(f->tree, "policy");
         if (policy)
                 fake_tree_write(f->tree, "policy/10-test.conf", policy);
@@ -156,6 +160,7 @@ static int run_real(Fixture *f, OperationRequest req, Result *result) {
         req.client = "test";
         r = operations_start(f->ops, &req, on_done, result, &message);
         if (r < 0) {
+                print_message("refused: %s\n", message ?: "?");
                 result->message = TAKE_PTR(message);
                 return r;
         }
@@ -242,7 +247,14 @@ static void test_refusals(void **state) {
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 2, .type = "identity" },
                              &result, &message),
                          -EOPNOTSUPP);
-        assert_non_null(strstr(message, "Linux 6.1 cannot change the type of group 2: it has 3 devices"));
+        assert_non_null(strstr(message, "group 2 cannot be identity: Linux 6.1 cannot change the type of a group "
+                                        "with more than one device"));
+        free(message);
+
+        /* Not even the in-place DMA -> DMA-FQ: before 6.4 the device count is checked first. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 2, .type = "DMA-FQ" },
+                             &result, &message),
+                         -EOPNOTSUPP);
         free(message);
 
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 1, .type = "blocked" },
@@ -269,6 +281,53 @@ static void test_refusals(void **state) {
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true }, &result,
                              &message),
                          0);
+        strv_free(result.steps);
+        stop(&f);
+}
+
+/* Types the kernel forces are refused before any step, with the group's own reason; a group the kernel
+ * refuses to VFIO (a direct region) is refused by PrepareGroup before any step, naming the region. */
+static void test_kernel_refusals(void **state) {
+        Fixture f = {};
+        Result result = {};
+        char *message = NULL;
+
+        start(&f, "6.12.117+deb12-amd64", NULL);
+        /* Group 4: an untrusted NIC below an external-facing port; group 5: a NIC with an RMRR. */
+        fake_tree_add_group(f.tree, 4, "DMA\n", msi);
+        fake_tree_add_pci_device(f.tree, "0000:06:00.0", "0000:00:04.0", "e1000e", 4, 0);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:04.0/0000:06:00.0/removable", "removable\n");
+        fake_tree_add_group(f.tree, 5, "DMA\n", "0x000000007b800000 0x000000007b800fff direct\n");
+        fake_tree_add_pci_device(f.tree, "0000:00:06.0", NULL, "e1000e", 5, 0);
+        fake_tree_add_net_interface(f.tree, "0000:06:00.0", "0000:00:04.0", "eth4", 0x1002);
+        fake_tree_add_net_interface(f.tree, "0000:00:06.0", NULL, "eth5", 0x1002);
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        result.done = false;
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 4, .type = "identity" },
+                             &result, &message),
+                         -EOPNOTSUPP);
+        assert_false(result.done); /* refused: no steps planned, none run */
+        assert_non_null(strstr(message, "group 4 cannot be identity: 0000:06:00.0"));
+        assert_non_null(strstr(message, "is untrusted"));
+        free(message);
+        /* DMA is what the kernel wants for it: planned as usual. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 4, .type = "auto" },
+                             &result, &message),
+                         0);
+        assert_int_equal(strv_length(result.steps), 5);
+        strv_free(result.steps);
+
+        result.done = false;
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true }, &result,
+                             &message),
+                         -EOPNOTSUPP);
+        assert_false(result.done);
+        assert_non_null(strstr(message, "group 5 is not viable for VFIO: its reserved region "
+                                        "0x000000007b800000-0x000000007b800fff is direct"));
+        free(message);
+        /* Blocking it takes nothing from the kernel's rules: allowed. */
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 5 }, &result, &message), 0);
         strv_free(result.steps);
         stop(&f);
 }
@@ -344,6 +403,92 @@ static void test_variant_driver(void **state) {
         stop(&f);
 }
 
+/* A physical function with two VFs: taking it destroys them, so only an admin's force does, and says
+ * so in a step of its own; a VF's group prepares like any other. */
+static void test_sriov_pf(void **state) {
+        Fixture f = {};
+        Result result;
+        char *message = NULL;
+
+        start(&f, "6.12.117+deb12-amd64", NULL);
+        fake_tree_add_group(f.tree, 4, "DMA\n", msi);
+        fake_tree_add_pci_device(f.tree, "0000:00:06.0", NULL, "e1000e", 4, 0);
+        fake_tree_add_net_interface(f.tree, "0000:00:06.0", NULL, "eth3", 0x1002);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:06.0/sriov_totalvfs", "8\n");
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:06.0/sriov_numvfs", "2\n");
+        for (unsigned i = 1; i <= 2; i++) {
+                char address[16], path[128], ifname[16];
+
+                snprintf(address, sizeof(address), "0000:00:06.%u", i);
+                snprintf(ifname, sizeof(ifname), "eth%u", 3 + i);
+                fake_tree_add_group(f.tree, 4 + i, "DMA\n", msi);
+                fake_tree_add_pci_device(f.tree, address, NULL, "igbvf", 4 + i, 0);
+                fake_tree_add_net_interface(f.tree, address, NULL, ifname, 0x1002);
+                snprintf(path, sizeof(path), "sys/devices/pci0000:00/%s/physfn", address);
+                fake_tree_symlink(f.tree, path, "../0000:00:06.0");
+        }
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4 }, &result, &message), -EBUSY);
+        assert_non_null(strstr(message, "group 4 is in use by the host: 0000:00:06.0"));
+        assert_non_null(strstr(message, "has 2 SR-IOV virtual functions enabled, which iommud must disable to take it "
+                                        "from e1000e: "
+                                        "0000:00:06.1 (group 5, igbvf), 0000:00:06.2 (group 6, igbvf)"));
+        assert_non_null(strstr(message, "(an admin may force it)"));
+        free(message);
+
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4, .force = true }, &result,
+                             &message),
+                         0);
+        assert_steps(&result, (const char *const[]){ "set driver_override of 0000:00:06.0 to none",
+                                                     "disable SR-IOV on 0000:00:06.0: its 2 virtual functions are lost",
+                                                     "unbind 0000:00:06.0 from e1000e", NULL });
+
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5 }, &result, &message), 0);
+        assert_steps(&result, (const char *const[]){ "load module vfio_pci", "load module vfio_iommu_type1",
+                                                     "set driver_override of 0000:00:06.1 to vfio-pci",
+                                                     "unbind 0000:00:06.1 from igbvf",
+                                                     "probe 0000:00:06.1 and check it binds to vfio-pci",
+                                                     "wait for /dev/vfio/5", NULL });
+        stop(&f);
+}
+
+/* A group on vfio-pci whose node another user's process holds: no unbind of it ever starts, force or
+ * not, because the kernel would block in it. */
+static void test_vfio_user_never_forced(void **state) {
+        Fixture f = {};
+        Result result;
+        char *message = NULL;
+
+        start(&f, "6.1.0-57-amd64", NULL);
+        fake_tree_add_group(f.tree, 7, "DMA\n", msi);
+        fake_tree_add_pci_device(f.tree, "0000:00:07.0", NULL, "vfio-pci", 7, 0);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:07.0/enable", "0\n");
+        fake_tree_write(f.tree, "dev/vfio/7", "");
+        fake_tree_write(f.tree, "proc/812/comm", "python3\n");
+        fake_tree_write(f.tree, "proc/812/status", "Name:\tpython3\nUid:\t65534\t65534\t65534\t65534\n");
+        fake_tree_symlink(f.tree, "proc/812/fd/3", "/dev/vfio/7");
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        for (int force = 0; force < 2; force++) {
+                assert_int_equal(run(&f,
+                                     (OperationRequest){ .kind = OPERATION_BLOCK, .group = 7, .force = force },
+                                     &result, &message),
+                                 -EBUSY);
+                assert_non_null(strstr(message, "group 7 is in use through VFIO: /dev/vfio/7 is held open by pid 812 "
+                                                "(python3, uid 65534) (this cannot be forced"));
+                free(message);
+                assert_int_equal(run(&f,
+                                     (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 7,
+                                                         .type = "identity", .force = force },
+                                     &result, &message),
+                                 -EBUSY);
+                assert_non_null(strstr(message, "/dev/vfio/7 is held open by pid 812"));
+                free(message);
+        }
+        stop(&f);
+}
+
 
 #define BOOT_A "11111111-2222-3333-4444-555555555555"
 #define BOOT_B "99999999-8888-7777-6666-555555555555"
@@ -358,6 +503,10 @@ static void start_real(Fixture *f) {
         fake_tree_mkdir(f->tree, "sys/bus/pci/drivers/vfio-pci");
         fake_tree_mkdir(f->tree, "dev/vfio");
         fake_tree_write(f->tree, "proc/sys/kernel/random/boot_id", BOOT_A "\n");
+        /* Enabled by their drivers; nothing holds them through VFIO. */
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:00:02.0/enable", "1\n");
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:01:01.0/enable", "1\n");
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:01:02.0/enable", "1\n");
         f->kernel = fake_kernel_start(f->tree);
         /* What the kernel binds by the drivers' ID tables. */
         fake_kernel_prefer(f->kernel, "0000:00:02.0", "e1000e");
@@ -703,9 +852,12 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
                 cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_kernel_refusals),
                 cmocka_unit_test(test_multi_device_on_6_12_and_prepare),
                 cmocka_unit_test(test_policy_refusals),
                 cmocka_unit_test(test_variant_driver),
+                cmocka_unit_test(test_sriov_pf),
+                cmocka_unit_test(test_vfio_user_never_forced),
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
                 cmocka_unit_test(test_prepare_and_release),

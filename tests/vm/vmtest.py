@@ -7,6 +7,7 @@ report them as TAP.
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import shlex
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import kernel
+import sdboot
 
 VMDIR = Path(__file__).resolve().parent
 QEMU = 'qemu-system-x86_64'
@@ -41,6 +43,9 @@ class Topology:
     blockdev: null-co,...          one -blockdev each
     hotplug-port: hp1,chassis=9,.. an empty pcie-root-port with that id, for QMP device_add
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
+    init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
+                                   root and run the scenarios) or systemd (sdboot.py)
+    scenarios: 90-* 91-x           the scenarios this topology runs (globs); default: all
     """
 
     def __init__(self, path):
@@ -48,6 +53,7 @@ class Topology:
         self.kernels, self.modules, self.cmdline = [], [], []
         self.machine, self.kind, self.iommu = 'q35,kernel-irqchip=split', None, None
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
+        self.init, self.scenarios = 'busybox', []
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = line.split('#', 1)[0].strip()
             if not line:
@@ -75,6 +81,12 @@ class Topology:
                 self.qemu_args += ['-device', f'pcie-root-port,id={value}']
             elif key == 'expect-group':
                 self.expect_groups.append(value.split())
+            elif key == 'init':
+                if value not in ('busybox', 'systemd'):
+                    raise ValueError(f'{path}:{number}: init is busybox or systemd, not {value!r}')
+                self.init = value
+            elif key == 'scenarios':
+                self.scenarios += value.split()
             else:
                 raise ValueError(f'{path}:{number}: unknown key {key!r}')
         if not (self.kernels and self.kind and self.iommu):
@@ -86,8 +98,12 @@ def topologies():
                   key=lambda t: t.name)
 
 
-def scenarios():
-    return sorted(p.name for p in (VMDIR / 'scenarios').iterdir() if os.access(p, os.X_OK))
+def scenarios(topo=None):
+    """Every scenario, or those the topology's `scenarios:` globs name."""
+    names = sorted(p.name for p in (VMDIR / 'scenarios').iterdir() if os.access(p, os.X_OK))
+    if topo is None or not topo.scenarios:
+        return names
+    return [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in topo.scenarios)]
 
 
 class Qmp:
@@ -131,11 +147,13 @@ class QmpRelay:
 
 
 def qemu_argv(topo, kern, initrd, work):
-    append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline])
+    systemd = topo.init == 'systemd'
+    append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline,
+                       *(sdboot.kernel_cmdline() if systemd else [])])
     return [
         QEMU, '-nodefaults', '-display', 'none', '-no-reboot',
         '-machine', topo.machine, '-accel', 'tcg,thread=multi', '-cpu', 'max',
-        '-smp', '2', '-m', '1024',
+        '-smp', '2', '-m', str(sdboot.MEMORY_MB if systemd else 1024),
         '-kernel', str(kern.vmlinuz), '-initrd', str(initrd), '-append', append,
         '-serial', f'file:{work / "console.log"}',
         '-qmp', f'unix:{work / "qmp.sock"},server=on,wait=off',
@@ -172,6 +190,23 @@ def boot(argv, work, results, log):
     elif proc.returncode != 0:
         log(f'{QEMU} exited {proc.returncode}: {(work / "qemu.log").read_text().strip()}')
     return proc.returncode == 0 and not timed_out
+
+
+def build_initramfs(topo, kern, out):
+    """The initramfs of the topology's kind of boot; params.sh values that its /init needs."""
+    if topo.init == 'systemd':
+        sdboot.build_initramfs(kern, topo.modules, VMDIR, out)
+        return sdboot.params(kern)
+    kernel.build_initramfs(kern, topo.modules + kernel.COMMON_MODULES, VMDIR / 'guest/init', out)
+    return {}
+
+
+def report_boot(results, log):
+    """How a systemd boot went (guest/launch-scenarios wrote it)."""
+    boot = results / 'boot'
+    if boot.exists():
+        lines = boot.read_text().splitlines()
+        log('systemd: ' + ', '.join(lines) if lines else 'systemd: no boot record')
 
 
 def report(names, results, log):
@@ -250,6 +285,8 @@ def main():
     ap.add_argument('--keep', action='store_true', help='keep the work folder even on success')
     ap.add_argument('--update-fixtures', action='store_true',
                     help='install the captured tree into tests/fixtures/captured/')
+    ap.add_argument('--deb', type=Path,
+                    help='the iommud .deb for scenarios that install it (IOMMUD_DEB in the guest)')
     args = ap.parse_args()
 
     if args.list:
@@ -263,7 +300,6 @@ def main():
     def log(msg):
         print(f'# {msg}', flush=True)
 
-    names = args.scenario or scenarios()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f'iommud-vm-{args.topology}-{args.kernel}-',
                                  dir=args.work_dir))
@@ -279,10 +315,12 @@ def main():
             if path.resolve().parts[1] in GUEST_TMPFS:
                 raise kernel.SetupError(f'{path} is under /{path.resolve().parts[1]}, '
                                         'which the guest covers with a tmpfs')
+        names = args.scenario or scenarios(topo)
+        if args.deb and not args.deb.is_file():
+            raise kernel.SetupError(f'{args.deb} is not a file (build it: tests/package/build-deb.sh)')
         kern = kernel.fetch(args.kernel, args.cache)
-        log(f'{topo.name} on {kern.release}, scenarios: {" ".join(names)}')
-        kernel.build_initramfs(kern, topo.modules + kernel.COMMON_MODULES,
-                               VMDIR / 'guest/init', work / 'initrd')
+        log(f'{topo.name} on {kern.release} ({topo.init}), scenarios: {" ".join(names)}')
+        init_params = build_initramfs(topo, kern, work / 'initrd')
     except (kernel.SetupError, ValueError, OSError) as e:
         print(f'Bail out! {e}')
         shutil.rmtree(work)
@@ -302,11 +340,15 @@ def main():
         'SCENARIOS': ' '.join(names),
         'SCENARIO_TIMEOUT': SCENARIO_TIMEOUT,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
+        'GUEST_INIT': topo.init,
+        'IOMMUD_DEB': args.deb.resolve() if args.deb else '',
+        **init_params,
     })
     argv = qemu_argv(topo, kern, work / 'initrd', work)
     (work / 'qemu-cmdline').write_text(shlex.join(argv) + '\n')
     started = time.monotonic()
     booted = boot(argv, work, results, log)
+    report_boot(results, log)
     failed = report(names, results, log)
     passed = booted and not failed
     log(f'guest ran {time.monotonic() - started:.0f} s')
