@@ -612,7 +612,7 @@ static bool settle_interrupted(GroupRecords *rs, GroupRecord *r, const Inventory
 
 /* Whether the record holds address; false when r was retired. */
 static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *inv) {
-        _cleanup_(freep) char *why = NULL, *dropped = NULL;
+        _cleanup_(freep) char *why = NULL;
         size_t n_forgotten = 0, n_targets = 0;
 
         if (r->pending != RECORD_SETTLED)
