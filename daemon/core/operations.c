@@ -1228,9 +1228,13 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
             d && (d->group < 0 || !group_busy(ops, (unsigned)d->group)))
                 (void)group_records_reconcile_address(ops->records, manager_get_inventory(m), d->address);
 
+        /* A device that comes back is published before the group it joins (which may have a new
+         * number): its group's events re-apply the block too. */
         if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && d && d->group >= 0 &&
             needs_block(ops, d))
                 reapply_block(ops, (unsigned)d->group);
+        else if ((c->kind == INVENTORY_GROUP_ADDED || c->kind == INVENTORY_GROUP_UPDATED) && c->new_group)
+                reapply_block(ops, c->new_group->id);
         else if (c->kind == INVENTORY_DEVICE_ADDED && d->group >= 0 && ops->policy->n_rules > 0)
                 (void)operations_apply_policy(ops, d->group, false, on_policy_applied, NULL, NULL);
 }
