@@ -46,6 +46,7 @@ class Topology:
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
     init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
                                    root and run the scenarios) or systemd (sdboot.py)
+    include: NAME.devices          the lines of that file (in topologies/) in this place
 
     The keys of a realistic host (HostKeys: writable disks, which scenarios run, reboots) are
     documented there.
@@ -58,13 +59,7 @@ class Topology:
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
         self.init = 'busybox'
         self.host = HostKeys()
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            key, sep, value = (s.strip() for s in line.partition(':'))
-            if not sep or not value:
-                raise ValueError(f'{path}:{number}: expected "key: value"')
+        for where, key, value in topology_lines(path):
             if key == 'kernels':
                 self.kernels = value.split()
             elif key == 'kind':
@@ -87,14 +82,32 @@ class Topology:
                 self.expect_groups.append(value.split())
             elif key == 'init':
                 if value not in ('busybox', 'systemd'):
-                    raise ValueError(f'{path}:{number}: init is busybox or systemd, not {value!r}')
+                    raise ValueError(f'{where}: init is busybox or systemd, not {value!r}')
                 self.init = value
             elif self.host.parse(key, value):
                 pass
             else:
-                raise ValueError(f'{path}:{number}: unknown key {key!r}')
+                raise ValueError(f'{where}: unknown key {key!r}')
         if not (self.kernels and self.kind and self.iommu):
             raise ValueError(f'{path}: kernels, kind and iommu are required')
+
+
+def topology_lines(path, seen=()):
+    """(where, key, value) of each `key: value` line; `include: FILE` (relative to the topology
+    folder) stands for that file's lines, so that topologies can share their devices."""
+    if path.name in seen:
+        raise ValueError(f'{path}: included twice ({" -> ".join(seen)})')
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split('#', 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = (s.strip() for s in line.partition(':'))
+        if not sep or not value:
+            raise ValueError(f'{path}:{number}: expected "key: value"')
+        if key == 'include':
+            yield from topology_lines(path.parent / value, (*seen, path.name))
+        else:
+            yield f'{path}:{number}', key, value
 
 
 class HostKeys:

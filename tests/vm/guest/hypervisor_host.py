@@ -51,6 +51,14 @@ backup {
 LVM_ENV = {"LVM_SYSTEM_DIR": "/run/lvm", "LVM_SUPPRESS_FD_WARNINGS": "1"}
 
 
+def daemon_dirs():
+    """Where the test daemons keep their state: with systemd as PID 1, the unit's own
+    directories, so that the iommud systemd starts finds what 10-build-host prepared."""
+    if os.environ.get("GUEST_INIT") == "systemd":
+        return {"runtime_dir": "/run/iommud", "state_dir": "/var/lib/iommud"}
+    return {}
+
+
 def sh(*argv, check=True, env=None, quiet=False, stdin=None):
     """Runs a command, shows it and its output; its output (stdout and stderr)."""
     out = subprocess.run(argv, capture_output=True, text=True, input=stdin,

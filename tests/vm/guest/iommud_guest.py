@@ -67,7 +67,27 @@ def endpoints(group):
     return [d for d in members(group) if header_type(d) == 0]
 
 
-class Daemon:
+class Client:
+    """A gRPC client of an iommud that is already running (e.g. started by systemd)."""
+
+    def __init__(self, socket):
+        self.channel = grpc.insecure_channel("unix://" + socket)
+        self.stub = iommud_pb2_grpc.IommuManagerStub(self.channel)
+
+    def call(self, method, **request):
+        """("OK", reply) or (status name, message)."""
+        input_type = iommud_pb2.DESCRIPTOR.services_by_name["IommuManager"].methods_by_name[method].input_type
+        message = json_format.ParseDict(request, getattr(iommud_pb2, input_type.name)())
+        try:
+            return "OK", getattr(self.stub, method)(message, timeout=120)
+        except grpc.RpcError as e:
+            return e.code().name, e.details()
+
+    def close(self):
+        self.channel.close()
+
+
+class Daemon(Client):
     """iommud on the guest's real /sys, on its own socket and state directories. wrapper is a
     command line the daemon runs under (e.g. guest/unit-sandbox); socket, runtime_dir and
     state_dir replace the defaults."""
@@ -95,20 +115,10 @@ class Daemon:
             time.sleep(0.05)
         if not os.path.exists(self.SOCKET):
             sys.exit("iommud did not start; see iommud.log")
-        self.channel = grpc.insecure_channel("unix://" + self.SOCKET)
-        self.stub = iommud_pb2_grpc.IommuManagerStub(self.channel)
-
-    def call(self, method, **request):
-        """("OK", reply) or (status name, message)."""
-        input_type = iommud_pb2.DESCRIPTOR.services_by_name["IommuManager"].methods_by_name[method].input_type
-        message = json_format.ParseDict(request, getattr(iommud_pb2, input_type.name)())
-        try:
-            return "OK", getattr(self.stub, method)(message, timeout=120)
-        except grpc.RpcError as e:
-            return e.code().name, e.details()
+        super().__init__(self.SOCKET)
 
     def stop(self):
-        self.channel.close()
+        self.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
