@@ -26,7 +26,7 @@
 #include "svc-manager.h"
 #include "virt-tracker.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
+#define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
 #define SHUTDOWN_DRAIN_MS 5000
 
 typedef struct Arguments {

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/un.h>
 
+#include "build-config.h"
 #include "ini-reader.h"
 #include "log.h"
 #include "macro.h"
@@ -276,6 +277,18 @@ static int parse_listen_insecure(Config *c, const ConfigOption *o, const char *v
         return 0;
 }
 
+static int parse_hook_unreachable(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        HookUnreachable *field = FIELD(c, o, HookUnreachable);
+
+        if (strcmp(value, "start") == 0)
+                *field = HOOK_UNREACHABLE_START;
+        else if (strcmp(value, "fail") == 0)
+                *field = HOOK_UNREACHABLE_FAIL;
+        else
+                return log_invalid(origin, o, value, "expected start or fail");
+        return 0;
+}
+
 static void principal_list_done(PrincipalList *l) {
         FOREACH_ARRAY(p, l->items, l->n)
                 free(p->name);
@@ -481,6 +494,11 @@ static const ConfigOption options[] = {
                limits.max_queued_operations),
         OPTION("Limits", "OperationTimeoutSec", "operation-timeout", "SECONDS",
                "Time one operation may take (default: 120)", parse_seconds, limits.operation_timeout_sec),
+
+        OPTION("LibvirtHook", "OnUnreachable", "libvirt-hook-on-unreachable", "start|fail",
+               "iommud-libvirt-hook, when iommud cannot be reached: let the domain start with its host "
+               "devices as they are, or fail its start (default: start)",
+               parse_hook_unreachable, hook_on_unreachable),
 };
 
 const ConfigOption *config_options(size_t *ret_n) {
@@ -524,10 +542,10 @@ int config_init_defaults(Config *c) {
         c->sysfs_root = strdup("/");
         c->proc_root = strdup("/");
         c->dev_root = strdup("/");
-        c->state_directory = strdup("/var/lib/iommud");
-        c->policy_directory = strdup("/etc/iommud/policy.d");
-        c->runtime_directory = strdup("/run/iommud");
-        c->unix_socket = strdup("/run/iommud/iommud.sock");
+        c->state_directory = strdup(IOMMUD_STATE_DIR);
+        c->policy_directory = strdup(IOMMUD_POLICY_DIR);
+        c->runtime_directory = strdup(IOMMUD_RUNTIME_DIR);
+        c->unix_socket = strdup(IOMMUD_SOCKET);
         c->libvirt_uri = strdup("qemu:///system");
         c->admins.items = malloc(sizeof(Principal));
         if (!c->sysfs_root || !c->proc_root || !c->dev_root || !c->state_directory || !c->policy_directory ||

@@ -31,6 +31,13 @@ typedef struct PrincipalList {
         size_t n;
 } PrincipalList;
 
+/* [LibvirtHook] OnUnreachable=: what iommud-libvirt-hook does at "prepare begin" when iommud cannot
+ * be reached (not running, no socket). */
+typedef enum HookUnreachable {
+        HOOK_UNREACHABLE_START, /* the domain starts; its host devices stay as they are */
+        HOOK_UNREACHABLE_FAIL,  /* the domain does not start */
+} HookUnreachable;
+
 typedef struct ConfigLimits {
         unsigned max_connections;       /* MaxConnections=64: all listeners together */
         unsigned max_streams;           /* MaxStreams=100: concurrent calls per connection */
@@ -78,6 +85,9 @@ typedef struct Config {
 
         /* [Limits] */
         ConfigLimits limits;
+
+        /* [LibvirtHook]: read by iommud-libvirt-hook; the daemon only checks it. */
+        HookUnreachable hook_on_unreachable; /* OnUnreachable=start */
 } Config;
 
 typedef struct ConfigOption ConfigOption;

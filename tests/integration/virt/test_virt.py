@@ -14,7 +14,9 @@ with grpc_tools.protoc. Then:
 - the hook (IOMMUD_SOCKET, IOMMUD_HOOK_DRY_RUN=1: a fixture tree has no kernel to bind drivers) on
   sample domain XML: non-PCI hostdevs ignored, two devices of one group prepared once, an unknown
   address refused with iommud's NOT_FOUND message, malformed XML refused, other operations exit 0
-  without contacting iommud, release only of groups held for that domain.
+  without contacting iommud, release only of groups held for that domain; its iommud.conf
+  (IOMMUD_CONFIG_FILE): [LibvirtHook] OnUnreachable=start|fail when iommud is not running, a bad
+  value refused, the socket taken from [Listen] Unix=.
 
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools. Prints TAP lines, exits 1 if any
 check failed.
@@ -134,8 +136,18 @@ def refusal(fn, request):
         return e.code().name, e.details() or ""
 
 
-def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True):
-    env = dict(os.environ, IOMMUD_SOCKET=daemon_sock, IOMMUD_HOOK_TIMEOUT_SEC="20")
+def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=None):
+    """Runs the hook; config: the text of its iommud.conf (None: there is none)."""
+    config_file = os.path.join(TMP, "hook-iommud.conf")
+    if config is not None:
+        with open(config_file, "w") as f:
+            f.write(config)
+    elif os.path.exists(config_file):
+        os.unlink(config_file)
+    env = dict(os.environ, IOMMUD_HOOK_TIMEOUT_SEC="20", IOMMUD_CONFIG_FILE=config_file)
+    env.pop("IOMMUD_SOCKET", None)
+    if daemon_sock:
+        env["IOMMUD_SOCKET"] = daemon_sock
     env.pop("IOMMUD_HOOK_DRY_RUN", None)
     if dry_run:
         env["IOMMUD_HOOK_DRY_RUN"] = "1"
@@ -238,9 +250,26 @@ def test_hook(tree):
         check(all(r == (0, "", "") for r in results), "other operations exit 0 without reading or calling",
               results)
 
+        # iommud not running: [LibvirtHook] OnUnreachable= decides, and the hook says what it did.
         rc, out, err = hook(nowhere, "gpu-vm", "prepare", "begin", "domain-gpu.xml")
-        check(rc == 1 and "cannot reach iommud" in err, "iommud not running: the start is stopped, saying why",
+        check(rc == 0 and "iommud is not running" in err and nowhere in err and "OnUnreachable=start" in err,
+              "iommud not running, default OnUnreachable=start: the domain starts, saying why", f"{rc}\n{err}")
+        rc, out, err = hook(nowhere, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=fail\n")
+        check(rc == 1 and "iommud is not running" in err and "not starting the domain" in err,
+              "iommud not running, OnUnreachable=fail: the start is stopped, saying why", f"{rc}\n{err}")
+        rc, out, err = hook(nowhere, "gpu-vm", "release", "end", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=fail\n")
+        check(rc == 0 and "stay with vfio-pci" in err, "iommud not running at release end: exit 0, saying what stays",
               f"{rc}\n{err}")
+        rc, out, err = hook(d.sock, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=sometimes\n")
+        check(rc == 1 and "expected start or fail" in err and "cannot use" in err,
+              "a bad iommud.conf stops the start with the parser's message", f"{rc}\n{err}")
+        rc, out, err = hook(None, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config=f"[Listen]\nUnix={d.sock}\n")
+        check(rc == 0 and "prepared group 1 (dry run)" in out,
+              "without IOMMUD_SOCKET the hook finds iommud through [Listen] Unix= of iommud.conf", f"{rc}\n{out}\n{err}")
 
         # Release only what iommud holds for this domain: group 1 was never prepared (dry runs).
         rc, out, err = hook(d.sock, "gpu-vm", "release", "end", "domain-gpu.xml")
