@@ -291,9 +291,8 @@ static int run_dump(const Arguments *args, const Config *config) {
 
 /* ---- the daemon ---------------------------------------------------------------------------------- */
 
-static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
-        Daemon *d = userdata;
-        Peer peer = {
+static Peer peer_from_grpc(const GrpcPeer *gp) {
+        return (Peer){
                 .kind = gp->kind == GRPC_PEER_UNIX  ? PEER_UNIX
                         : gp->kind == GRPC_PEER_TLS ? PEER_TLS
                                                     : PEER_LOCAL_INSECURE,
@@ -303,6 +302,11 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
                 .subject = gp->subject,
                 .common_name = gp->common_name,
         };
+}
+
+static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
 
         switch (authorize_peer(&d->config, &peer)) {
         case ROLE_ADMIN:
@@ -314,6 +318,25 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
         default:
                 return GRPC_ROLE_NONE;
         }
+}
+
+/* A denied gRPC call gets core's message, which names who holds the role it needs. */
+static char *on_denial(const GrpcPeer *gp, const char *path, GrpcRole needed, void *userdata) {
+        static const Role roles[] = {
+                [GRPC_ROLE_NONE] = ROLE_NONE,
+                [GRPC_ROLE_READER] = ROLE_READER,
+                [GRPC_ROLE_OPERATOR] = ROLE_OPERATOR,
+                [GRPC_ROLE_ADMIN] = ROLE_ADMIN,
+        };
+        const char *method = strrchr(path, '/');
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+        char *message = NULL;
+
+        if ((unsigned)needed >= ELEMENTSOF(roles))
+                return NULL;
+        (void)authorize_action(&d->config, &peer, method ? method + 1 : path, roles[needed], &message);
+        return message;
 }
 
 static void update_status(Daemon *d) {
@@ -548,6 +571,7 @@ static int run_daemon(Daemon *d) {
         r = grpc_server_new(d->base, &limits, on_authorize, d, &d->grpc);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
+        grpc_server_set_denial(d->grpc, on_denial);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
                 r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);

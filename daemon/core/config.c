@@ -337,6 +337,9 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 }
                 p.kind = PRINCIPAL_UID;
                 p.uid = pw->pw_uid;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "group:", 6) == 0) {
                 struct group *gr;
 
@@ -350,6 +353,9 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 }
                 p.kind = PRINCIPAL_GID;
                 p.gid = gr->gr_gid;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "cn:", 3) == 0 || strncmp(token, "subject:", 8) == 0) {
                 if (!*arg)
                         return log_invalid(origin, o, value, "'%s' names nothing", token);
@@ -436,11 +442,11 @@ static const ConfigOption options[] = {
                "Full rescan period besides uevents; 0 disables (default: 300)", parse_interval,
                rescan_interval_sec),
         OPTION("Daemon", "StateDirectory", "state-directory", "DIR",
-               "State kept across reboots (default: /var/lib/iommud)", parse_path, state_directory),
+               "State kept across reboots (default: " IOMMUD_STATE_DIR ")", parse_path, state_directory),
         OPTION("Daemon", "PolicyDirectory", "policy-directory", "DIR",
-               "Policy rules, *.conf (default: /etc/iommud/policy.d)", parse_path, policy_directory),
+               "Policy rules, *.conf (default: " IOMMUD_POLICY_DIR ")", parse_path, policy_directory),
         OPTION("Daemon", "RuntimeDirectory", "runtime-directory", "DIR",
-               "Intent journal and runtime files (default: /run/iommud)", parse_path, runtime_directory),
+               "Intent journal and runtime files (default: " IOMMUD_RUNTIME_DIR ")", parse_path, runtime_directory),
         OPTION("Daemon", "Udev", "udev", "BOOL", "Follow device changes through udev (default: yes)",
                parse_bool_option, udev),
         OPTION("Daemon", "DBus", "dbus", "BUS",
@@ -451,7 +457,7 @@ static const ConfigOption options[] = {
                parse_libvirt_uri, libvirt_uri),
 
         OPTION("Listen", "Unix", "unix-socket", "PATH",
-               "gRPC on a Unix socket; empty: none (default: /run/iommud/iommud.sock)", parse_unix_socket,
+               "gRPC on a Unix socket; empty: none (default: " IOMMUD_SOCKET ")", parse_unix_socket,
                unix_socket),
         OPTION("Listen", "UnixMode", "unix-socket-mode", "MODE",
                "Access mode of the Unix socket; calls are authorized per peer (default: 0666)", parse_mode,

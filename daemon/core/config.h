@@ -23,7 +23,7 @@ typedef struct Principal {
         PrincipalKind kind;
         uid_t uid;  /* PRINCIPAL_UID */
         gid_t gid;  /* PRINCIPAL_GID */
-        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT */
+        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT; as written for user:NAME and group:NAME, else NULL */
 } Principal;
 
 typedef struct PrincipalList {

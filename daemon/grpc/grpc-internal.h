@@ -45,6 +45,7 @@ struct GrpcServer {
         struct event_base *base;
         GrpcLimits limits;
         GrpcAuthorizeFunc authorize;
+        GrpcDenialFunc denial;
         void *authorize_userdata;
 
         GrpcMethodEntry *methods; /* sorted by path for bsearch */

@@ -53,6 +53,11 @@ typedef struct GrpcPeer {
 /* Decides the role of a peer; called for every call, so a config reload takes effect at once. */
 typedef GrpcRole (*GrpcAuthorizeFunc)(const GrpcPeer *peer, void *userdata);
 
+/* Optional: the message of a call denied for its role (the authorizer's own words, e.g. naming who
+ * holds the role). Returns a malloc'ed string, or NULL for the transport's generic message. Called
+ * with the authorizer's userdata. */
+typedef char *(*GrpcDenialFunc)(const GrpcPeer *peer, const char *path, GrpcRole needed, void *userdata);
+
 /* ---- methods ---------------------------------------------------------------------------------- */
 
 typedef enum GrpcMethodKind {
@@ -107,6 +112,7 @@ typedef struct GrpcTlsConfig {
 /* limits NULL = defaults. authorize NULL = every peer has GRPC_ROLE_NONE. */
 int grpc_server_new(struct event_base *base, const GrpcLimits *limits, GrpcAuthorizeFunc authorize,
                     void *authorize_userdata, GrpcServer **ret);
+void grpc_server_set_denial(GrpcServer *s, GrpcDenialFunc denial);
 /* Closes everything at once (cancel callbacks run); use grpc_server_shutdown() first for a graceful end. */
 GrpcServer *grpc_server_free(GrpcServer *s);
 static inline void grpc_server_freep(GrpcServer **s) {

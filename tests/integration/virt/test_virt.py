@@ -32,6 +32,10 @@ import tempfile
 import time
 import types
 
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import tap  # noqa: E402
+
 try:
     import grpc
 except ImportError:
@@ -48,17 +52,8 @@ PR_SET_PDEATHSIG = 1
 
 TMP = tempfile.mkdtemp(prefix="iommud-virt-")
 PB = types.SimpleNamespace()
-COUNT = 0
-FAILED = 0
-
-
-def check(ok, what, detail=""):
-    global COUNT, FAILED
-    COUNT += 1
-    FAILED += not ok
-    print(f"{'ok' if ok else 'not ok'} {COUNT} - {what}")
-    if not ok and detail:
-        print("# " + str(detail).replace("\n", "\n# "))
+T = tap.Tap()
+check = T.check
 
 
 def generate_stubs():
@@ -293,8 +288,8 @@ def main():
         test_hook(tree)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print(f"1..{COUNT}")
-    return 1 if FAILED else 0
+    print(f"1..{T.count}")
+    return 1 if T.failed else 0
 
 
 if __name__ == "__main__":
