@@ -160,9 +160,6 @@ static void handle(FakeKernel *k, const Fifo *f, const char *address) {
         if (f->driver) {
                 /* unbind: only from the driver it is bound to, as the kernel checks. */
                 if (bound(k, address, &driver) && streq(driver, f->driver)) {
-                        _cleanup_(freep) char *dev = strprintf("%s/sys/bus/pci/devices/%s", k->tree->root, address),
-                                             *dir = realpath(dev, NULL);
-
                         link = strprintf("%s/sys/bus/pci/devices/%s/driver", k->tree->root, address);
                         assert_int_equal(unlink(link), 0);
                         set_enable(k, address, "0\n");
