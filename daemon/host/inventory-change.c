@@ -248,6 +248,8 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
 
         pos = group_position(inv, id, &found);
         diff_group(found ? &inv->groups[pos] : NULL, exists ? &new : NULL, cb, userdata);
+        /* Counted here, not over the whole model: an event costs the same on any host. */
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->groups[pos].errors.n : 0);
 
         r = array_put((void **)&inv->groups, &inv->n_groups, sizeof(Group), pos, found, exists ? &new : NULL, &old);
         if (r < 0) {
@@ -287,6 +289,7 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
         if (found)
                 old_group = inv->devices[pos].group;
         diff_device(found ? &inv->devices[pos] : NULL, exists ? &new : NULL, cb, userdata);
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->devices[pos].errors.n : 0);
 
         r = array_put((void **)&inv->devices, &inv->n_devices, sizeof(Device), pos, found, exists ? &new : NULL,
                       &old);
@@ -308,8 +311,6 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
                 if (r < 0)
                         return r;
         }
-
-        inventory_count_errors(inv);
         return 0;
 }
 
