@@ -9,7 +9,8 @@ generated 16,640-device fabric plus a 13-device group):
 h2load (nghttp2-client) drives each with 16 connections x 16 concurrent streams for a fixed time
 after a warm-up; requests/s come from h2load, latency percentiles from its per-request log, peak
 RSS from the server's VmHWM. iommud's own counters (metrics) confirm that every call ended OK,
-which h2load cannot see. ListGroups of the whole host is timed next to `iommud --dump`.
+which h2load cannot see. ListGroups of the whole host is timed next to `iommud --dump`; its one
+reply (~8 MB) needs the send queue and memory limits raised above their defaults.
 
 Usage: bench-grpc.py BUILD_DIR [--seconds N] [--workdir DIR]
 Needs h2load, g++, protoc, grpc_cpp_plugin and libgrpc++-dev. Run it under `flock /work/heavy.lock`.
@@ -153,7 +154,11 @@ def main():
                               "--dbus=none", "--libvirt-uri=none", "--state-directory=" + tmp + "/state",
                               "--runtime-directory=" + tmp + "/run", "--policy-directory=" + tmp + "/p",
                               "--unix-socket=", f"--listen-insecure-tcp=127.0.0.1:{port}", "--reader=insecure:*",
-                              f"--metrics-listen=127.0.0.1:{metrics_port}"],
+                              f"--metrics-listen=127.0.0.1:{metrics_port}",
+                              # ListGroups of this host is one ~8 MB message: above the default
+                              # per-call send queue (4M) and connection budget (16M).
+                              "--max-send-queue=64M", "--max-connection-memory=64M", "--max-peer-memory=128M",
+                              "--max-memory=512M"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(port, d)
         before = scrape(metrics_port)
