@@ -5,6 +5,7 @@ large:  16 PCI segments x 16 root ports, each with a switch of 7 downstream port
 small:  the same fabric with one segment and one root port: 65 devices.
 group13: the large host plus, in segment 16, a root port with a PCIe-to-PCI bridge and 12 conventional
         NICs behind it: the bridge and the NICs form one 13-device group (the kernel's DMA alias rule).
+small13: the small host with the same 13-device group: 79 devices.
 """
 import copy
 import json
@@ -47,6 +48,7 @@ HOSTS = {
     "large": lambda: _description(16, 16, 7, 8),
     "small": lambda: _description(1, 1, 7, 8),
     "group13": lambda: _group13(_description(16, 16, 7, 8)),
+    "small13": lambda: _group13(_description(1, 1, 7, 8)),
 }
 
 
