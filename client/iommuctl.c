@@ -23,7 +23,7 @@
 #include "proto-json.h"
 #include "table.h"
 
-#define DEFAULT_SOCKET "/run/iommud/iommud.sock"
+#define DEFAULT_SOCKET IOMMUD_SOCKET
 /* Reads answer in milliseconds; a daemon that does not answer in this time is stuck. */
 #define DEFAULT_TIMEOUT_USEC (30 * UINT64_C(1000000))
 /* Operations wait for drivers to unbind and bind; the daemon's own deadline is 120 s by default. */
@@ -422,6 +422,12 @@ static int print_group(const Iommud__V1__Group *g) {
                         printf("  %s%s%s\n", c(COLOR_RED), or_dash(g->blockers[i]->reason), c(COLOR_RESET));
         }
 
+        if (g->n_findings > 0) {
+                printf("\nFindings:\n");
+                for (size_t i = 0; i < g->n_findings; i++)
+                        printf("  %s%s%s\n", c(COLOR_YELLOW), g->findings[i], c(COLOR_RESET));
+        }
+
         printf("\nReserved regions:\n");
         if (g->n_reserved_regions == 0)
                 printf("  none\n");
@@ -596,6 +602,10 @@ static int print_status(const Iommud__V1__GetHostResponse *r) {
         print_field("Groups:", NULL, "%" PRIu32, r->group_count);
         print_field("Devices:", NULL, "%" PRIu32, r->device_count);
         print_field("Read errors:", r->error_count ? COLOR_YELLOW : NULL, "%" PRIu32, r->error_count);
+        if (r->daemon && r->daemon->read_only)
+                print_field("Operations:", COLOR_RED, "refused: %s", or_dash(r->daemon->read_only_reason));
+        else if (r->daemon)
+                print_field("Operations:", COLOR_GREEN, "allowed");
         return EXIT_OK;
 }
 

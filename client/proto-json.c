@@ -330,6 +330,14 @@ json_object *proto_host_response_to_json(const Iommud__V1__GetHostResponse *r) {
         json_object_object_add(o, "group_count", json_object_new_int64(r->group_count));
         json_object_object_add(o, "device_count", json_object_new_int64(r->device_count));
         json_object_object_add(o, "error_count", json_object_new_int64(r->error_count));
+        /* Not in the dump: what iommud itself can do now. */
+        if (r->daemon) {
+                json_object *daemon = json_object_new_object();
+
+                json_object_object_add(daemon, "read_only", json_object_new_boolean(r->daemon->read_only));
+                json_object_object_add(daemon, "read_only_reason", string_or_null(r->daemon->read_only_reason));
+                json_object_object_add(o, "daemon", daemon);
+        }
         return o;
 }
 

@@ -32,7 +32,7 @@
 #include "svc-manager.h"
 #include "virt-module.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
+#define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
 #define SHUTDOWN_DRAIN_MS 5000
 
 typedef struct Arguments {
@@ -347,6 +347,25 @@ static void on_groups_changed(void *userdata) {
                 bus_server_groups_changed(d->dbus);
 }
 
+/* A denied gRPC call gets core's message, which names who holds the role it needs. */
+static char *on_denial(const GrpcPeer *gp, const char *path, GrpcRole needed, void *userdata) {
+        static const Role roles[] = {
+                [GRPC_ROLE_NONE] = ROLE_NONE,
+                [GRPC_ROLE_READER] = ROLE_READER,
+                [GRPC_ROLE_OPERATOR] = ROLE_OPERATOR,
+                [GRPC_ROLE_ADMIN] = ROLE_ADMIN,
+        };
+        const char *method = strrchr(path, '/');
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+        char *message = NULL;
+
+        if ((unsigned)needed >= ELEMENTSOF(roles))
+                return NULL;
+        (void)authorize_action(&d->config, &peer, method ? method + 1 : path, roles[needed], &message);
+        return message;
+}
+
 static void update_status(Daemon *d) {
         const Inventory *inv = manager_get_inventory(d->manager);
 
@@ -419,7 +438,7 @@ static int reload_settings(void *userdata) {
         svc_manager_recheck_watches(d->svc, on_authorize, d);
         log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_RELOADED }), "Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
-                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
+                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
         return 0;
 }
@@ -509,6 +528,7 @@ static int start_operations(Daemon *d) {
                 .journal_dir = journal_dir,
                 .state_dir = d->config.state_directory,
                 .timeout_sec = d->config.limits.operation_timeout_sec,
+                .kernel_write_timeout_sec = d->config.limits.kernel_write_timeout_sec,
                 .max_queued = d->config.limits.max_queued_operations,
                 /* Test hook for crash recovery: the daemon kills itself after that step. */
                 .fault_after_step = fault ? (unsigned)atoi(fault) : 0,
@@ -646,6 +666,7 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
         grpc_server_set_resolver(d->grpc, on_resolve, d);
+        grpc_server_set_denial(d->grpc, on_denial);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
                 r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);

@@ -25,13 +25,21 @@ typedef struct Principal {
         PrincipalKind kind;
         uid_t uid;  /* PRINCIPAL_UID */
         gid_t gid;  /* PRINCIPAL_GID */
-        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI */
+        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI; as written
+                     * for user:NAME and group:NAME */
 } Principal;
 
 typedef struct PrincipalList {
         Principal *items;
         size_t n;
 } PrincipalList;
+
+/* [LibvirtHook] OnUnreachable=: what iommud-libvirt-hook does at "prepare begin" when iommud cannot
+ * be reached (not running, no socket). */
+typedef enum HookUnreachable {
+        HOOK_UNREACHABLE_START, /* the domain starts; its host devices stay as they are */
+        HOOK_UNREACHABLE_FAIL,  /* the domain does not start */
+} HookUnreachable;
 
 typedef struct ConfigLimits {
         unsigned max_connections;          /* MaxConnections=256: per listener */
@@ -56,6 +64,8 @@ typedef struct ConfigLimits {
         unsigned max_watchers;             /* MaxWatchers=64: Watch subscribers, all transports */
         unsigned max_queued_operations;    /* MaxQueuedOperations=32: mutations waiting for the executor */
         unsigned operation_timeout_sec;    /* OperationTimeoutSec=120: one operation, start to finish */
+        unsigned kernel_write_timeout_sec; /* KernelWriteTimeoutSec=30: one kernel write (an unbind that
+                                            * blocks on a VFIO user); then the group is FAILED */
 } ConfigLimits;
 
 /* Plain data: main.c translates it for the transports, core reads it directly. Strings are owned;
@@ -102,6 +112,9 @@ typedef struct Config {
 
         /* [Limits] */
         ConfigLimits limits;
+
+        /* [LibvirtHook]: read by iommud-libvirt-hook; the daemon only checks it. */
+        HookUnreachable hook_on_unreachable; /* OnUnreachable=start */
 } Config;
 
 typedef struct ConfigOption ConfigOption;

@@ -126,6 +126,9 @@ static int append(History *h, json_object *o, bool sync) {
         ssize_t n;
         int r;
 
+        if (h->fd < 0)
+                return -EROFS;
+
         if (h->n_lines >= h->max_lines) {
                 r = rotate(h);
                 if (r < 0)
@@ -403,6 +406,12 @@ int history_open(const char *dir, unsigned max_lines, History **ret) {
         history_entries_free(entries, n);
 
         r = open_current(h);
+        if (r == -EROFS || r == -EACCES || r == -EPERM) {
+                /* A state directory iommud cannot write: it refuses every operation, and the history
+                 * is there to be read. */
+                *ret = TAKE_PTR(h);
+                return 0;
+        }
         if (r < 0)
                 return r;
         /* The next line must not be glued to the torn end of the last one. */

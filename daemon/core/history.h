@@ -50,7 +50,8 @@ typedef struct History History;
 #define HISTORY_MAX_LINES 2000
 
 /* Opens <dir>/history.jsonl (creating dir and file when missing) and reads what is there: the
- * largest id, and the operations that started but never ended. max_lines 0: the default. */
+ * largest id, and the operations that started but never ended. max_lines 0: the default. A file
+ * that cannot be written is read all the same; writing then fails with -EROFS. */
 int history_open(const char *dir, unsigned max_lines, History **ret);
 History *history_free(History *h);
 static inline void history_freep(History **h) {

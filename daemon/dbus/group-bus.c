@@ -65,8 +65,8 @@ static int property_get_domain_type(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append_basic(reply, 's', domain_type_to_string(g->type) ?: "");
 }
 
-/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning")
- * and the owner it was prepared for ("" when none). */
+/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning",
+ * "in-use", "failed") and the owner it was prepared for ("" when none). */
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const BusServer *s = bus_server_of(bus);
@@ -82,6 +82,20 @@ static int property_get_owner(sd_bus *bus, const char *path, const char *interfa
 
         (void)operations_group_state(s->operations, userdata, &owner);
         return sd_bus_message_append_basic(reply, 's', owner ?: "");
+}
+
+/* Core's findings on the group (retired records, records of other hardware, why it FAILED). They
+ * change when the host moves on without iommud, which no signal announces: read them. */
+static int property_get_findings(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const BusServer *s = bus_server_of(bus);
+        _cleanup_(strv_freep) char **findings = NULL;
+        int r;
+
+        r = operations_group_findings(s->operations, userdata, &findings);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(reply, findings);
 }
 
 static int property_get_blockers(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -348,6 +362,7 @@ const sd_bus_vtable group_vtable[] = {
         SD_BUS_PROPERTY("Devices", "as", bus_property_get_strv, offsetof(Group, devices), CHANGES),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, CHANGES),
         SD_BUS_PROPERTY("Owner", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("Findings", "as", property_get_findings, 0, 0),
         SD_BUS_PROPERTY("Viable", "b", bus_property_get_bool, offsetof(Group, viable), CHANGES),
         SD_BUS_PROPERTY("Blockers", "a(sss)", property_get_blockers, 0, CHANGES),
         SD_BUS_PROPERTY("TypeChangeWritable", "b", bus_property_get_bool,

@@ -638,9 +638,11 @@ static void call_on_request_headers(GrpcCall *call) {
                                         c->description, grpc_role_to_string(e->method->role),
                                         grpc_role_to_string(role));
                 s->stats.permission_denied++;
+                _cleanup_(freep) char *denial =
+                        s->denial ? s->denial(&c->peer, call->path, e->method->role, s->authorize_userdata) : NULL;
                 snprintf(buf, sizeof(buf), "%.200s requires role %s", call->path,
                          grpc_role_to_string(e->method->role));
-                (void)grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, buf);
+                (void)grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, denial ?: buf);
                 return;
         }
 

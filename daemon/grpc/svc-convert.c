@@ -30,6 +30,15 @@ void *proto_arena_alloc(ProtoArena *a, size_t size) {
         return p;
 }
 
+char *proto_arena_strdup(ProtoArena *a, const char *s) {
+        size_t len = strlen(s);
+        char *p = proto_arena_alloc(a, len + 1);
+
+        if (p)
+                memcpy(p, s, len + 1);
+        return p;
+}
+
 void proto_arena_done(ProtoArena *a) {
         for (size_t i = 0; i < a->n; i++)
                 free(a->allocations[i]);

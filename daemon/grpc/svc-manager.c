@@ -60,8 +60,10 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
                 [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
                 [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
                 [GROUP_IN_USE] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE,
+                [GROUP_FAILED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_FAILED,
         };
         Iommud__V1__Group *p = group_to_proto(a, inv, g, with_devices);
+        _cleanup_(strv_freep) char **findings = NULL;
         const char *owner = NULL;
         GroupStateKind state;
         GroupUser user;
@@ -70,6 +72,16 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
                 return p;
         state = operations_group_state(svc->operations, g, &owner);
         p->state = states[state];
+        if (operations_group_findings(svc->operations, g, &findings) < 0)
+                a->oom = true;
+        else if (findings && findings[0]) {
+                p->n_findings = strv_length(findings);
+                p->findings = proto_arena_alloc(a, p->n_findings * sizeof(char *));
+                for (size_t i = 0; p->findings && i < p->n_findings; i++)
+                        p->findings[i] = proto_arena_strdup(a, findings[i]);
+                if (!p->findings)
+                        p->n_findings = 0;
+        }
         if (owner || state == GROUP_IN_USE) {
                 p->owner = proto_arena_alloc(a, sizeof(*p->owner));
                 if (p->owner) {
@@ -88,12 +100,27 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
         return p;
 }
 
-static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
-        Manager *m = MANAGER(userdata);
-        ProtoArena arena = {};
-        Iommud__V1__GetHostResponse *resp = host_response_to_proto(&arena, manager_get_inventory(m));
+/* The host as the inventory shows it, with what core says of the daemon itself. */
+static Iommud__V1__GetHostResponse *host_with_status(SvcManager *svc, ProtoArena *a) {
+        Iommud__V1__GetHostResponse *p = host_response_to_proto(a, manager_get_inventory(svc->manager));
+        const char *reason = svc->operations ? operations_read_only_reason(svc->operations) : NULL;
 
-        return reply_arena(call, &arena, &resp->base);
+        if (!p)
+                return NULL;
+        p->daemon = proto_arena_alloc(a, sizeof(*p->daemon));
+        if (p->daemon) {
+                *p->daemon = (Iommud__V1__DaemonStatus)IOMMUD__V1__DAEMON_STATUS__INIT;
+                p->daemon->read_only = reason != NULL;
+                p->daemon->read_only_reason = (char *)(reason ?: "");
+        }
+        return p;
+}
+
+static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        ProtoArena arena = {};
+        Iommud__V1__GetHostResponse *resp = host_with_status(userdata, &arena);
+
+        return reply_arena(call, &arena, resp ? &resp->base : NULL);
 }
 
 static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
@@ -354,7 +381,7 @@ static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userd
 
                 e.sequence = manager_get_sequence(m);
                 e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT;
-                e.snapshot = host_response_to_proto(&arena, manager_get_inventory(m));
+                e.snapshot = host_with_status(svc, &arena);
                 r = send_event(w, &arena, &e);
         }
         if (r < 0) {
@@ -658,6 +685,7 @@ static void on_apply_done(const ApplyOutcome *outcome, void *userdata) {
 
 static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__ApplyPolicyRequest *req = REQUEST(Iommud__V1__ApplyPolicyRequest, request);
+        char *message = NULL;
         ApplyCall *ac;
         int r;
 
@@ -666,11 +694,11 @@ static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void
                 return -ENOMEM;
         ac->svc = userdata;
         ac->call = grpc_call_ref(call);
-        r = operations_apply_policy(ac->svc->operations, -1, req->dry_run, on_apply_done, ac);
+        r = operations_apply_policy(ac->svc->operations, -1, req->dry_run, on_apply_done, ac, &message);
         if (r < 0) {
                 grpc_call_unref(ac->call);
                 free(ac);
-                return r;
+                return fail_with_message(call, r, message);
         }
         return 0;
 }

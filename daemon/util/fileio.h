@@ -45,3 +45,11 @@ int mode_at(int dir_fd, const char *path, mode_t *ret);
 int exists_at(int dir_fd, const char *path);
 
 bool utf8_is_valid(const char *s, size_t size);
+
+/* Replaces the file at path with content so that a crash at any point leaves either the old file or
+ * the new one, complete: writes path.tmp, fsyncs it, renames it over path, fsyncs the directory.
+ * Returns -errno of the first step that failed (path.tmp is removed then). */
+int write_file_durable(const char *path, const char *content);
+/* Removes path and fsyncs its directory, so that the removal survives a crash. A missing file is
+ * success. */
+int unlink_durable(const char *path);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +111,34 @@ const HostRoots *fake_tree_roots(FakeTree *t) {
         return t->roots;
 }
 
+void fake_tree_private_mounts(void) {
+        if (geteuid() != 0)
+                return;
+        assert_int_equal(unshare(CLONE_NEWNS), 0);
+        assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+}
+
+void fake_tree_make_read_only(FakeTree *t, const char *path) {
+        _cleanup_(freep) char *p = join(t, path);
+
+        mkdir_p(p);
+        if (geteuid() != 0) {
+                assert_int_equal(chmod(p, 0555), 0);
+                return;
+        }
+        assert_int_equal(mount(p, p, NULL, MS_BIND, NULL), 0);
+        assert_int_equal(mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL), 0);
+}
+
+void fake_tree_make_writable(FakeTree *t, const char *path) {
+        _cleanup_(freep) char *p = join(t, path);
+
+        if (geteuid() != 0)
+                assert_int_equal(chmod(p, 0755), 0);
+        else
+                assert_int_equal(umount(p), 0);
+}
+
 char *fake_tree_device_dir(const char *address, const char *parent) {
         char *dir;
 
@@ -188,6 +218,8 @@ void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *pare
         ATTR("revision", "0x00\n");
         ATTR("driver_override", "(null)\n");
         ATTR("modalias", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n");
+        /* The PCI enable count: drivers that use the device enable it; vfio-pci waits for a user. */
+        ATTR("enable", driver && !strstr(driver, "vfio") ? "1\n" : "0\n");
 #undef ATTR
 
         config[0x0e] = header_type;

@@ -25,6 +25,15 @@ void fake_tree_unlink(FakeTree *t, const char *path);
 
 const HostRoots *fake_tree_roots(FakeTree *t);
 
+/* Call first in main(), while the process has one thread: gives it a mount namespace of its own
+ * (when it runs as root) so that fake_tree_make_read_only() can mount. */
+void fake_tree_private_mounts(void);
+/* Makes the directory path (relative to the root) read-only: a read-only bind mount, so that writes
+ * fail with EROFS as on a read-only file system (as root), or mode 0555 (EACCES, as another user). */
+void fake_tree_make_read_only(FakeTree *t, const char *path);
+/* Undoes it, so that the tree can be removed. */
+void fake_tree_make_writable(FakeTree *t, const char *path);
+
 /* A host running kernel 'release' with an empty command line, no modules and no IOMMU units. */
 FakeTree *fake_tree_new_host(const char *release);
 /* A PCI function (Intel 8086:10d3) on the root bus or behind the bridge 'parent', bound to 'driver'

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """The real iommud daemon on fixture host trees, called over gRPC with stock python3-grpcio.
 
-usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT
+usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT IOMMUCTL
 
 Builds tests/fixtures/hosts/desktop-gpu.json with gen-host.py, generates Python stubs from proto/
 with grpc_tools.protoc and a test PKI with openssl, then starts `IOMMUD --root TREE --udev=no
 --rescan-interval=0` several times (Unix socket in a temporary directory; TCP with mutual TLS for
 one of them) and checks what a client sees: reads and their filters, status codes, roles over Unix
 and TLS, reflection, health, Watch latency after Rescan, SIGHUP/SIGUSR1/SIGTERM, the watcher limit,
-bad settings files and malformed requests. Readiness and reloads are awaited through NOTIFY_SOCKET.
+bad settings files and malformed requests, and a daemon whose state directory is read-only (reads
+served, every mutation refused with the reason, shown by GetHost and `iommuctl status`). Readiness
+and reloads are awaited through NOTIFY_SOCKET.
 
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools, and openssl. Fails (does not
 skip) without them. Prints one line per check ("ok N - ..." / "not ok N - ..."), exits 1 if any
@@ -29,6 +31,10 @@ import time
 import traceback
 import types
 
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import tap  # noqa: E402
+
 try:
     import grpc
     from google.protobuf import json_format
@@ -37,8 +43,9 @@ except ImportError:
           "python3-grpc-tools (Debian's /usr/bin/python3 has them)")
     sys.exit(1)
 
-IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 3 else None
-SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 3 else None
+IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 4 else None
+SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 4 else None
+IOMMUCTL = os.path.abspath(sys.argv[3]) if len(sys.argv) == 4 else None
 FIXTURE = "desktop-gpu"
 LATENCY_LIMIT = 0.100  # seconds from Rescan to the WatchEvent
 RPC_TIMEOUT = 5
@@ -69,21 +76,7 @@ DAEMONS = []
 
 # ---- output ---------------------------------------------------------------------------------------
 
-class Tap:
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        self.count += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.count} - {what}")
-        if not ok and detail:
-            for line in str(detail).splitlines()[-40:]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return ok
-
+class Tap(tap.Tap):
     def status(self, call, code, what, contains=()):
         """Runs call(); it must fail with code and a message holding every string in contains."""
         try:
@@ -93,12 +86,6 @@ class Tap:
             return self.check(e.code() == code and not missing, what,
                               f"expected {code.name} naming {list(contains)}, got {e.code().name}: {e.details()!r}")
         return self.check(False, what, f"expected {code.name}, the call succeeded")
-
-    @staticmethod
-    def note(text):
-        for line in text.splitlines():
-            print(f"# {line}")
-        sys.stdout.flush()
 
 
 T = Tap()
@@ -222,20 +209,25 @@ def die_with_test():
 class Daemon:
     """One iommud process with its own directory, Unix socket, log and NOTIFY_SOCKET."""
 
-    def __init__(self, name, tree, *flags, tls_port=None):
+    def __init__(self, name, tree, *flags, tls_port=None, read_only_state=False):
         self.name = name
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir)
         self.sock = os.path.join(self.dir, "iommud.sock")
         self.log = os.path.join(self.dir, "stderr.log")
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
         self.tls_port = tls_port
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(os.path.join(self.dir, "notify"))
-        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}"]
+        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}",
+                f"--state-directory={self.state}", f"--runtime-directory={os.path.join(self.dir, 'run')}"]
         if tls_port:
             args += [f"--listen-tls=127.0.0.1:{tls_port}", f"--tls-certificate={pki('server.crt')}",
                      f"--tls-key={pki('server.key')}", f"--tls-client-ca={pki('ca.crt')}"]
         args += list(flags)
+        if read_only_state:
+            args = read_only(self.state, args)
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          env=dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify")),
@@ -306,6 +298,16 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         self.notify.close()
+
+
+def read_only(directory, args):
+    """The command args with directory read-only as a read-only file system makes it: a read-only bind
+    mount in a mount namespace of the daemon's own (root), or mode 0555 (another user)."""
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o555)
+        return args
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, directory, "--"] + args
 
 
 def manager(channel):
@@ -512,13 +514,13 @@ def check_methods_for_role(ch, transport, role):
         else:
             T.status(lambda: call_method(ch, name), grpc.StatusCode.PERMISSION_DENIED,
                      f"{transport}: {name} as {role} is PERMISSION_DENIED naming role {needed}",
-                     [f"requires role {needed}"])
+                     [f"{name} needs the {needed} role"])
     for name in POLICY_READS:
         status, reply = call_outcome(ch, name, {})
         T.check(status == "OK", f"{transport}: {name} as {role} answers", f"got {status}: {reply}")
     if role == "reader":
         T.status(lambda: call_method(ch, "Rescan"), grpc.StatusCode.PERMISSION_DENIED,
-                 f"{transport}: Rescan as reader is PERMISSION_DENIED naming role operator", ["requires role operator"])
+                 f"{transport}: Rescan as reader is PERMISSION_DENIED naming role operator", ["Rescan needs the operator role"])
 
 
 def check_tls(d):
@@ -537,7 +539,7 @@ def check_tls(d):
     with d.tls_channel("stranger") as ch:
         T.status(lambda: call_method(ch, "GetHost"), grpc.StatusCode.PERMISSION_DENIED,
                  "mTLS: a trusted certificate mapped to no role is PERMISSION_DENIED naming role reader",
-                 ["requires role reader"])
+                 ["GetHost needs the reader role"])
     for client, trust, what in ((None, "ca.crt", "without a client certificate"),
                                 ("rogue", "ca.crt", "with a certificate from an untrusted CA")):
         with d.tls_channel(client, trust) as ch:
@@ -735,7 +737,7 @@ def check_reload(tree):
         T.check(manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT).group_count == 10,
                 "--config with Reader=unix:*: root reads GetHost")
         T.status(lambda: call_method(ch, "Rescan"), grpc.StatusCode.PERMISSION_DENIED,
-                 "--config with Reader=unix:*: root is only reader (Rescan needs operator)", ["requires role operator"])
+                 "--config with Reader=unix:*: root is only reader (Rescan needs operator)", ["Rescan needs the operator role"])
 
         write_file(conf, "[Roles]\nAdmin=uid:12345\n[Daemon]\nNoSuchKey=1\n")
         reloaded = d.reload()
@@ -748,7 +750,7 @@ def check_reload(tree):
         T.check(d.reload(), "SIGHUP: RELOADING=1 then READY=1", d.log_text())
         T.status(lambda: call_method(ch, "GetHost"), grpc.StatusCode.PERMISSION_DENIED,
                  "after SIGHUP without Reader=unix:* and Admin=uid:12345, the next call on the same connection "
-                 "is PERMISSION_DENIED", ["requires role reader"])
+                 "is PERMISSION_DENIED, naming who may read", ["GetHost needs the reader role", "[Roles] Reader= (nobody)"])
     T.check(d.stop() == 0, "reload daemon: SIGTERM exits 0")
 
 
@@ -766,6 +768,66 @@ def check_bad_config(tree):
         T.check(p.returncode != 0 and f"{conf}:{line}" in p.stderr and not os.path.exists(sock),
                 f"a settings file with {what} at line {line}: exit {p.returncode}, stderr names FILE:{line}",
                 p.stderr)
+
+
+def iommuctl(d, *args):
+    return subprocess.run([IOMMUCTL, "--socket", d.sock, *args], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+
+
+def check_read_only_state(tree):
+    """A state directory iommud cannot write: it starts, serves reads, refuses every mutation (dry runs
+    too) with the reason, and GetHost and `iommuctl status` say so. A writable one says so too."""
+    d = Daemon("read-only", tree, read_only_state=True)
+    errno_text = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    reason = f"state directory {d.state} is not writable: {errno_text}; iommud serves reads only"
+    with d.channel() as ch:
+        host = manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT)
+        T.check(host.daemon.read_only and host.daemon.read_only_reason == reason,
+                "read-only state directory: GetHost says read_only with the reason", str(host.daemon))
+        T.check(host.group_count == 10 and len(list_groups(ch)) == 10,
+                "read-only state directory: reads are served (GetHost, ListGroups)")
+        w = Watch(ch)
+        t, first = w.next()
+        T.check(isinstance(first, PB.api.WatchEvent) and first.snapshot.daemon.read_only_reason == reason,
+                "read-only state directory: the Watch snapshot carries the reason", first)
+        w.cancel()
+        # A dry run of an operation is refused too: no step would run. ApplyPolicy's dry run runs no
+        # operation (it is the plan, a read) and answers.
+        for name in MUTATIONS:
+            for dry_run in (True, False):
+                request = dict(MUTATION_REQUESTS[name][0], dry_run=dry_run)
+                status, reply = call_outcome(ch, name, request)
+                if name == "ApplyPolicy" and dry_run:
+                    T.check(status == "OK", "read-only state directory: ApplyPolicy (dry run) answers with the plan",
+                            f"got {status}: {reply}")
+                    continue
+                T.check(status == "FAILED_PRECONDITION" and reply == reason,
+                        f"read-only state directory: {name} ({'dry run' if dry_run else 'real'}) is "
+                        "FAILED_PRECONDITION with the reason", f"got {status}: {reply}")
+    r = iommuctl(d, "status")
+    T.check(r.returncode == 0 and f"refused: {reason}" in r.stdout,
+            "read-only state directory: iommuctl status shows Operations: refused and the reason", r.stdout + r.stderr)
+    r = iommuctl(d, "--json", "status")
+    status = json.loads(r.stdout) if r.returncode == 0 else {}
+    T.check(status.get("daemon") == {"read_only": True, "read_only_reason": reason},
+            "read-only state directory: iommuctl --json status has daemon.read_only and the reason",
+            r.stdout + r.stderr)
+    r = iommuctl(d, "prepare", "1")
+    T.check(r.returncode != 0 and reason in r.stderr, "read-only state directory: iommuctl prepare fails naming the "
+            "reason", r.stdout + r.stderr)
+    T.check(os.listdir(d.state) == [], "read-only state directory: nothing was written to it", os.listdir(d.state))
+    T.check(d.stop() == 0, "read-only daemon: SIGTERM exits 0")
+
+    w = Daemon("writable", tree)
+    with w.channel() as ch:
+        host = manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT)
+        T.check(not host.daemon.read_only and host.daemon.read_only_reason == "",
+                "writable state directory: GetHost says not read_only", str(host.daemon))
+    r = iommuctl(w, "status")
+    T.check(r.returncode == 0 and "Operations:" in r.stdout and "allowed" in r.stdout,
+            "writable state directory: iommuctl status shows Operations: allowed", r.stdout + r.stderr)
+    T.check(w.stop() == 0, "writable daemon: SIGTERM exits 0")
 
 
 def check_main_daemon(pristine):
@@ -796,7 +858,7 @@ def section(name, fn, *args):
 def main():
     global TMP
     if not IOMMUD or not SOURCE_ROOT:
-        print("usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT", file=sys.stderr)
+        print("usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT IOMMUCTL", file=sys.stderr)
         return 2
     # meson's timeout sends SIGTERM: leave through the finally below.
     signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(1))
@@ -811,6 +873,7 @@ def main():
         section("watcher limit", check_max_watchers, pristine)
         section("SIGHUP reload", check_reload, pristine)
         section("bad settings files", check_bad_config, pristine)
+        section("read-only state directory", check_read_only_state, pristine)
     except Exception:
         T.check(False, "setup", traceback.format_exc())
     finally:
