@@ -245,6 +245,9 @@ void grpc_call_set_cancel(GrpcCall *c, GrpcCancelFunc func, void *userdata);
 int grpc_call_send_headers(GrpcCall *c);
 /* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client). */
 int grpc_call_send(GrpcCall *c, const ProtobufCMessage *msg);
+/* The same with a message packed already (protobuf_c_message_pack()): one event packed once can go to
+ * every Watch stream. */
+int grpc_call_send_packed(GrpcCall *c, const uint8_t *packed, size_t size);
 /* Finishes with status OK after the queued messages. */
 int grpc_call_finish(GrpcCall *c);
 /* Unary: send + finish. */
