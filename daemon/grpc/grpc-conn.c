@@ -325,7 +325,10 @@ static int call_queue(GrpcCall *call, size_t size, const ProtobufCMessage *msg, 
         if (!grpc_call_is_active(call))
                 return -ECONNRESET;
 
-        if (evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue)
+        /* The queue bounds what a slow reader makes us hold: one message is always taken when nothing
+         * waits (a large host's ListGroups is one ~11 MB reply); the memory budgets below still apply. */
+        if (evbuffer_get_length(call->out) > 0 &&
+            evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue)
                 return -ENOBUFS;
         if (!grpc_conn_budget_allows(call->conn, GRPC_FRAME_HEADER_SIZE + size)) {
                 call_fail_over_budget(call, "responses not read by the client hold too much memory");

@@ -243,7 +243,8 @@ void grpc_call_set_cancel(GrpcCall *c, GrpcCancelFunc func, void *userdata);
 
 /* Streaming: sends response headers now, so the client sees the call is live. */
 int grpc_call_send_headers(GrpcCall *c);
-/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client). */
+/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client); a message
+ * is always taken when nothing is queued, however large (the memory budgets still apply). */
 int grpc_call_send(GrpcCall *c, const ProtobufCMessage *msg);
 /* The same with a message packed already (protobuf_c_message_pack()): one event packed once can go to
  * every Watch stream. */
