@@ -403,8 +403,6 @@ def main():
         unknown = set(names) - set(scenarios())
         if unknown:
             raise kernel.SetupError(f'no such scenario: {" ".join(sorted(unknown))}')
-        if args.deb and not args.deb.is_file():
-            raise kernel.SetupError(f'{args.deb} is not a file (build it: tests/package/build-deb.sh)')
         deb = sdboot.find_deb(args.deb) if topo.init == 'systemd' and args.deb else None
         kern = kernel.fetch(args.kernel, args.cache)
         log(f'{topo.name} on {kern.release} ({topo.init}), scenarios: {" ".join(names)}')
