@@ -1,4 +1,5 @@
 /* iommud's entry point: settings from file and flags, then --dump or the daemon on one event loop. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -16,19 +17,22 @@
 #include "bus-server.h"
 #include "config.h"
 #include "group-cache.h"
+#include "grpc-metrics.h"
 #include "grpc-server.h"
 #include "inventory.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "metrics-server.h"
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
 #include "svc-config.h"
 #include "svc-manager.h"
-#include "virt-tracker.h"
+#include "virt-module.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
+#define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
 #define SHUTDOWN_DRAIN_MS 5000
 
 typedef struct Arguments {
@@ -48,7 +52,10 @@ typedef struct Daemon {
         GrpcServer *grpc;
         SvcManager *svc;
         BusServer *dbus;
+        void *virt_handle; /* the loaded virt module (dlopen) */
+        const VirtModule *virt_module;
         VirtTracker *virt;
+        MetricsServer *metrics;
         GroupCache *groups;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
@@ -263,7 +270,6 @@ static int load_config(const Arguments *args, Config *ret) {
 static int run_dump(const Arguments *args, const Config *config) {
         _cleanup_(host_roots_freep) HostRoots *roots = NULL;
         _cleanup_(inventory_freep) Inventory *inv = NULL;
-        json_object *json;
         int r;
 
         r = host_roots_open(config->sysfs_root, config->proc_root, config->dev_root, &roots);
@@ -278,14 +284,8 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        json = inventory_to_json(inv);
-        fputs(json_object_to_json_string_ext(json, args->compact ? JSON_C_TO_STRING_PLAIN
-                                                                 : JSON_C_TO_STRING_PRETTY |
-                                                                           JSON_C_TO_STRING_SPACED |
-                                                                           JSON_C_TO_STRING_NOSLASHESCAPE),
-              stdout);
-        fputc('\n', stdout);
-        json_object_put(json);
+        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
+        (void)inventory_write_json(inv, stdout, args->compact);
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");
@@ -347,6 +347,25 @@ static void on_groups_changed(void *userdata) {
                 bus_server_groups_changed(d->dbus);
 }
 
+/* A denied gRPC call gets core's message, which names who holds the role it needs. */
+static char *on_denial(const GrpcPeer *gp, const char *path, GrpcRole needed, void *userdata) {
+        static const Role roles[] = {
+                [GRPC_ROLE_NONE] = ROLE_NONE,
+                [GRPC_ROLE_READER] = ROLE_READER,
+                [GRPC_ROLE_OPERATOR] = ROLE_OPERATOR,
+                [GRPC_ROLE_ADMIN] = ROLE_ADMIN,
+        };
+        const char *method = strrchr(path, '/');
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+        char *message = NULL;
+
+        if ((unsigned)needed >= ELEMENTSOF(roles))
+                return NULL;
+        (void)authorize_action(&d->config, &peer, method ? method + 1 : path, roles[needed], &message);
+        return message;
+}
+
 static void update_status(Daemon *d) {
         const Inventory *inv = manager_get_inventory(d->manager);
 
@@ -369,7 +388,8 @@ static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
                 return;
         }
         d->stopping = true;
-        log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_STOPPING }), "Stopping: draining %u connections.",
+                  grpc_server_n_connections(d->grpc));
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
         svc_manager_end_watches(d->svc);
         if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
@@ -416,7 +436,7 @@ static int reload_settings(void *userdata) {
         group_cache_set_interval(d->groups, d->config.group_refresh_sec);
         group_cache_refresh(d->groups);
         svc_manager_recheck_watches(d->svc, on_authorize, d);
-        log_info("Settings reloaded.");
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_RELOADED }), "Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
                 (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
@@ -539,14 +559,57 @@ static int start_dbus(Daemon *d) {
         return 0;
 }
 
+/* Opt-in: without [Metrics] Listen= nothing listens. */
+static int start_metrics(Daemon *d) {
+        uint16_t port;
+        int r;
+
+        if (!d->config.metrics_listen)
+                return 0;
+        r = metrics_server_new(d->base, d->manager, d->operations, &d->metrics);
+        if (r >= 0)
+                r = metrics_server_add_collector(d->metrics, grpc_metrics_collect, d->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics endpoint: %m");
+        r = metrics_server_listen(d->metrics, d->config.metrics_listen, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve metrics on %s: %m", d->config.metrics_listen);
+        log_info("Serving Prometheus metrics on %s (port %u) at /metrics.", d->config.metrics_listen, port);
+        return 0;
+}
+
 /* core asks which guest uses a group; the tracker knows the devices of every running domain. */
 static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         Daemon *d = userdata;
 
         for (char **a = g->devices; *a; a++)
-                if (virt_tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
+                if (d->virt_module->tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
                         return true;
         return false;
+}
+
+/* The virt layer is a module: libvirt and what it links are loaded only by a daemon that follows
+ * libvirt. A build tree has it next to the binary, in virt/; an installed daemon in VIRT_MODULE_DIR. */
+static int load_virt_module(Daemon *d) {
+        _cleanup_(freep) char *exe = NULL, *local = NULL;
+        const char *path = VIRT_MODULE_DIR "/" VIRT_MODULE_FILE;
+        char *slash;
+
+        exe = realpath("/proc/self/exe", NULL);
+        slash = exe ? strrchr(exe, '/') : NULL;
+        if (slash) {
+                *slash = 0;
+                local = strprintf("%s/virt/%s", exe, VIRT_MODULE_FILE);
+                if (local && access(local, F_OK) == 0)
+                        path = local;
+        }
+        d->virt_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!d->virt_handle)
+                return log_error_errno(ENOENT, "Failed to load the libvirt module %s: %s", path, dlerror());
+        d->virt_module = dlsym(d->virt_handle, VIRT_MODULE_SYMBOL);
+        if (!d->virt_module)
+                return log_error_errno(ENOENT, "The libvirt module %s lacks %s.", path, VIRT_MODULE_SYMBOL);
+        return 0;
 }
 
 /* The tracker connects from the loop and retries while libvirtd is down: it never delays the start. */
@@ -555,7 +618,10 @@ static int start_virt(Daemon *d) {
 
         if (streq(d->config.libvirt_uri, "none"))
                 return 0;
-        r = virt_tracker_new(d->base, d->config.libvirt_uri, &d->virt);
+        r = load_virt_module(d);
+        if (r < 0)
+                return r;
+        r = d->virt_module->tracker_new(d->base, d->config.libvirt_uri, &d->virt);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up following libvirt: %m");
         operations_set_user_lookup(d->operations, on_group_user, d);
@@ -600,6 +666,7 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
         grpc_server_set_resolver(d->grpc, on_resolve, d);
+        grpc_server_set_denial(d->grpc, on_denial);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
                 r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);
@@ -610,6 +677,9 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
         r = start_dbus(d);
+        if (r < 0)
+                return r;
+        r = start_metrics(d);
         if (r < 0)
                 return r;
 
@@ -629,8 +699,10 @@ static int run_daemon(Daemon *d) {
         (void)grpc_server_set_health(d->grpc, "iommud.v1.IommuManager", GRPC_HEALTH_SERVING);
         (void)sd_notify(false, "READY=1");
         update_status(d);
-        log_info("iommud %s ready: %zu IOMMU groups, %zu PCI devices.", PACKAGE_VERSION,
-                 manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices);
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_READY }),
+                  "iommud %s ready: %zu IOMMU groups, %zu PCI devices; logging to %s.", PACKAGE_VERSION,
+                  manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices,
+                  log_target());
 
         if (event_base_dispatch(d->base) < 0)
                 return log_error_errno(EIO, "The event loop failed.");
@@ -644,9 +716,12 @@ static void daemon_done(Daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])
                         event_free(*events[i]);
+        metrics_server_free(d->metrics);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
-        virt_tracker_free(d->virt);
+        if (d->virt_module)
+                d->virt_module->tracker_free(d->virt);
+        /* Not unloaded: libvirt keeps threads and atexit handlers of its own. */
         grpc_server_free(d->grpc);
         bus_server_free(d->dbus);
         svc_manager_free(d->svc);

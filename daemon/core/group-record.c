@@ -105,6 +105,7 @@ int group_record_from_group(const Inventory *inv, const Group *g, GroupStateKind
                 m->serial_recorded = true;
                 m->serial_present = d->serial_present;
                 m->serial = d->serial;
+                m->sriov_numvfs = d->sriov_role == SRIOV_PF && d->sriov_numvfs > 0 && !d->vfio_bound ? d->sriov_numvfs : 0;
                 /* A device already on vfio-pci when we take it goes back to no driver, and iommud
                  * sets nothing on it. */
                 t = d->vfio_bound && state == GROUP_VFIO_READY ? NULL : target;
@@ -198,6 +199,8 @@ static char *record_to_text(const GroupRecord *r) {
                 json_object_object_add(member, "driver", json_string_or_null(m->driver));
                 json_object_object_add(member, "driver_override", json_string_or_null(m->override));
                 json_object_object_add(member, "target", json_string_or_null(m->target));
+                if (m->sriov_numvfs > 0)
+                        json_object_object_add(member, "sriov_numvfs", json_object_new_int(m->sriov_numvfs));
                 json_object_array_add(members, member);
         }
         json_object_object_add(o, "members", members);
@@ -278,6 +281,7 @@ static int record_load(const char *path, GroupRecord **ret) {
                 }
                 m->driver = strdup_or_null(json_get_string(member, "driver"));
                 m->override = strdup_or_null(json_get_string(member, "driver_override"));
+                m->sriov_numvfs = json_get_int(member, "sriov_numvfs", 0);
                 /* Records before version 2 name no target: what iommud always set then. */
                 m->target = strdup_or_null(version >= 2 ? json_get_string(member, "target")
                                            : r->state == GROUP_BLOCKED ? "none"

@@ -22,6 +22,8 @@ typedef struct MemberRecord {
         uint64_t serial;
         char *driver;   /* bound before iommud took it; NULL: none */
         char *override; /* driver_override before; NULL: none */
+        int sriov_numvfs; /* a PF's SR-IOV VFs iommud disabled to take it, enabled again when it goes
+                           * back; 0: none */
         char *target;   /* the driver_override iommud set (the VFIO driver; "none" for a block); NULL:
                          * iommud changed nothing on this member (it was on a VFIO driver already) */
 } MemberRecord;

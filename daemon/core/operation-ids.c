@@ -82,3 +82,8 @@ int operation_ids_next(OperationIds *ids, bool volatile_ok, uint64_t *ret) {
         *ret = ids->next++;
         return 0;
 }
+
+void operation_ids_at_least(OperationIds *ids, uint64_t floor) {
+        if (ids->next < floor)
+                ids->next = floor;
+}

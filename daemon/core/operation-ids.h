@@ -21,3 +21,6 @@ static inline void operation_ids_freep(OperationIds **ids) {
  * is handed out; when it cannot be stored, -errno, unless volatile_ok: then the id is handed out
  * anyway (it is still above every journal record, but a later run may use it again). */
 int operation_ids_next(OperationIds *ids, bool volatile_ok, uint64_t *ret);
+
+/* Hands out no id below floor from now on (ids that another log, the history, has seen already). */
+void operation_ids_at_least(OperationIds *ids, uint64_t floor);

@@ -16,8 +16,10 @@
 #include "executor.h"
 #include "fileio.h"
 #include "group-record.h"
+#include "history.h"
 #include "host-use.h"
 #include "json-util.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "operation-ids.h"
@@ -41,6 +43,8 @@ typedef struct Pending {
         OperationDoneFunc done;
         void *userdata;
         char **steps;
+        uint64_t start_usec, start_realtime_usec;
+        bool started; /* its start is in the history: it went to the executor */
 } Pending;
 
 /* A group an operation left neither as it was nor as intended (GROUP_FAILED). */
@@ -80,6 +84,8 @@ struct Operations {
         size_t n_busy;
         GroupUserFunc user_lookup;
         void *user_lookup_userdata;
+        History *history;
+        OperationsStats stats;
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -198,6 +204,32 @@ static int judge_group(Operations *ops, const Inventory *inv, const Group *g, Ho
         if (r < 0)
                 return r;
         return host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, ret);
+}
+
+int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]) {
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostRoots *roots = manager_get_roots(ops->manager);
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        int r;
+
+        /* The facts are read once for all groups. */
+        r = host_usage_read(roots, &usage);
+        if (r < 0)
+                return r;
+        memset(ret, 0, _HOST_USE_KIND_MAX * sizeof(unsigned));
+        FOREACH_ARRAY(g, inv->groups, inv->n_groups) {
+                _cleanup_(host_uses_done) HostUses uses = {};
+                unsigned kinds = 0;
+
+                r = host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, &uses);
+                if (r < 0)
+                        return r;
+                FOREACH_ARRAY(u, uses.items, uses.n)
+                        kinds |= 1u << u->kind;
+                for (int k = 0; k < _HOST_USE_KIND_MAX; k++)
+                        ret[k] += !!(kinds & (1u << k));
+        }
+        return 0;
 }
 
 #define ALL_HOST_USES ((1u << _HOST_USE_KIND_MAX) - 1)
@@ -335,6 +367,13 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
         }
         if (g->type_raw && streq(g->type_raw, req->type))
                 return 0; /* nothing to do: no steps */
+        /* A VFIO user owns the group's DMA: the kernel refuses every new default domain then (EPERM
+         * from 6.4, EBUSY before), except DMA -> DMA-FQ in place from 6.4. */
+        if (!(may_stay && g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ"))) {
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, req->force, ret_message);
+                if (r < 0)
+                        return r;
+        }
         if (strv_contains(g->type_change.allowed, req->type))
                 return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
 
@@ -378,6 +417,7 @@ static int check_kernel_viability(const Group *g, char **ret_message) {
 
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                          const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        const GroupRecord *record;
         _cleanup_(strv_freep) char **loaded = NULL;
         _cleanup_(freep) char **targets = NULL; /* per member: its variant module, or NULL */
         size_t n_loaded = 0;
@@ -390,8 +430,20 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                 if (d && d->header_type == 0 && !d->vfio_bound)
                         all_ready = false;
         }
-        if (all_ready && group_records_find(ops->records, inv, g))
-                return 0; /* prepared already */
+        record = all_ready ? group_records_find(ops->records, inv, g) : NULL;
+        if (record) {
+                /* Prepared already: fine for whom it was prepared, as long as nobody else holds it. */
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+                if (r < 0)
+                        return r;
+                if (record->owner && req->owner && !streq(record->owner, req->owner)) {
+                        *ret_message = strprintf("group %u is prepared for %s already; it is given to another owner "
+                                                 "only after a release",
+                                                 g->id, record->owner);
+                        return -EBUSY;
+                }
+                return 0;
+        }
 
         r = check_kernel_viability(g, ret_message);
         if (r < 0)
@@ -447,6 +499,23 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         if (r >= 0)
                 r = transaction_add(t, STEP_WAIT_VFIO, NULL, NULL, NULL);
         return r;
+}
+
+/* A physical function gets back the VFs iommud disabled to take it, once its own driver is bound
+ * again (the kernel configures SR-IOV only through a bound driver). */
+static int add_enable_vfs(const GroupRecord *record, Transaction *t) {
+        FOREACH_ARRAY(m, record->members, record->n_members) {
+                char count[16];
+                int r;
+
+                if (m->sriov_numvfs <= 0 || !m->driver)
+                        continue;
+                snprintf(count, sizeof(count), "%d", m->sriov_numvfs);
+                r = transaction_add(t, STEP_SET_NUMVFS, m->address, count, "0");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The original drivers' modules load first, while every member still has its VFIO override: a
@@ -507,6 +576,8 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
                                 break;
                 }
         if (r >= 0)
+                r = add_enable_vfs(record, t);
+        if (r >= 0)
                 *ret_record = record;
         return r;
 }
@@ -516,6 +587,10 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
         const GroupRecord *held = group_records_find(ops->records, inv, g);
         int r;
 
+        /* Who holds it first: that is what an admin needs to know. */
+        r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+        if (r < 0)
+                return r;
         if (held) {
                 *ret_message = strprintf("group %u is held by iommud already (%s); release or unblock it first", g->id,
                                          group_state_to_string(held->state));
@@ -559,8 +634,120 @@ static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, 
                                 break;
                 }
         if (r >= 0)
+                r = add_enable_vfs(record, t);
+        if (r >= 0)
                 *ret_record = record;
         return r;
+}
+
+/* ---- accounting --------------------------------------------------------------------------------- */
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const char *request_argument(const OperationRequest *req) {
+        return req->kind == OPERATION_SET_DOMAIN_TYPE ? req->type : req->kind == OPERATION_PREPARE ? req->owner : NULL;
+}
+
+static HistoryEntry history_entry_of(const OperationRequest *req, uint64_t id, char **steps, uint64_t start_realtime) {
+        return (HistoryEntry){
+                .id = id,
+                .operation = (char *)operation_kind_to_string(req->kind),
+                .group = req->group,
+                .argument = (char *)request_argument(req),
+                .peer = (char *)req->client,
+                .dry_run = req->dry_run,
+                .force = req->force,
+                .started_usec = start_realtime,
+                .steps = steps,
+                .result = OPERATION_RESULT_RUNNING,
+        };
+}
+
+/* The operation goes to the executor: its start is on disk first, so that a crash during it leaves
+ * an entry that the next start closes. */
+static void account_start(Operations *ops, const OperationRequest *req, uint64_t id, char **steps,
+                          uint64_t start_realtime) {
+        HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+        if (history_start(ops->history, &e) < 0)
+                log_warning("Operation %llu is not in the history: its start could not be written.",
+                            (unsigned long long)id);
+        log_event(LOG_INFO,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_STARTED, LOG_GROUP(req->group), .operation = id,
+                                .peer = req->client }),
+                  "Operation %llu: %s%s%s on group %u for %s%s, %zu steps.", (unsigned long long)id,
+                  operation_kind_to_string(req->kind), request_argument(req) ? " " : "", request_argument(req) ?: "",
+                  req->group, req->client ?: "?", req->force ? " (forced)" : "", strv_length(steps));
+}
+
+/* How an operation ended, in one place: the counters, the history and the audit line. started: its
+ * start is in the history already (it ran on the executor). */
+static void account_end(Operations *ops, const OperationRequest *req, uint64_t id, char **steps, bool started,
+                        uint64_t start_usec, uint64_t start_realtime, OperationResult result, const char *message) {
+        static const struct {
+                int level;
+                const char *id;
+                const char *text;
+        } kinds[_OPERATION_RESULT_MAX] = {
+                [OPERATION_RESULT_DONE] = { LOG_INFO, LOG_ID_OPERATION_DONE, "done" },
+                [OPERATION_RESULT_DRY_RUN] = { LOG_INFO, LOG_ID_OPERATION_DRY_RUN, "dry run, nothing changed" },
+                [OPERATION_RESULT_REFUSED] = { LOG_NOTICE, LOG_ID_OPERATION_REFUSED, "refused" },
+                [OPERATION_RESULT_FAILED] = { LOG_WARNING, LOG_ID_OPERATION_FAILED, "failed, rolled back" },
+                [OPERATION_RESULT_ROLLBACK_FAILED] = { LOG_ERR, LOG_ID_ROLLBACK_FAILED, "failed, rollback failed" },
+                [OPERATION_RESULT_CANCELLED] = { LOG_NOTICE, LOG_ID_OPERATION_FAILED, "cancelled" },
+        };
+        uint64_t duration = transaction_now_usec() - start_usec;
+        int r;
+
+        if ((unsigned)req->kind < _OPERATION_KIND_MAX && (unsigned)result < _OPERATION_RESULT_MAX) {
+                ops->stats.total[req->kind][result]++;
+                if (started)
+                        histogram_observe(&ops->stats.duration[req->kind], (double)duration / 1e6);
+        }
+        if (started)
+                r = history_finish(ops->history, id, result, message, duration);
+        else {
+                HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+                e.result = result;
+                e.message = (char *)message;
+                e.duration_usec = duration;
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The end of operation %llu is not in the history.", (unsigned long long)id);
+
+        if ((unsigned)result < _OPERATION_RESULT_MAX && kinds[result].id)
+                log_event(kinds[result].level,
+                          ((LogFields){ .message_id = kinds[result].id, LOG_GROUP(req->group), .operation = id,
+                                        .peer = req->client }),
+                          "Operation %llu %s%s%s on group %u for %s%s: %s (%zu steps, %.3f s)%s%s",
+                          (unsigned long long)id, operation_kind_to_string(req->kind),
+                          request_argument(req) ? " " : "", request_argument(req) ?: "", req->group,
+                          req->client ?: "?", req->force ? " (forced)" : "", kinds[result].text, strv_length(steps),
+                          (double)duration / 1e6, message ? ": " : ".", message ?: "");
+}
+
+const OperationsStats *operations_get_stats(const Operations *ops) {
+        return &ops->stats;
+}
+
+unsigned operations_n_in_flight(const Operations *ops) {
+        return (unsigned)ops->n_busy;
+}
+
+unsigned operations_n_queued(const Operations *ops) {
+        return executor_n_queued(ops->executor);
+}
+
+int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
+                       HistoryEntry **ret, size_t *ret_n) {
+        return history_list(ops->history, limit, groups, n_groups, ret, ret_n);
 }
 
 /* ---- running ---------------------------------------------------------------------------------- */
@@ -598,7 +785,7 @@ static void pending_free(Pending *p) {
         free(p);
 }
 
-static void finish(Pending *p, int error, const char *message) {
+static void finish(Pending *p, int error, const char *message, OperationResult result) {
         OperationOutcome outcome = {
                 .id = p->id,
                 .group = p->request.group,
@@ -607,15 +794,8 @@ static void finish(Pending *p, int error, const char *message) {
                 .steps = p->steps,
         };
 
-        if (error < 0)
-                log_warning("Operation %llu %s on group %u failed: %s", (unsigned long long)p->id,
-                            operation_kind_to_string(p->request.kind), p->request.group, message ?: strerror(-error));
-        else if (p->request.dry_run)
-                log_debug("Operation %llu %s on group %u: dry run, %zu steps.", (unsigned long long)p->id,
-                          operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
-        else
-                log_info("Operation %llu %s on group %u done (%zu steps).", (unsigned long long)p->id,
-                         operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
+        account_end(p->ops, &p->request, p->id, p->steps, p->started, p->start_usec, p->start_realtime_usec, result,
+                    error < 0 ? message ?: strerror(-error) : NULL);
         p->done(&outcome, p->userdata);
         pending_free(p);
 }
@@ -667,6 +847,17 @@ static void settle_record(Pending *p, Transaction *t, int result) {
         p->record = NULL;
 }
 
+/* A failed step's rollback either worked, and the intent record is gone, or it did not, and the
+ * record is kept for the next start and for an admin. */
+static OperationResult failure_result(const Transaction *t, int error) {
+        _cleanup_(freep) char *path = NULL;
+
+        if (error == -ECANCELED)
+                return OPERATION_RESULT_CANCELLED;
+        path = strprintf("%s/%llu.json", t->journal_dir, (unsigned long long)t->id);
+        return path && access(path, F_OK) == 0 ? OPERATION_RESULT_ROLLBACK_FAILED : OPERATION_RESULT_FAILED;
+}
+
 static void on_transaction_done(Transaction *t, int result, char *message, void *userdata) {
         Pending *p = userdata;
         Operations *ops = p->ops;
@@ -687,7 +878,7 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
         /* Blocked members that came back while the group was busy. */
         reapply_block(ops, p->request.group);
 
-        finish(p, result, message);
+        finish(p, result, message, result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result));
         free(message);
         transaction_free(t);
 }
@@ -726,8 +917,8 @@ static int record_intent(Pending *p, char **ret_message) {
         return r == -EACCES || r == -EPERM ? -EROFS : r;
 }
 
-int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
-                     char **ret_message) {
+static int start_checked(Operations *ops, const OperationRequest *req, uint64_t start_usec,
+                         uint64_t start_realtime, OperationDoneFunc done, void *userdata, char **ret_message) {
         _cleanup_(transaction_freep) Transaction *t = NULL;
         const Inventory *inv = manager_get_inventory(ops->manager);
         const Group *g = inventory_find_group(inv, req->group);
@@ -819,6 +1010,8 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         p->owns_record = req->kind == OPERATION_PREPARE || req->kind == OPERATION_BLOCK;
         p->done = done;
         p->userdata = userdata;
+        p->start_usec = start_usec;
+        p->start_realtime_usec = start_realtime;
         p->steps = describe_steps(t);
         if (!p->steps) {
                 pending_free(p);
@@ -826,7 +1019,7 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         }
 
         if (req->dry_run || t->n_steps == 0) {
-                finish(p, 0, NULL);
+                finish(p, 0, NULL, req->dry_run ? OPERATION_RESULT_DRY_RUN : OPERATION_RESULT_DONE);
                 return 0;
         }
 
@@ -845,13 +1038,12 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         }
         r = record_intent(p, ret_message);
         if (r < 0) {
-                log_error("Operation %" PRIu64 " %s on group %u refused: %s", p->id,
-                          operation_kind_to_string(req->kind), g->id, *ret_message ?: strerror(-r));
                 pending_free(p);
                 return r;
         }
-        log_info("Operation %llu: %s on group %u for %s, %zu steps.", (unsigned long long)p->id,
-                 operation_kind_to_string(req->kind), g->id, req->client ?: "?", t->n_steps);
+        /* The start is on disk before the executor can begin. */
+        account_start(ops, &p->request, p->id, p->steps, start_realtime);
+        p->started = true;
         r = executor_submit(ops->executor, t, on_transaction_done, p);
         if (r < 0) {
                 /* Nothing was done: the record goes back to what it said before. */
@@ -862,18 +1054,49 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                                 group_records_settle(ops->records, p->record);
                         p->record = NULL;
                 }
-                *ret_message = strprintf("too many operations are waiting; try again later");
-                pending_free(p);
-                return r;
+                finish(p, r, "too many operations are waiting; try again later", OPERATION_RESULT_REFUSED);
+                return 0;
         }
         TAKE_PTR(t);
         ops->busy[ops->n_busy++] = g->id;
         return 0;
 }
 
-static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
-        Operations *ops = userdata;
+int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
+                     char **ret_message) {
+        uint64_t start_usec = transaction_now_usec(), start_realtime = realtime_usec();
+        int r;
 
+        *ret_message = NULL;
+        r = start_checked(ops, req, start_usec, start_realtime, done, userdata, ret_message);
+        if (r < 0) {
+                uint64_t id = 0;
+
+                /* A refusal changed nothing: its id need not survive a crash. */
+                (void)operation_ids_next(ops->ids, true, &id);
+                account_end(ops, req, id, NULL, false, start_usec, start_realtime, OPERATION_RESULT_REFUSED,
+                            *ret_message ?: strerror(-r));
+        }
+        return r;
+}
+
+/* A block re-applied on its own: accounted like any operation, asked for by iommud itself. */
+typedef struct Reapply {
+        Operations *ops;
+        OperationRequest request;
+        uint64_t start_usec, start_realtime_usec;
+        char **steps;
+} Reapply;
+
+static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
+        Reapply *ra = userdata;
+        Operations *ops = ra->ops;
+
+        account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                    result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result),
+                    result < 0 ? message ?: strerror(-result) : NULL);
+        strv_free(ra->steps);
+        free(ra);
         busy_remove(ops, t->group);
         if (t->left_failed) {
                 const Group *g = inventory_find_group(manager_get_inventory(ops->manager), t->group);
@@ -906,6 +1129,7 @@ static bool needs_block(const Operations *ops, const Device *d) {
  * one transaction. */
 static void reapply_block(Operations *ops, unsigned group) {
         _cleanup_(transaction_freep) Transaction *t = NULL;
+        _cleanup_(freep) Reapply *ra = NULL;
         const Inventory *inv = manager_get_inventory(ops->manager);
         const Group *g = inventory_find_group(inv, group);
         unsigned *busy;
@@ -948,8 +1172,21 @@ static void reapply_block(Operations *ops, unsigned group) {
                 if (!t->journal_dir)
                         r = -ENOMEM;
         }
-        busy = r >= 0 ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
+        ra = r >= 0 ? calloc(1, sizeof(*ra)) : NULL;
+        if (ra) {
+                ra->ops = ops;
+                ra->request = (OperationRequest){ .kind = OPERATION_BLOCK,
+                                                  .group = group,
+                                                  .client = "iommud (a device of a blocked group came back)",
+                                                  .force = true };
+                ra->start_usec = transaction_now_usec();
+                ra->start_realtime_usec = realtime_usec();
+                ra->steps = describe_steps(t);
+        }
+        busy = ra && ra->steps ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
         if (!busy) {
+                if (ra)
+                        strv_free(ra->steps);
                 log_error_errno(r < 0 ? r : -ENOMEM, "Cannot block group %u again; it stays so until the next "
                                                      "rescan: %m",
                                 group);
@@ -958,14 +1195,22 @@ static void reapply_block(Operations *ops, unsigned group) {
         ops->busy = busy;
         FOREACH_ARRAY(s, t->steps, t->n_steps)
                 if (s->kind == STEP_SET_OVERRIDE)
-                        log_notice("%s of blocked group %u came back (driver_override %s): blocking it again.",
-                                   s->device, group, s->previous ?: "none set");
-        if (executor_submit(ops->executor, t, on_reapply_done, ops) < 0) {
+                        log_event(LOG_NOTICE,
+                                  ((LogFields){ .message_id = LOG_ID_BLOCK_REAPPLIED, LOG_GROUP(group),
+                                                .device = s->device, .operation = t->id }),
+                                  "%s of blocked group %u came back (driver_override %s): blocking it again.",
+                                  s->device, group, s->previous ?: "none set");
+        account_start(ops, &ra->request, t->id, ra->steps, ra->start_realtime_usec);
+        if (executor_submit(ops->executor, t, on_reapply_done, ra) < 0) {
                 log_error("Cannot queue the block of group %u; it stays so until the next rescan.", group);
+                account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                            OPERATION_RESULT_REFUSED, "too many operations are waiting");
+                strv_free(ra->steps);
                 return;
         }
         ops->busy[ops->n_busy++] = group;
         TAKE_PTR(t);
+        TAKE_PTR(ra);
 }
 
 static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
@@ -1215,12 +1460,49 @@ static int check_directories(Operations *ops) {
         return 0;
 }
 
+/* A record the last run left in the journal: what became of it decides the group's state (FAILED
+ * when its rollback failed) and closes its history entry. */
 static void on_recovered(const RecoveredRecord *rec, void *userdata) {
         Operations *ops = userdata;
         const Group *g = rec->group >= 0 ? inventory_find_group(manager_get_inventory(ops->manager), (unsigned)rec->group)
                                          : NULL;
         Recovered *slot = array_append(&ops->recovered, &ops->n_recovered, sizeof(Recovered));
+        OperationResult result = rec->result < 0 ? OPERATION_RESULT_CRASH_KEPT : OPERATION_RESULT_CRASH_ROLLED_BACK;
+        const char *message = rec->result < 0 ? rec->message : "the daemon stopped during this operation; what it had "
+                                                               "done was undone at the next start";
         _cleanup_(freep) char *reason = NULL;
+        size_t n;
+        const uint64_t *unfinished = history_unfinished(ops->history, &n);
+        bool known = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                known = known || unfinished[i] == rec->id;
+        if (known)
+                r = history_finish(ops->history, rec->id, result, message, 0);
+        else {
+                /* The history lost its start (rotated, or the state directory was new): keep what the
+                 * record tells. */
+                HistoryEntry e = {
+                        .id = rec->id,
+                        .operation = (char *)rec->operation,
+                        .group = rec->group >= 0 ? (unsigned)rec->group : 0,
+                        .peer = (char *)"?",
+                        .started_usec = realtime_usec(),
+                        .result = result,
+                        .message = (char *)message,
+                };
+
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The recovery of operation %llu is not in the history.", (unsigned long long)rec->id);
+        log_event(rec->result < 0 ? LOG_ERR : LOG_NOTICE,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_RECOVERED, .has_group = rec->group >= 0,
+                                .group = rec->group >= 0 ? (unsigned)rec->group : 0, .operation = rec->id }),
+                  "Operation %llu (%s on group %d) was interrupted by the daemon's end: %s.",
+                  (unsigned long long)rec->id, rec->operation ?: "?", rec->group,
+                  rec->result < 0 ? "rolling it back failed, its record stays for an admin" : "rolled back");
 
         if (slot)
                 *slot = (Recovered){ .id = rec->id, .rolled_back = rec->result >= 0 };
@@ -1230,6 +1512,25 @@ static void on_recovered(const RecoveredRecord *rec, void *userdata) {
                            rec->id, rec->operation ?: "?", rec->message ?: strerror(-rec->result));
         if (!reason || add_failed(ops, g, (unsigned)rec->group, reason) < 0)
                 log_oom();
+}
+
+/* Started, never ended, and no intent record left: the run died before the record was written,
+ * after it was removed, or the record went with a reboot (it lives in /run). */
+static void close_interrupted(Operations *ops) {
+        size_t n;
+
+        while (history_unfinished(ops->history, &n), n > 0) {
+                uint64_t id = history_unfinished(ops->history, &n)[0];
+
+                log_event(LOG_WARNING, ((LogFields){ .message_id = LOG_ID_OPERATION_INTERRUPTED, .operation = id }),
+                          "Operation %llu was interrupted by the daemon's end and left no intent record.",
+                          (unsigned long long)id);
+                if (history_finish(ops->history, id, OPERATION_RESULT_INTERRUPTED,
+                                   "the daemon stopped during this operation and left no intent record: it had not "
+                                   "changed the host yet, had finished, or the record was lost with a reboot",
+                                   0) < 0)
+                        break;
+        }
 }
 
 static JournalFate journal_fate(uint64_t operation, void *userdata) {
@@ -1250,6 +1551,8 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (!ops)
                 return log_oom();
         ops->manager = manager;
+        for (int k = 0; k < _OPERATION_KIND_MAX; k++)
+                histogram_init(&ops->stats.duration[k], histogram_seconds_bounds, histogram_seconds_n_bounds);
         ops->timeout_sec = options->timeout_sec;
         ops->step_timeout_usec = (uint64_t)options->kernel_write_timeout_sec * 1000000;
         ops->fault_after_step = options->fault_after_step;
@@ -1274,6 +1577,9 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (r < 0)
                 log_warning_errno(r, "Cannot read the boot id; records are judged by their overrides alone: %m");
 
+        r = history_open(options->state_dir, options->history_lines, &ops->history);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the operation history in %s: %m", options->state_dir);
         /* Before anyone is served: undo what a crash left half done. */
         r = transaction_recover(ops->journal_dir, manager_get_roots(manager), ops->step_timeout_usec, on_recovered,
                                 ops);
@@ -1284,11 +1590,14 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 log_notice("Rolled back %d interrupted operation%s.", r, r == 1 ? "" : "s");
         if (ops->n_recovered > 0)
                 (void)manager_rescan(manager, NULL);
+        close_interrupted(ops);
 
-        /* After the journal: ids above every record it keeps. */
+        /* After the journal: ids above every record it keeps, and above every operation in the
+         * history, so that neither ever names two operations with one id. */
         r = operation_ids_open(ids_file, ops->journal_dir, &ops->ids);
         if (r < 0)
                 return log_oom();
+        operation_ids_at_least(ops->ids, history_max_id(ops->history) + 1);
 
         r = group_records_open(ops->records_dir, ops->boot_id, &ops->records);
         if (r < 0)
@@ -1325,7 +1634,9 @@ Operations *operations_free(Operations *ops) {
         if (!ops)
                 return NULL;
         manager_subscription_free(ops->subscription);
+        /* Queued operations end here, cancelled: their ends still go to the history. */
         executor_free(ops->executor);
+        history_free(ops->history);
         group_records_free(ops->records);
         operation_ids_free(ops->ids);
         FOREACH_ARRAY(f, ops->failed, ops->n_failed) {

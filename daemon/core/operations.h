@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 #include "group-state.h"
+#include "histogram.h"
+#include "history.h"
+#include "host-use.h"
 #include "manager.h"
 #include "plan.h"
 #include "policy.h"
@@ -64,6 +67,7 @@ typedef struct OperationsOptions {
         unsigned kernel_write_timeout_sec; /* one kernel write; 0: no bound */
         unsigned max_queued;
         unsigned fault_after_step; /* test hook: die after this step of every transaction (0: off) */
+        unsigned history_lines;    /* bound of each history file (0: HISTORY_MAX_LINES) */
 } OperationsOptions;
 
 /* Rolls back what an earlier run left in the journal, then compares the group records with the host,
@@ -119,3 +123,21 @@ const char *operations_read_only_reason(const Operations *ops);
  * forgot its overrides), records left alone because other hardware sits at their address, why the
  * group is FAILED. *ret is a strv (possibly empty). */
 int operations_group_findings(const Operations *ops, const Group *g, char ***ret);
+/* What operations counted since the daemon started, for the metrics: every operation by kind and
+ * how it ended, and how long those that ran on the executor took, start to end. */
+typedef struct OperationsStats {
+        uint64_t total[_OPERATION_KIND_MAX][_OPERATION_RESULT_MAX];
+        Histogram duration[_OPERATION_KIND_MAX]; /* seconds */
+} OperationsStats;
+
+const OperationsStats *operations_get_stats(const Operations *ops);
+unsigned operations_n_in_flight(const Operations *ops); /* groups with an operation under way */
+unsigned operations_n_queued(const Operations *ops);    /* transactions waiting for the executor */
+
+/* The history (history_list()): newest first, at most limit (0: all), of the groups given (none:
+ * all). The caller frees *ret with history_entries_free(). */
+int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
+                       HistoryEntry **ret, size_t *ret_n);
+
+/* Groups the host uses, per kind of use, judged now as an operation would judge them. */
+int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]);

@@ -31,8 +31,8 @@
 static const char *const step_kind_names[_STEP_KIND_MAX] = {
         [STEP_SET_OVERRIDE] = "set-override", [STEP_UNBIND] = "unbind",     [STEP_PROBE] = "probe",
         [STEP_WRITE_TYPE] = "write-type",     [STEP_WAIT_VFIO] = "wait-vfio", [STEP_LOAD_MODULE] = "load-module",
-        [STEP_LOAD_DRIVER] = "load-driver",
         [STEP_SET_NUMVFS] = "set-numvfs",
+        [STEP_LOAD_DRIVER] = "load-driver",
 };
 
 uint64_t transaction_now_usec(void) {

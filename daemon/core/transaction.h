@@ -15,9 +15,9 @@ typedef enum StepKind {
         STEP_WRITE_TYPE,   /* group: type := value; undo: := previous */
         STEP_WAIT_VFIO,    /* group: wait for dev/vfio/<group>; nothing to undo */
         STEP_LOAD_MODULE,  /* value: a module to load; left loaded on undo */
+        STEP_SET_NUMVFS,   /* device (a PF): sriov_numvfs := value; undo: := previous */
         STEP_LOAD_DRIVER,  /* device: the PCI driver value must be registered (its module loaded);
                             * left loaded on undo */
-        STEP_SET_NUMVFS,   /* device (a PF): sriov_numvfs := value; undo: := previous */
         _STEP_KIND_MAX,
 } StepKind;
 

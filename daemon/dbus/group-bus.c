@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "bus-error.h"
 #include "bus-libevent.h"
 #include "bus-objects.h"
@@ -252,6 +253,23 @@ static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
                 bus_operation_free(o);
 }
 
+/* "dbus :1.42 uid=1000 pid=77" and what core adds about the person behind the process. */
+static char *describe_sender(sd_bus_message *m) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_(freep) char *base = NULL;
+        uid_t uid = (uid_t)-1;
+        pid_t pid = 0;
+
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &creds) >= 0) {
+                (void)sd_bus_creds_get_euid(creds, &uid);
+                (void)sd_bus_creds_get_pid(creds, &pid);
+        }
+        if (uid == (uid_t)-1)
+                return strprintf("dbus %s", sd_bus_message_get_sender(m) ?: "peer");
+        base = strprintf("dbus %s uid=%u pid=%d", sd_bus_message_get_sender(m) ?: "peer", (unsigned)uid, (int)pid);
+        return base ? audit_describe_process(base, pid) : NULL;
+}
+
 /* Starts the operation; the call is answered when it has finished, with the steps taken. */
 static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *req) {
         BusServer *s = bus_server_of(sd_bus_message_get_bus(m));
@@ -268,7 +286,7 @@ static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *
         o->group = g->id;
         o->state = operations_group_state(s->operations, g, &owner);
         o->owner = owner ? strdup(owner) : NULL;
-        o->client = strprintf("D-Bus %s", sd_bus_message_get_sender(m) ?: "peer");
+        o->client = describe_sender(m);
         if (!o->client || (owner && !o->owner)) {
                 bus_operation_free(o);
                 return -ENOMEM;

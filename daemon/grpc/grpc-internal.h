@@ -24,6 +24,7 @@ struct evconnlistener;
 typedef struct GrpcMethodEntry {
         const GrpcMethod *method;
         void *userdata;
+        GrpcMethodStats *stats; /* owned by the server's table; calls copy the pointer */
 } GrpcMethodEntry;
 
 typedef struct GrpcHealthEntry {
@@ -68,6 +69,7 @@ struct GrpcServer {
         struct event_base *base;
         GrpcLimits limits;
         GrpcAuthorizeFunc authorize;
+        GrpcDenialFunc denial;
         void *authorize_userdata;
         GrpcResolveFunc resolve;
         void *resolve_userdata;

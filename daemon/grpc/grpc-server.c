@@ -172,6 +172,8 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 free(s->health[i].service);
         free(s->health);
         free(s->health_watchers);
+        for (size_t i = 0; i < s->n_methods; i++)
+                free(s->methods[i].stats);
         free(s->methods);
         while (s->slots) {
                 GrpcPeerSlot *slot = s->slots;
@@ -200,6 +202,10 @@ static void on_shutdown_done(evutil_socket_t fd, short what, void *userdata) {
         s->shutdown_done = NULL;
         if (done)
                 done(s, s->shutdown_userdata);
+}
+
+void grpc_server_set_denial(GrpcServer *s, GrpcDenialFunc denial) {
+        s->denial = denial;
 }
 
 int grpc_server_new(struct event_base *base, const GrpcLimits *limits, GrpcAuthorizeFunc authorize,
@@ -262,8 +268,14 @@ int grpc_server_add_methods(GrpcServer *s, const GrpcMethod *methods, size_t n, 
         if (!t)
                 return -ENOMEM;
         s->methods = t;
-        for (size_t i = 0; i < n; i++)
-                s->methods[s->n_methods++] = (GrpcMethodEntry){.method = &methods[i], .userdata = userdata};
+        for (size_t i = 0; i < n; i++) {
+                GrpcMethodStats *stats = calloc(1, sizeof(GrpcMethodStats));
+
+                if (!stats)
+                        return -ENOMEM;
+                s->methods[s->n_methods++] =
+                        (GrpcMethodEntry){.method = &methods[i], .userdata = userdata, .stats = stats};
+        }
         qsort(s->methods, s->n_methods, sizeof(GrpcMethodEntry), method_entry_cmp);
 
         /* Every service with methods is healthy unless somebody says otherwise. */
@@ -293,6 +305,19 @@ unsigned grpc_server_n_connections(const GrpcServer *s) {
 
 const GrpcStats *grpc_server_get_stats(const GrpcServer *s) {
         return &s->stats;
+}
+
+void grpc_server_foreach_method(const GrpcServer *s, GrpcMethodStatsFunc f, void *userdata) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                f(s->methods[i].method->path, s->methods[i].stats, userdata);
+}
+
+unsigned grpc_server_n_connections_of(const GrpcServer *s, GrpcPeerKind kind) {
+        unsigned n = 0;
+
+        for (const GrpcConn *c = s->conns; c; c = c->next)
+                n += c->peer.kind == kind;
+        return n;
 }
 
 /* ---- listeners -------------------------------------------------------------------------------- */

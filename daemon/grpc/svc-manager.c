@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "grpc-server.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -27,6 +29,10 @@ struct SvcManager {
         GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
         void *authorize_userdata;
         Watcher *watchers; /* open Watch streams, ended at shutdown */
+        /* The last event, packed once for every watcher it goes to. */
+        uint64_t packed_sequence; /* 0: nothing packed */
+        uint8_t *packed;
+        size_t packed_size;
 };
 
 #define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
@@ -328,18 +334,45 @@ static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChang
         }
 }
 
-static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+/* The watchers are told one after another: the first packs the event, the others send the bytes. */
+static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
-        Watcher *w = userdata;
         ProtoArena arena = {};
-        int r;
+        uint8_t *buf;
+        size_t size;
 
+        if (svc->packed_sequence == event->sequence)
+                return 0;
         e.sequence = event->sequence;
         fill_event(&arena, manager_get_inventory(m), event->change, &e);
-        r = send_event(w, &arena, &e);
+        if (arena.oom) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        size = protobuf_c_message_get_packed_size(&e.base);
+        buf = realloc(svc->packed, size ?: 1);
+        if (!buf) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        svc->packed = buf;
+        svc->packed_size = protobuf_c_message_pack(&e.base, buf);
+        svc->packed_sequence = event->sequence;
+        proto_arena_done(&arena);
+        return 0;
+}
+
+static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        Watcher *w = userdata;
+        int r;
+
+        r = pack_event(w->svc, m, event);
+        if (r >= 0)
+                r = grpc_call_send_packed(w->call, w->svc->packed, w->svc->packed_size);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
-                log_notice("Ending a Watch whose client does not keep up.");
+                log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
+                          "Ending a Watch whose client does not keep up.");
                 grpc_call_fail(w->call, -ENOBUFS, "this watcher fell too far behind; watch again");
                 watcher_free(w);
         } else if (r < 0 && r != -ECONNRESET)
@@ -449,13 +482,20 @@ static int resolve_group(const Inventory *inv, uint32_t group, const char *devic
 
 static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
         const GrpcPeer *peer = grpc_call_get_peer(call);
+        _cleanup_(freep) char *who = NULL;
         char *message = NULL;
         OperationCall *oc;
         int r;
 
         if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
                 return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
-        req->client = peer ? peer->description : NULL;
+        /* The audit names the person: behind a local peer, its login and sudo user. */
+        if (peer) {
+                who = audit_describe_process(peer->description, peer->kind == GRPC_PEER_UNIX ? peer->pid : 0);
+                if (!who)
+                        return -ENOMEM;
+        }
+        req->client = who;
 
         oc = calloc(1, sizeof(*oc));
         if (!oc)
@@ -693,6 +733,47 @@ static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void
         return 0;
 }
 
+/* ---- history ---------------------------------------------------------------------------------- */
+
+static int on_history(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__HistoryRequest *req = REQUEST(Iommud__V1__HistoryRequest, request);
+        Iommud__V1__HistoryResponse resp = IOMMUD__V1__HISTORY_RESPONSE__INIT;
+        SvcManager *svc = userdata;
+        HistoryEntry *entries = NULL;
+        ProtoArena arena = {};
+        size_t n = 0;
+        int r;
+
+        r = operations_history(svc->operations, req->limit, req->group, req->n_group, &entries, &n);
+        if (r < 0)
+                return grpc_call_fail(call, r, "the operation history cannot be read; see the daemon's log");
+        resp.entries = n ? proto_arena_alloc(&arena, n * sizeof(*resp.entries)) : NULL;
+        FOREACH_ARRAY(e, entries, n) {
+                Iommud__V1__HistoryEntry *p = proto_arena_alloc(&arena, sizeof(*p));
+
+                if (!p || !resp.entries)
+                        break;
+                *p = (Iommud__V1__HistoryEntry)IOMMUD__V1__HISTORY_ENTRY__INIT;
+                p->operation_id = e->id;
+                p->operation = e->operation ?: (char *)"";
+                p->group = e->group;
+                p->argument = e->argument ?: (char *)"";
+                p->peer = e->peer ?: (char *)"";
+                p->dry_run = e->dry_run;
+                p->force = e->force;
+                p->started_unix_usec = (int64_t)e->started_usec;
+                p->duration_usec = e->duration_usec;
+                p->steps = e->steps;
+                p->n_steps = strv_length(e->steps);
+                p->result = (char *)operation_result_to_string(e->result);
+                p->message = e->message ?: (char *)"";
+                resp.entries[resp.n_entries++] = p;
+        }
+        r = reply_arena(call, &arena, &resp.base);
+        history_entries_free(entries, n);
+        return r;
+}
+
 #define METHOD(name, kind, request_type, handler, role)                                                   \
         { "/iommud.v1.IommuManager/" name, kind, &request_type, handler, role }
 
@@ -726,6 +807,8 @@ static const GrpcMethod manager_methods[] = {
         METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_plan, GRPC_ROLE_READER),
         METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_apply_policy,
                GRPC_ROLE_ADMIN),
+        METHOD("History", GRPC_METHOD_UNARY, iommud__v1__history_request__descriptor, on_history,
+               GRPC_ROLE_READER),
 };
 
 int svc_manager_new(GrpcServer *server, Manager *manager, Operations *operations, GrpcAuthorizeFunc authorize,
@@ -778,6 +861,7 @@ SvcManager *svc_manager_free(SvcManager *svc) {
                 return NULL;
         while (svc->watchers)
                 watcher_free(svc->watchers);
+        free(svc->packed);
         free(svc);
         return NULL;
 }

@@ -1,5 +1,6 @@
 /* Reading IOMMU groups and judging them: VFIO viability and the type changes the kernel permits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "intern.h"
 #include "inventory-private.h"
 #include "macro.h"
 #include "parse.h"
@@ -56,9 +58,10 @@ static int parse_reserved_region(const char *line, ReservedRegion *ret) {
         if (!known)
                 return -EBADMSG;
 
-        ret->start = strdup(start);
-        ret->end = strdup(end);
-        ret->type = strdup(type);
+        /* Interned: most groups share their regions (the MSI window). */
+        ret->start = (char *)intern(start);
+        ret->end = (char *)intern(end);
+        ret->type = (char *)intern(type);
         if (!ret->start || !ret->end || !ret->type)
                 return -ENOMEM;
         ret->start_addr = s;
@@ -66,7 +69,7 @@ static int parse_reserved_region(const char *line, ReservedRegion *ret) {
         return 0;
 }
 
-static void read_reserved_regions(const HostRoots *roots, Group *g, const char *dir) {
+static void read_reserved_regions(int dir_fd, Group *g, const char *dir) {
         _cleanup_(freep) char *text = NULL, *path = NULL;
         unsigned lineno = 0;
         char *saveptr = NULL;
@@ -74,7 +77,7 @@ static void read_reserved_regions(const HostRoots *roots, Group *g, const char *
 
         if (asprintf(&path, "%s/reserved_regions", dir) < 0)
                 return;
-        k = read_attr_at(roots->sysfs_fd, path, &text);
+        k = read_sysfs_attr_at(dir_fd, "reserved_regions", &text);
         if (k < 0) {
                 item_errors_add(&g->errors, path, k, "cannot read");
                 return;
@@ -86,21 +89,14 @@ static void read_reserved_regions(const HostRoots *roots, Group *g, const char *
                 lineno++;
                 k = parse_reserved_region(line, &region);
                 if (k < 0) {
-                        free(region.start);
-                        free(region.end);
-                        free(region.type);
                         item_errors_add(&g->errors, path, 0, "ignoring line %u '%s': %s", lineno, line,
                                         k == -EBADMSG ? "unknown region type" : "not 'START END TYPE'");
                         continue;
                 }
                 ReservedRegion *slot = array_append(&g->reserved_regions, &g->n_reserved_regions,
                                                     sizeof(ReservedRegion));
-                if (!slot) {
-                        free(region.start);
-                        free(region.end);
-                        free(region.type);
+                if (!slot)
                         return;
-                }
                 *slot = region;
         }
 }
@@ -535,20 +531,46 @@ done:
         compose_reason(t, now);
 }
 
-/* Reads one group's files; judging waits until every group is read (DMA-FQ is a fact of them all). */
-static int group_read(const HostRoots *roots, const Inventory *inv, unsigned id, Group *g) {
+/* Reads one group's files; judging waits until every group is read (DMA-FQ is a fact of them all).
+ * Everything is read relative to the group's directory, opened once. 0 when read, 1 when the group
+ * has no members (the kernel is freeing it; g is left empty). */
+static int group_read(const HostRoots *roots, const Inventory *inv, const HostListing *listing, unsigned id,
+                      Group *g) {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *vfio = NULL;
+        _cleanup_(closep) int dir_fd = -1;
+        char name[16];
         size_t n_members = 0;
         mode_t mode;
         int k;
 
         g->id = id;
-        if (asprintf(&dir, "sys/kernel/iommu_groups/%u", id) < 0)
+        if (asprintf(&dir, "sys/kernel/iommu_groups/%u", id) < 0 || asprintf(&path, "%s/devices", dir) < 0)
                 return -ENOMEM;
+        dir_fd = open_in_root(roots->sysfs_fd, dir, O_PATH | O_DIRECTORY);
+        k = dir_fd < 0 ? dir_fd : read_dir_at(dir_fd, "devices", &g->devices, &n_members);
+        if (k >= 0 && n_members == 0) {
+                strv_free(g->devices);
+                g->devices = NULL;
+                return 1;
+        }
+        if (k < 0) {
+                item_errors_add(&g->errors, path, k, "cannot list members");
+                g->devices = calloc(1, sizeof(char *));
+                if (!g->devices)
+                        return -ENOMEM;
+        }
+        g->n_devices = n_members;
 
+        free(path);
         if (asprintf(&path, "%s/type", dir) < 0)
                 return -ENOMEM;
-        k = read_attr_at(roots->sysfs_fd, path, &g->type_raw);
+        k = dir_fd < 0 ? dir_fd : read_sysfs_attr_at(dir_fd, "type", &g->type_raw);
+        if (k >= 0) {
+                char *raw = g->type_raw;
+
+                g->type_raw = (char *)intern(raw);
+                free(raw);
+        }
         if (k < 0)
                 item_errors_add(&g->errors, path, k, "cannot read");
         else {
@@ -558,26 +580,24 @@ static int group_read(const HostRoots *roots, const Inventory *inv, unsigned id,
         }
 
         /* S_IWUSR on the type attribute is the kernel's "can store" (docs/KERNEL-RULES.md §2). */
-        k = mode_at(roots->sysfs_fd, path, &mode);
+        k = dir_fd < 0 ? dir_fd : mode_at(dir_fd, "type", &mode);
         g->type_mode = k < 0 ? -1 : (int)(mode & 07777);
         if (k < 0 && k != -ENOENT)
                 item_errors_add(&g->errors, path, k, "cannot read the mode");
 
-        read_reserved_regions(roots, g, dir);
+        if (dir_fd >= 0)
+                read_reserved_regions(dir_fd, g, dir);
+        else {
+                free(path);
+                if (asprintf(&path, "%s/reserved_regions", dir) < 0)
+                        return -ENOMEM;
+                item_errors_add(&g->errors, path, dir_fd, "cannot read");
+        }
 
+        /* Both directions must agree: the member's iommu_group link and the group's devices/ entry. */
         free(path);
         if (asprintf(&path, "%s/devices", dir) < 0)
                 return -ENOMEM;
-        k = read_dir_at(roots->sysfs_fd, path, &g->devices, &n_members);
-        if (k < 0) {
-                item_errors_add(&g->errors, path, k, "cannot list members");
-                g->devices = calloc(1, sizeof(char *));
-                if (!g->devices)
-                        return -ENOMEM;
-        }
-        g->n_devices = n_members;
-
-        /* Both directions must agree: the member's iommu_group link and the group's devices/ entry. */
         for (char **a = g->devices; *a; a++) {
                 const Device *d = inventory_find_device(inv, *a);
 
@@ -590,9 +610,14 @@ static int group_read(const HostRoots *roots, const Inventory *inv, unsigned id,
                                         id);
         }
 
-        if (asprintf(&vfio, "dev/vfio/%u", id) < 0)
-                return -ENOMEM;
-        g->vfio_node = exists_at(roots->dev_fd, vfio) > 0;
+        snprintf(name, sizeof(name), "%u", id);
+        if (listing && listing->vfio)
+                g->vfio_node = sorted_strv_contains(listing->vfio, listing->n_vfio, name);
+        else {
+                if (asprintf(&vfio, "dev/vfio/%u", id) < 0)
+                        return -ENOMEM;
+                g->vfio_node = exists_at(roots->dev_fd, vfio) > 0;
+        }
         return 0;
 }
 
@@ -601,23 +626,24 @@ static void group_judge(const Inventory *inv, const Group *all, size_t n_all, Gr
         judge_type_change(inv, all, n_all, g);
 }
 
-int group_load(const HostRoots *roots, const Inventory *inv, unsigned id, Group *g) {
+int group_load(const HostRoots *roots, const Inventory *inv, const HostListing *listing, unsigned id, Group *g) {
         int r;
 
-        r = group_read(roots, inv, id, g);
+        r = group_read(roots, inv, listing, id, g);
         if (r < 0)
                 return r;
+        /* A group without members is judged like any other: the caller decides what it means. */
+        if (!g->devices) {
+                g->devices = calloc(1, sizeof(char *));
+                if (!g->devices)
+                        return -ENOMEM;
+        }
         group_judge(inv, inv->groups, inv->n_groups, g);
         return 0;
 }
 
+/* The type and the reserved regions' strings are interned: not freed here. */
 void group_done(Group *g) {
-        free(g->type_raw);
-        FOREACH_ARRAY(r, g->reserved_regions, g->n_reserved_regions) {
-                free(r->start);
-                free(r->end);
-                free(r->type);
-        }
         free(g->reserved_regions);
         strv_free(g->devices);
         FOREACH_ARRAY(b, g->blockers, g->n_blockers) {
@@ -648,14 +674,21 @@ static int compare_groups(const void *a, const void *b) {
         return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_errors, Group **ret,
-                size_t *ret_n) {
-        _cleanup_(strv_freep) char **names = NULL;
+int groups_load(const HostRoots *roots, const Inventory *inv, const HostListing *listing, ItemErrors *tree_errors,
+                Group **ret, size_t *ret_n) {
+        _cleanup_(strv_freep) char **own = NULL;
+        char *const *names;
         Group *groups = NULL;
-        size_t n = 0;
-        int k;
+        size_t n = 0, n_names = 0;
+        int k = 0;
 
-        k = read_dir_at(roots->sysfs_fd, "sys/kernel/iommu_groups", &names, NULL);
+        if (listing && listing->groups) {
+                names = listing->groups;
+                n_names = listing->n_groups;
+        } else {
+                k = read_dir_at(roots->sysfs_fd, "sys/kernel/iommu_groups", &own, &n_names);
+                names = own;
+        }
         if (k == -ENOENT) {
                 /* Kernels built without CONFIG_IOMMU_API have no iommu_groups directory at all. */
                 *ret = NULL;
@@ -669,10 +702,11 @@ int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_e
                 return 0;
         }
 
-        for (char **name = names; *name; name++) {
-                _cleanup_(strv_freep) char **members = NULL;
-                char members_dir[64];
-                size_t n_members = 0;
+        /* One allocation for all of them: the model is sized to the host. */
+        groups = calloc(n_names ?: 1, sizeof(Group));
+        if (!groups)
+                return -ENOMEM;
+        for (char *const *name = names; *name; name++) {
                 uint32_t id;
                 Group *g;
 
@@ -681,20 +715,19 @@ int groups_load(const HostRoots *roots, const Inventory *inv, ItemErrors *tree_e
                                         "ignoring entry '%s': not a group number", *name);
                         continue;
                 }
-                /* A group without members is being freed by the kernel (its last device left). */
-                snprintf(members_dir, sizeof(members_dir), "sys/kernel/iommu_groups/%u/devices", id);
-                if (read_dir_at(roots->sysfs_fd, members_dir, &members, &n_members) >= 0 && n_members == 0)
-                        continue;
-                g = array_append(&groups, &n, sizeof(Group));
-                if (!g) {
-                        groups_free(groups, n);
-                        return -ENOMEM;
-                }
-                k = group_read(roots, inv, id, g);
+                g = &groups[n];
+                k = group_read(roots, inv, listing, id, g);
                 if (k < 0) {
-                        groups_free(groups, n);
+                        groups_free(groups, n + 1);
                         return k;
                 }
+                /* A group without members is being freed by the kernel (its last device left). */
+                if (k > 0) {
+                        group_done(g);
+                        *g = (Group){};
+                        continue;
+                }
+                n++;
         }
         FOREACH_ARRAY(g, groups, n)
                 group_judge(inv, groups, n, g);

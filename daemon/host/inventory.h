@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -342,5 +343,8 @@ int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFu
 
 /* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
 json_object *inventory_to_json(const Inventory *inv);
+/* The same JSON written to f item by item, never holding more than one item's tree: the dump of a
+ * large host needs no memory beyond the model. compact: one line. -EIO when writing failed. */
+int inventory_write_json(const Inventory *inv, FILE *f, bool compact);
 json_object *device_to_json(const Device *device);
 json_object *group_to_json(const Group *group);

@@ -218,6 +218,8 @@ void fake_tree_add_pci_device(FakeTree *t, const char *address, const char *pare
         ATTR("revision", "0x00\n");
         ATTR("driver_override", "(null)\n");
         ATTR("modalias", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00\n");
+        /* The PCI enable count: drivers that use the device enable it; vfio-pci waits for a user. */
+        ATTR("enable", driver && !strstr(driver, "vfio") ? "1\n" : "0\n");
 #undef ATTR
 
         config[0x0e] = header_type;

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "build-config.h"
 #include "config.h"
 #include "macro.h"
 #include "strv.h"
@@ -114,11 +115,12 @@ static void test_defaults(void **state) {
         assert_string_equal(c.dev_root, "/");
         assert_null(c.pci_ids);
         assert_int_equal(c.rescan_interval_sec, 300);
-        assert_string_equal(c.state_directory, "/var/lib/iommud");
-        assert_string_equal(c.runtime_directory, "/run/iommud");
+        assert_string_equal(c.state_directory, IOMMUD_STATE_DIR);
+        assert_string_equal(c.runtime_directory, IOMMUD_RUNTIME_DIR);
         assert_true(c.udev);
-        assert_string_equal(c.unix_socket, "/run/iommud/iommud.sock");
+        assert_string_equal(c.unix_socket, IOMMUD_SOCKET);
         assert_string_equal(c.libvirt_uri, "qemu:///system");
+        assert_int_equal(c.hook_on_unreachable, HOOK_UNREACHABLE_START);
         assert_int_equal(c.unix_mode, 0666);
         assert_null(c.tls_listen);
         assert_null(c.insecure_tcp);
@@ -164,7 +166,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 45);
+        assert_int_equal(n, 47);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -203,6 +205,9 @@ static void test_full_file(void **state) {
                 "TLS=[0:0::0]:7443 ; all IPv6 addresses\n"
                 "InsecureTCP=127.0.0.1:7080\n"
                 "\n"
+                "[Metrics]\n"
+                "Listen=[0::1]:9109\n"
+                "\n"
                 "[TLS]\n"
                 "Certificate=/etc/iommud/tls/server.pem\n"
                 "Key=/etc/iommud/tls/server.key\n"
@@ -237,7 +242,10 @@ static void test_full_file(void **state) {
                 "KeepaliveTimeoutSec=2\n"
                 "MaxWatchers=5\n"
                 "MaxQueuedOperations=7\n"
-                "OperationTimeoutSec=600\n";
+                "OperationTimeoutSec=600\n"
+                "\n"
+                "[LibvirtHook]\n"
+                "OnUnreachable=fail\n";
         _cleanup_(freep) char *log = NULL, *path = NULL;
         Config c;
 
@@ -260,6 +268,7 @@ static void test_full_file(void **state) {
         assert_string_equal(c.tls_listen[0], "192.0.2.10:7443");
         assert_string_equal(c.tls_listen[1], "[::]:7443"); /* canonical */
         assert_string_equal(c.insecure_tcp, "127.0.0.1:7080");
+        assert_string_equal(c.metrics_listen, "[::1]:9109"); /* canonical; any address may serve metrics */
 
         assert_string_equal(c.tls_certificate, "/etc/iommud/tls/server.pem");
         assert_string_equal(c.tls_key, "/etc/iommud/tls/server.key");
@@ -307,6 +316,7 @@ static void test_full_file(void **state) {
         assert_int_equal(c.limits.max_watchers, 5);
         assert_int_equal(c.limits.max_queued_operations, 7);
         assert_int_equal(c.limits.operation_timeout_sec, 600);
+        assert_int_equal(c.hook_on_unreachable, HOOK_UNREACHABLE_FAIL);
 
         assert_int_equal(config_verify(&c), 0);
         config_done(&c);
@@ -364,6 +374,8 @@ static void test_bad_values(void **state) {
                 { "[Limits]\nMaxMessageSize=8192M\n", 2, "expected a size" },
                 { "[Limits]\nMaxHeaderListSize=K\n", 2, "expected a size" },
                 { "[Limits]\nOperationTimeoutSec=0\n", 2, "expected a number of seconds between 1" },
+                { "[LibvirtHook]\nOnUnreachable=ignore\n", 2,
+                  "[LibvirtHook] OnUnreachable=ignore: expected start or fail" },
                 { "[Roles]\nReader=uid:1000 friends\n", 2, "unknown principal 'friends'" },
                 { "[Roles]\nReader=san-uri:scheduler\n", 2, "'san-uri:scheduler' is not a URI such as" },
                 { "[Roles]\nReader=san-dns:\n", 2, "'san-dns:' names nothing" },
@@ -577,6 +589,16 @@ static void test_verify(void **state) {
         log = capture_end();
         assert_contains(log, "both use 127.0.0.1:7443");
         free(log);
+
+        /* Metrics on the address of a gRPC listener. */
+        assert_int_equal(config_set(&c, "Listen", "InsecureTCP", "", "test"), 0);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "127.0.0.1:7443", "test"), 0);
+        capture_begin();
+        assert_int_equal(config_verify(&c), -EINVAL);
+        log = capture_end();
+        assert_contains(log, "[Metrics] Listen= (--metrics-listen) both use 127.0.0.1:7443");
+        free(log);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "", "test"), 0);
 
         /* TLS files without a TLS listener are only a warning. */
         assert_int_equal(config_set(&c, "Listen", "TLS", "", "test"), 0);

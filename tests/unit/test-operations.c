@@ -490,7 +490,6 @@ static void test_vfio_user_never_forced(void **state) {
         stop(&f);
 }
 
-
 #define BOOT_A "11111111-2222-3333-4444-555555555555"
 #define BOOT_B "99999999-8888-7777-6666-555555555555"
 
@@ -931,6 +930,80 @@ static void test_unbind_that_hangs(void **state) {
         stop(&f);
 }
 
+/* A forced prepare of a physical function disables its VFs in a journaled step and records how many;
+ * the release enables them again once the PF's own driver is back. */
+static void test_sriov_prepare_and_release(void **state) {
+        _cleanup_(freep) char *record = NULL, *numvfs = NULL;
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:02.0/sriov_totalvfs", "8\n");
+        fake_tree_write(f.tree, "sys/devices/pci0000:00/0000:00:02.0/sriov_numvfs", "2\n");
+        assert_int_equal(manager_rescan(f.manager, NULL), 0);
+
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result), -EBUSY);
+        assert_non_null(strstr(result.message, "has 2 SR-IOV virtual functions enabled"));
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true },
+                                  &result),
+                         0);
+        assert_true(strv_contains(result.steps, "disable SR-IOV on 0000:00:02.0: its 2 virtual functions are lost"));
+        result_done(&result);
+        numvfs = attr(&f, "sys/bus/pci/devices/0000:00:02.0/sriov_numvfs");
+        assert_string_equal(numvfs, "0");
+        record = record_of(&f, 1);
+        assert_non_null(strstr(record, "\"sriov_numvfs\":2"));
+
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 1 }, &result), 0);
+        assert_string_equal(result.steps[strv_length(result.steps) - 1], "enable 2 SR-IOV virtual functions on 0000:00:02.0");
+        result_done(&result);
+        free(numvfs);
+        numvfs = attr(&f, "sys/bus/pci/devices/0000:00:02.0/sriov_numvfs");
+        assert_string_equal(numvfs, "2");
+        stop(&f);
+}
+
+/* A group iommud prepared for one owner: another owner is refused; while a process holds its node,
+ * every operation names that process, whoever asks. */
+static void test_prepared_group_held(void **state) {
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        assert_null(result.steps[0]);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm2" },
+                                  &result),
+                         -EBUSY);
+        assert_non_null(strstr(result.message, "group 1 is prepared for vm1 already"));
+        result_done(&result);
+
+        fake_tree_write(f.tree, "proc/812/comm", "qemu-system-x86\n");
+        fake_tree_write(f.tree, "proc/812/status", "Name:\tqemu\nUid:\t64055\t64055\t64055\t64055\n");
+        fake_tree_symlink(f.tree, "proc/812/fd/3", "/dev/vfio/1");
+        for (int kind = 0; kind < 3; kind++) {
+                OperationRequest req = { .group = 1, .owner = "vm2", .dry_run = true };
+
+                req.kind = kind == 0 ? OPERATION_PREPARE : kind == 1 ? OPERATION_BLOCK : OPERATION_SET_DOMAIN_TYPE;
+                req.type = "identity";
+                assert_int_equal(run_real(&f, req, &result), -EBUSY);
+                assert_non_null(strstr(result.message, "/dev/vfio/1 is held open by pid 812 (qemu-system-x86, uid 64055)"));
+                result_done(&result);
+        }
+        fake_tree_unlink(f.tree, "proc/812/fd/3");
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 1 }, &result), 0);
+        result_done(&result);
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -940,6 +1013,8 @@ int main(void) {
                 cmocka_unit_test(test_policy_refusals),
                 cmocka_unit_test(test_variant_driver),
                 cmocka_unit_test(test_sriov_pf),
+                cmocka_unit_test(test_sriov_prepare_and_release),
+                cmocka_unit_test(test_prepared_group_held),
                 cmocka_unit_test(test_vfio_user_never_forced),
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),

@@ -104,6 +104,44 @@ static void test_recover_from_journal(void **state) {
         fake_tree_free(t);
 }
 
+/* A VM opened the device after the operation's checks: the unbind that would block never starts. */
+static void test_unbind_of_open_vfio_device_refused(void **state) {
+        _cleanup_(transaction_freep) Transaction *tr = transaction_new(2, "BlockGroup", 4);
+        _cleanup_(freep) char *message = NULL, *override = NULL;
+        FakeTree *t = fake_tree_new_host("6.1.0-57-amd64");
+
+        fake_tree_add_group(t, 4, "DMA\n", msi);
+        fake_tree_add_pci_device(t, "0000:00:04.0", NULL, "vfio-pci", 4, 0);
+        fake_tree_write(t, "sys/bus/pci/devices/0000:00:04.0/enable", "1\n");
+        assert_int_equal(transaction_add(tr, STEP_SET_OVERRIDE, "0000:00:04.0", "none", NULL), 0);
+        assert_int_equal(transaction_add(tr, STEP_UNBIND, "0000:00:04.0", "vfio-pci", NULL), 0);
+
+        assert_int_equal(transaction_run(tr, fake_tree_roots(t), &message), -EBUSY);
+        assert_non_null(strstr(message, "0000:00:04.0 is open through VFIO (its PCI enable count is 1)"));
+        assert_non_null(strstr(message, "every step done before it was undone"));
+        override = attr(t, "sys/bus/pci/devices/0000:00:04.0/driver_override");
+        assert_string_equal(override, "");
+        fake_tree_free(t);
+}
+
+/* Disabling SR-IOV is journaled with the number of VFs; undoing it enables them again. */
+static void test_numvfs_step(void **state) {
+        _cleanup_(transaction_freep) Transaction *tr = transaction_new(3, "BlockGroup", 3);
+        _cleanup_(freep) char *message = NULL, *numvfs = NULL, *what = NULL;
+        FakeTree *t = host();
+
+        fake_tree_write(t, "sys/bus/pci/devices/0000:00:03.0/sriov_numvfs", "4\n");
+        assert_int_equal(transaction_add(tr, STEP_SET_NUMVFS, "0000:00:03.0", "0", "4"), 0);
+        assert_int_equal(transaction_add(tr, STEP_UNBIND, "0000:00:03.0", "igb", NULL), 0);
+        what = step_describe(&tr->steps[0], 3);
+        assert_string_equal(what, "disable SR-IOV on 0000:00:03.0: its 4 virtual functions are lost");
+
+        /* The unbind fails (the device is on e1000e): the VFs come back. */
+        assert_int_equal(transaction_run(tr, fake_tree_roots(t), &message), -EBUSY);
+        numvfs = attr(t, "sys/bus/pci/devices/0000:00:03.0/sriov_numvfs");
+        assert_string_equal(numvfs, "4");
+        fake_tree_free(t);
+}
 
 static Transaction *journaled(FakeTree *t, uint64_t id, const char *operation, unsigned group) {
         Transaction *tr = transaction_new(id, operation, group);
@@ -126,6 +164,7 @@ static void on_vfio_pci(FakeTree *t, const char *override) {
         fake_tree_unlink(t, "sys/devices/pci0000:00/0000:00:03.0/driver");
         fake_tree_symlink(t, "sys/devices/pci0000:00/0000:00:03.0/driver", "../../../bus/pci/drivers/vfio-pci");
         fake_tree_mkdir(t, "sys/bus/pci/drivers/vfio-pci");
+        fake_tree_write(t, "sys/devices/pci0000:00/0000:00:03.0/enable", "0\n"); /* no user has it open */
         if (override)
                 fake_tree_write(t, "sys/devices/pci0000:00/0000:00:03.0/driver_override", override);
 }
@@ -279,45 +318,6 @@ static void test_probe_binds_another_driver(void **state) {
         assert_false(tr->left_failed);
         assert_false(journal_exists(t, 4));
         fake_kernel_stop(k);
-        fake_tree_free(t);
-}
-
-/* A VM opened the device after the operation's checks: the unbind that would block never starts. */
-static void test_unbind_of_open_vfio_device_refused(void **state) {
-        _cleanup_(transaction_freep) Transaction *tr = transaction_new(2, "BlockGroup", 4);
-        _cleanup_(freep) char *message = NULL, *override = NULL;
-        FakeTree *t = fake_tree_new_host("6.1.0-57-amd64");
-
-        fake_tree_add_group(t, 4, "DMA\n", msi);
-        fake_tree_add_pci_device(t, "0000:00:04.0", NULL, "vfio-pci", 4, 0);
-        fake_tree_write(t, "sys/bus/pci/devices/0000:00:04.0/enable", "1\n");
-        assert_int_equal(transaction_add(tr, STEP_SET_OVERRIDE, "0000:00:04.0", "none", NULL), 0);
-        assert_int_equal(transaction_add(tr, STEP_UNBIND, "0000:00:04.0", "vfio-pci", NULL), 0);
-
-        assert_int_equal(transaction_run(tr, fake_tree_roots(t), &message), -EBUSY);
-        assert_non_null(strstr(message, "0000:00:04.0 is open through VFIO (its PCI enable count is 1)"));
-        assert_non_null(strstr(message, "every step done before it was undone"));
-        override = attr(t, "sys/bus/pci/devices/0000:00:04.0/driver_override");
-        assert_string_equal(override, "");
-        fake_tree_free(t);
-}
-
-/* Disabling SR-IOV is journaled with the number of VFs; undoing it enables them again. */
-static void test_numvfs_step(void **state) {
-        _cleanup_(transaction_freep) Transaction *tr = transaction_new(3, "BlockGroup", 3);
-        _cleanup_(freep) char *message = NULL, *numvfs = NULL, *what = NULL;
-        FakeTree *t = host();
-
-        fake_tree_write(t, "sys/bus/pci/devices/0000:00:03.0/sriov_numvfs", "4\n");
-        assert_int_equal(transaction_add(tr, STEP_SET_NUMVFS, "0000:00:03.0", "0", "4"), 0);
-        assert_int_equal(transaction_add(tr, STEP_UNBIND, "0000:00:03.0", "igb", NULL), 0);
-        what = step_describe(&tr->steps[0], 3);
-        assert_string_equal(what, "disable SR-IOV on 0000:00:03.0: its 4 virtual functions are lost");
-
-        /* The unbind fails (the device is on e1000e): the VFs come back. */
-        assert_int_equal(transaction_run(tr, fake_tree_roots(t), &message), -EBUSY);
-        numvfs = attr(t, "sys/bus/pci/devices/0000:00:03.0/sriov_numvfs");
-        assert_string_equal(numvfs, "4");
         fake_tree_free(t);
 }
 
