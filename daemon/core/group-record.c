@@ -141,12 +141,12 @@ bool member_record_same_hardware(const MemberRecord *m, const Device *d) {
                 return false;
         if (m->subsystem_device_id >= 0 && d->subsystem_device_id != m->subsystem_device_id)
                 return false;
-        /* The serial is read from config space: unreadable config space cannot confirm one. */
-        if (m->serial_recorded && m->serial_present && (!d->serial_present || d->serial != m->serial))
-                return false;
-        if (m->serial_recorded && !m->serial_present && d->serial_present)
-                return false;
-        return true;
+        /* The serial lives in extended config space. When that cannot be read now (a device in
+         * D3cold reads all ones), the IDs alone decide: taking the same model at the same address
+         * for other hardware costs less than losing the way back for a held group. */
+        if (!m->serial_recorded || !d->config_extended)
+                return true;
+        return m->serial_present == d->serial_present && (!m->serial_present || m->serial == d->serial);
 }
 
 /* "8086:10d3 (subsystem 8086:a01f, serial 0011223344556677)" */
