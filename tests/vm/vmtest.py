@@ -44,7 +44,7 @@ class Topology:
     blockdev: null-co,...          one -blockdev each
     hotplug-port: hp1,chassis=9,.. an empty pcie-root-port with that id, for QMP device_add
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
-    init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
+    init: systemd                  PID 1 of the guest: busybox (default: switch to the host
                                    root and run the scenarios) or systemd (sdboot.py)
     include: NAME.devices          the lines of that file (in topologies/) in this place
 

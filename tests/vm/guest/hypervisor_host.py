@@ -147,10 +147,9 @@ def build_storage(host):
     sh("mount", f"/dev/mapper/{VG}-{LV_MOUNTED}", LV_MOUNTPOINT)
     host["lvm"] = {"disk": disk, "free_partition": partition(disk, 1), "pv": partition(disk, 2),
                    "vg": VG, "lv_mounted": f"{VG}-{LV_MOUNTED}", "lv_open": f"{VG}-{LV_OPEN}",
-                   "mountpoint": LV_MOUNTPOINT,
-                   "dm": {name: os.path.basename(os.path.realpath(f"/dev/mapper/{VG}-{name}"))
-                          for name in (LV_MOUNTED, LV_OPEN)}}
-    # dm nodes made by libdevmapper are block nodes, not links: find the dm-N by dm/name.
+                   "mountpoint": LV_MOUNTPOINT, "dm": {}}
+    # Without udev, libdevmapper makes /dev/mapper/* block nodes, not links: find each dm-N by
+    # its dm/name.
     for dm in os.listdir("/sys/class/block"):
         if dm.startswith("dm-"):
             host["lvm"]["dm"][read(f"/sys/class/block/{dm}/dm/name").removeprefix(f"{VG}-")] = dm
