@@ -46,6 +46,7 @@ class Topology:
     init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
                                    root and run the scenarios) or systemd (sdboot.py)
     scenarios: 90-* 91-x           the scenarios this topology runs (globs); default: all
+    scenario-timeout: 240          seconds each scenario may take (default: SCENARIO_TIMEOUT)
     """
 
     def __init__(self, path):
@@ -53,7 +54,7 @@ class Topology:
         self.kernels, self.modules, self.cmdline = [], [], []
         self.machine, self.kind, self.iommu = 'q35,kernel-irqchip=split', None, None
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
-        self.init, self.scenarios = 'busybox', []
+        self.init, self.scenarios, self.scenario_timeout = 'busybox', [], SCENARIO_TIMEOUT
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = line.split('#', 1)[0].strip()
             if not line:
@@ -87,6 +88,10 @@ class Topology:
                 self.init = value
             elif key == 'scenarios':
                 self.scenarios += value.split()
+            elif key == 'scenario-timeout':
+                if not value.isdigit() or int(value) < 1:
+                    raise ValueError(f'{path}:{number}: scenario-timeout is a number of seconds')
+                self.scenario_timeout = int(value)
             else:
                 raise ValueError(f'{path}:{number}: unknown key {key!r}')
         if not (self.kernels and self.kind and self.iommu):
@@ -98,12 +103,22 @@ def topologies():
                   key=lambda t: t.name)
 
 
+def scenario_init(path):
+    """The init a scenario needs: a line `# vmtest: init=systemd` near its top, or any."""
+    with open(path, errors='replace') as f:
+        head = f.read(512)
+    return 'systemd' if '\n# vmtest: init=systemd\n' in head else None
+
+
 def scenarios(topo=None):
-    """Every scenario, or those the topology's `scenarios:` globs name."""
-    names = sorted(p.name for p in (VMDIR / 'scenarios').iterdir() if os.access(p, os.X_OK))
-    if topo is None or not topo.scenarios:
-        return names
-    return [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in topo.scenarios)]
+    """The scenarios of a topology: those its `scenarios:` globs name (default: all), without those
+    that need another init than the topology boots."""
+    paths = sorted(p for p in (VMDIR / 'scenarios').iterdir() if p.is_file() and os.access(p, os.X_OK))
+    if topo is None:
+        return [p.name for p in paths]
+    return [p.name for p in paths
+            if (not topo.scenarios or any(fnmatch.fnmatchcase(p.name, g) for g in topo.scenarios))
+            and scenario_init(p) in (None, topo.init)]
 
 
 class Qmp:
@@ -338,7 +353,7 @@ def main():
         'HOTPLUG_PORTS': ' '.join(topo.hotplug_ports),
         'EXPECT_GROUPS': ';'.join(' '.join(g) for g in topo.expect_groups),
         'SCENARIOS': ' '.join(names),
-        'SCENARIO_TIMEOUT': SCENARIO_TIMEOUT,
+        'SCENARIO_TIMEOUT': topo.scenario_timeout,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
         'GUEST_INIT': topo.init,
         'IOMMUD_DEB': deb or '',
