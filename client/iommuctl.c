@@ -58,6 +58,9 @@ static bool arg_snapshot = false;
 static bool arg_dry_run = false;
 static bool arg_force = false;
 static const char *arg_owner = NULL;
+static uint32_t arg_limit = 0;
+static uint32_t arg_groups[16];
+static size_t arg_n_groups = 0;
 static bool use_color = false;
 static size_t term_width = 0;
 
@@ -97,6 +100,7 @@ static void help(void) {
                "  plan                What the policy wants for each group, and why (file:line)\n"
                "  apply               Apply the policy now (admin)\n"
                "  policy check FILE.. Check policy files offline (no daemon); problems as file:line\n"
+               "  history             The operations iommud ran, newest first: who, when, what, result\n"
                "\n"
                "Options:\n"
                "  --json              JSON for programs, in the shape of `iommud --dump`\n"
@@ -114,6 +118,8 @@ static void help(void) {
                "  --force             Operations: take a group the host uses or the policy marks\n"
                "                      critical (admin)\n"
                "  --owner NAME        prepare: who holds the group afterwards\n"
+               "  -n N                history: the newest N entries only\n"
+               "  --group N           history: only group N's entries (repeatable)\n"
                "  -h --help           Show this help\n"
                "     --version        Show the version\n"
                "\n"
@@ -416,6 +422,12 @@ static int print_group(const Iommud__V1__Group *g) {
                         printf("  %s%s%s\n", c(COLOR_RED), or_dash(g->blockers[i]->reason), c(COLOR_RESET));
         }
 
+        if (g->n_findings > 0) {
+                printf("\nFindings:\n");
+                for (size_t i = 0; i < g->n_findings; i++)
+                        printf("  %s%s%s\n", c(COLOR_YELLOW), g->findings[i], c(COLOR_RESET));
+        }
+
         printf("\nReserved regions:\n");
         if (g->n_reserved_regions == 0)
                 printf("  none\n");
@@ -590,6 +602,10 @@ static int print_status(const Iommud__V1__GetHostResponse *r) {
         print_field("Groups:", NULL, "%" PRIu32, r->group_count);
         print_field("Devices:", NULL, "%" PRIu32, r->device_count);
         print_field("Read errors:", r->error_count ? COLOR_YELLOW : NULL, "%" PRIu32, r->error_count);
+        if (r->daemon && r->daemon->read_only)
+                print_field("Operations:", COLOR_RED, "refused: %s", or_dash(r->daemon->read_only_reason));
+        else if (r->daemon)
+                print_field("Operations:", COLOR_GREEN, "allowed");
         return EXIT_OK;
 }
 
@@ -878,6 +894,7 @@ static int parse_argv(int argc, char **argv) {
                 ARG_DRY_RUN,
                 ARG_FORCE,
                 ARG_OWNER,
+                ARG_GROUP,
         };
         static const struct option options[] = {
                 {"help", no_argument, NULL, 'h'},
@@ -893,11 +910,12 @@ static int parse_argv(int argc, char **argv) {
                 {"dry-run", no_argument, NULL, ARG_DRY_RUN},
                 {"force", no_argument, NULL, ARG_FORCE},
                 {"owner", required_argument, NULL, ARG_OWNER},
+                {"group", required_argument, NULL, ARG_GROUP},
                 {},
         };
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "hn:", options, NULL)) >= 0)
                 switch (opt) {
                 case 'h':
                         help();
@@ -944,6 +962,23 @@ static int parse_argv(int argc, char **argv) {
                         break;
                 case ARG_OWNER:
                         arg_owner = optarg;
+                        break;
+                case 'n':
+                        if (parse_group_id(optarg, &arg_limit) < 0 || arg_limit == 0) {
+                                fprintf(stderr, "iommuctl: -n wants a number of entries, such as 20, not '%s'.\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_GROUP:
+                        if (arg_n_groups >= ELEMENTSOF(arg_groups) ||
+                            parse_group_id(optarg, &arg_groups[arg_n_groups]) < 0) {
+                                fprintf(stderr, "iommuctl: --group wants a group number (at most %zu of them), "
+                                                "not '%s'.\n",
+                                        ELEMENTSOF(arg_groups), optarg);
+                                return -EINVAL;
+                        }
+                        arg_n_groups++;
                         break;
                 default:
                         fprintf(stderr, "Try 'iommuctl --help'.\n");
@@ -1238,6 +1273,91 @@ static int verb_policy(char **args) {
         return n == 0 ? EXIT_OK : EXIT_ERROR;
 }
 
+/* ---- history ------------------------------------------------------------------------------------- */
+
+static json_object *history_entry_to_json(const Iommud__V1__HistoryEntry *e) {
+        json_object *o = json_object_new_object(), *steps = json_object_new_array();
+
+        json_object_object_add(o, "operation_id", json_object_new_uint64(e->operation_id));
+        json_object_object_add(o, "operation", json_object_new_string(e->operation));
+        json_object_object_add(o, "group", json_object_new_int64(e->group));
+        json_object_object_add(o, "argument", *e->argument ? json_object_new_string(e->argument) : NULL);
+        json_object_object_add(o, "peer", json_object_new_string(e->peer));
+        json_object_object_add(o, "dry_run", json_object_new_boolean(e->dry_run));
+        json_object_object_add(o, "force", json_object_new_boolean(e->force));
+        json_object_object_add(o, "started_unix_usec", json_object_new_int64(e->started_unix_usec));
+        json_object_object_add(o, "duration_usec", json_object_new_uint64(e->duration_usec));
+        for (size_t i = 0; i < e->n_steps; i++)
+                json_object_array_add(steps, json_object_new_string(e->steps[i]));
+        json_object_object_add(o, "steps", steps);
+        json_object_object_add(o, "result", json_object_new_string(e->result));
+        json_object_object_add(o, "message", *e->message ? json_object_new_string(e->message) : NULL);
+        return o;
+}
+
+static const char *result_color(const char *result) {
+        if (strcmp(result, "done") == 0 || strcmp(result, "dry-run") == 0)
+                return COLOR_GREEN;
+        if (strcmp(result, "refused") == 0 || strcmp(result, "running") == 0 || strcmp(result, "cancelled") == 0)
+                return COLOR_YELLOW;
+        return COLOR_RED;
+}
+
+static int verb_history(char **args) {
+        static const char *const headers[] = {"ID", "STARTED", "OPERATION", "GROUP", "RESULT", "TIME", "WHO", NULL};
+        Iommud__V1__HistoryRequest req = IOMMUD__V1__HISTORY_REQUEST__INIT;
+        _cleanup_(protobuf_c_message_freep) ProtobufCMessage *m = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
+        const Iommud__V1__HistoryResponse *resp;
+        int r;
+
+        req.limit = arg_limit;
+        req.group = arg_groups;
+        req.n_group = arg_n_groups;
+        r = call("history", SERVICE "History", &req.base, &iommud__v1__history_response__descriptor, &m);
+        if (r != EXIT_OK)
+                return r;
+        resp = (const Iommud__V1__HistoryResponse *)m;
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *a = json_object_new_array();
+
+                for (size_t i = 0; a && i < resp->n_entries; i++)
+                        json_object_array_add(a, history_entry_to_json(resp->entries[i]));
+                return print_json(a, JSON_C_TO_STRING_PRETTY);
+        }
+
+        t = table_new(headers);
+        if (!t)
+                return EXIT_ERROR;
+        table_set_width(t, term_width);
+        table_set_shrinkable(t, 6);
+        for (size_t i = 0; i < resp->n_entries; i++) {
+                const Iommud__V1__HistoryEntry *e = resp->entries[i];
+                time_t when = (time_t)(e->started_unix_usec / 1000000);
+                char started[32];
+                struct tm tm;
+
+                if (localtime_r(&when, &tm))
+                        strftime(started, sizeof(started), "%Y-%m-%d %H:%M:%S", &tm);
+                else
+                        snprintf(started, sizeof(started), "%" PRId64, e->started_unix_usec);
+                table_addf(t, NULL, "%" PRIu64, e->operation_id);
+                table_add(t, NULL, started);
+                table_addf(t, NULL, "%s%s%s%s%s", e->operation, *e->argument ? " " : "", e->argument,
+                           e->dry_run ? " (dry run)" : "", e->force ? " (forced)" : "");
+                table_addf(t, NULL, "%" PRIu32, e->group);
+                table_add(t, result_color(e->result), e->result);
+                table_addf(t, NULL, "%.3fs", (double)e->duration_usec / 1e6);
+                table_add(t, NULL, e->peer);
+        }
+        table_print(t, stdout, use_color);
+        /* Why the last ones failed: one line each, after the table. */
+        for (size_t i = 0; i < resp->n_entries; i++)
+                if (*resp->entries[i]->message)
+                        printf("  %" PRIu64 ": %s\n", resp->entries[i]->operation_id, resp->entries[i]->message);
+        return EXIT_OK;
+}
+
 /* ---- main ---------------------------------------------------------------------------------------- */
 
 
@@ -1263,6 +1383,7 @@ static const struct {
         {"plan", 0, 0, verb_plan, NULL},
         {"apply", 0, 0, verb_apply, NULL},
         {"policy", 1, -1, verb_policy, "'check' and files"},
+        {"history", 0, 0, verb_history, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -1276,7 +1397,7 @@ int main(int argc, char **argv) {
         if (optind >= argc) {
                 fprintf(stderr,
                         "iommuctl: which verb? (status, units, groups, group N, devices, device ADDRESS, "
-                        "watch, rescan, set-type, prepare, release, block, unblock, plan, apply, policy check; "
+                        "watch, rescan, set-type, prepare, release, block, unblock, plan, apply, policy check, history; "
                         "see 'iommuctl --help')\n");
                 return EXIT_USAGE;
         }

@@ -122,6 +122,10 @@ json_object *proto_device_to_json(const Iommud__V1__Device *d) {
         json_object_object_add(o, "sysfs_path", string_or_null(d->sysfs_path));
         json_object_object_add(o, "sriov", sriov_to_json(d->sriov));
         json_object_object_add(o, "acs", acs_to_json(d));
+        /* Like acs: known only when the extended config space was readable. */
+        json_object_object_add(o, "ats", d->config_extended ? json_object_new_boolean(d->ats) : NULL);
+        json_object_object_add(o, "pri", d->config_extended ? json_object_new_boolean(d->pri) : NULL);
+        json_object_object_add(o, "pasid", d->config_extended ? json_object_new_boolean(d->pasid) : NULL);
         if (d->serial_present) {
                 char serial[32];
 
@@ -139,12 +143,26 @@ json_object *proto_device_to_json(const Iommud__V1__Device *d) {
                                                       : NULL);
         json_object_object_add(o, "boot_vga",
                                d->boot_vga >= 0 ? json_object_new_boolean(d->boot_vga) : NULL);
+        json_object_object_add(o, "removable", string_or_null(d->removable));
         json_object_object_add(o, "net_interfaces", strv_to_json(d->net_interfaces, d->n_net_interfaces));
         json_object_object_add(o, "block_devices", strv_to_json(d->block_devices, d->n_block_devices));
         json_object_object_add(o, "drm_cards", strv_to_json(d->drm_cards, d->n_drm_cards));
         json_object_object_add(o, "modalias", string_or_null(d->modalias));
         json_object_object_add(o, "errors", errors_to_json(d->errors, d->n_errors));
         return o;
+}
+
+static json_object *refusals_to_json(const Iommud__V1__TypeChange *t) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < t->n_refused; i++) {
+                json_object *r = json_object_new_object();
+
+                json_object_object_add(r, "type", string_or_null(t->refused[i]->type));
+                json_object_object_add(r, "reason", string_or_null(t->refused[i]->reason));
+                json_object_array_add(a, r);
+        }
+        return a;
 }
 
 json_object *proto_group_to_json(const Iommud__V1__Group *g) {
@@ -180,6 +198,7 @@ json_object *proto_group_to_json(const Iommud__V1__Group *g) {
                 json_object_object_add(blocker, "device", string_or_null(g->blockers[i]->device));
                 json_object_object_add(blocker, "driver", string_or_null(g->blockers[i]->driver));
                 json_object_object_add(blocker, "reason", string_or_null(g->blockers[i]->reason));
+                json_object_object_add(blocker, "kind", string_or_null(g->blockers[i]->kind));
                 json_object_array_add(blockers, blocker);
         }
         json_object_object_add(o, "blockers", blockers);
@@ -190,6 +209,7 @@ json_object *proto_group_to_json(const Iommud__V1__Group *g) {
                 json_object_object_add(type_change, "allowed",
                                        strv_to_json(g->type_change->allowed, g->type_change->n_allowed));
                 json_object_object_add(type_change, "reason", string_or_null(g->type_change->reason));
+                json_object_object_add(type_change, "refused", refusals_to_json(g->type_change));
         }
         json_object_object_add(o, "type_change", type_change);
         json_object_object_add(o, "vfio_node", json_object_new_boolean(g->vfio_node));
@@ -310,6 +330,14 @@ json_object *proto_host_response_to_json(const Iommud__V1__GetHostResponse *r) {
         json_object_object_add(o, "group_count", json_object_new_int64(r->group_count));
         json_object_object_add(o, "device_count", json_object_new_int64(r->device_count));
         json_object_object_add(o, "error_count", json_object_new_int64(r->error_count));
+        /* Not in the dump: what iommud itself can do now. */
+        if (r->daemon) {
+                json_object *daemon = json_object_new_object();
+
+                json_object_object_add(daemon, "read_only", json_object_new_boolean(r->daemon->read_only));
+                json_object_object_add(daemon, "read_only_reason", string_or_null(r->daemon->read_only_reason));
+                json_object_object_add(o, "daemon", daemon);
+        }
         return o;
 }
 

@@ -1,4 +1,5 @@
 /* iommud's entry point: settings from file and flags, then --dump or the daemon on one event loop. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -15,16 +16,21 @@
 #include "build-config.h"
 #include "bus-server.h"
 #include "config.h"
+#include "group-cache.h"
+#include "grpc-metrics.h"
 #include "grpc-server.h"
 #include "inventory.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "metrics-server.h"
 #include "operations.h"
 #include "string-util.h"
 #include "roots.h"
+#include "svc-config.h"
 #include "svc-manager.h"
-#include "virt-tracker.h"
+#include "virt-module.h"
 
 #define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
 #define SHUTDOWN_DRAIN_MS 5000
@@ -46,7 +52,11 @@ typedef struct Daemon {
         GrpcServer *grpc;
         SvcManager *svc;
         BusServer *dbus;
+        void *virt_handle; /* the loaded virt module (dlopen) */
+        const VirtModule *virt_module;
         VirtTracker *virt;
+        MetricsServer *metrics;
+        GroupCache *groups;
         struct event *sigterm, *sigint, *sighup, *sigusr1;
         struct event *watchdog;
         bool stopping;
@@ -260,7 +270,6 @@ static int load_config(const Arguments *args, Config *ret) {
 static int run_dump(const Arguments *args, const Config *config) {
         _cleanup_(host_roots_freep) HostRoots *roots = NULL;
         _cleanup_(inventory_freep) Inventory *inv = NULL;
-        json_object *json;
         int r;
 
         r = host_roots_open(config->sysfs_root, config->proc_root, config->dev_root, &roots);
@@ -275,14 +284,8 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        json = inventory_to_json(inv);
-        fputs(json_object_to_json_string_ext(json, args->compact ? JSON_C_TO_STRING_PLAIN
-                                                                 : JSON_C_TO_STRING_PRETTY |
-                                                                           JSON_C_TO_STRING_SPACED |
-                                                                           JSON_C_TO_STRING_NOSLASHESCAPE),
-              stdout);
-        fputc('\n', stdout);
-        json_object_put(json);
+        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
+        (void)inventory_write_json(inv, stdout, args->compact);
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");
@@ -301,6 +304,10 @@ static Peer peer_from_grpc(const GrpcPeer *gp) {
                 .pid = gp->pid,
                 .subject = gp->subject,
                 .common_name = gp->common_name,
+                .san_dns = gp->san_dns,
+                .n_san_dns = gp->n_san_dns,
+                .san_uri = gp->san_uri,
+                .n_san_uri = gp->n_san_uri,
         };
 }
 
@@ -308,6 +315,8 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
         Daemon *d = userdata;
         Peer peer = peer_from_grpc(gp);
 
+        /* Groups not known yet (a lookup is under way) simply do not match: unknown never grants. */
+        (void)group_cache_fill(d->groups, &peer);
         switch (authorize_peer(&d->config, &peer)) {
         case ROLE_ADMIN:
                 return GRPC_ROLE_ADMIN;
@@ -318,6 +327,24 @@ static GrpcRole on_authorize(const GrpcPeer *gp, void *userdata) {
         default:
                 return GRPC_ROLE_NONE;
         }
+}
+
+/* A new Unix connection waits (reading nothing) while its uid's groups are looked up, when a
+ * group principal could give it a role; otherwise the lookup only warms the cache. */
+static int on_resolve(const GrpcPeer *gp, void *userdata) {
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+
+        return group_cache_fill(d->groups, &peer) > 0 && authorize_needs_groups(&d->config) ? 1 : 0;
+}
+
+static void on_groups_changed(void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->grpc)
+                grpc_server_peers_resolved(d->grpc);
+        if (d->dbus)
+                bus_server_groups_changed(d->dbus);
 }
 
 /* A denied gRPC call gets core's message, which names who holds the role it needs. */
@@ -361,7 +388,8 @@ static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
                 return;
         }
         d->stopping = true;
-        log_info("Stopping: draining %u connections.", grpc_server_n_connections(d->grpc));
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_STOPPING }), "Stopping: draining %u connections.",
+                  grpc_server_n_connections(d->grpc));
         (void)sd_notify(false, "STOPPING=1\nSTATUS=Draining connections.");
         svc_manager_end_watches(d->svc);
         if (grpc_server_shutdown(d->grpc, SHUTDOWN_DRAIN_MS, on_shutdown_done, d) < 0)
@@ -381,16 +409,36 @@ static int reload_settings(void *userdata) {
                 (void)sd_notify(false, "READY=1");
                 return r;
         }
+        /* Certificates, keys, CAs and CRLs are read again for new connections; established ones keep
+         * theirs. Files that do not load keep every old setting, like a bad settings file. */
+        GrpcTlsConfig tls;
+        svc_grpc_tls(&new, &tls);
+        if (tls.cert_file && tls.key_file && tls.client_ca_file) {
+                r = grpc_server_reload_tls(d->grpc, &tls);
+                if (r < 0) {
+                        log_error_errno(r, "Reloading the TLS files failed; keeping the current settings: %m");
+                        config_done(&new);
+                        (void)sd_notify(false, "READY=1");
+                        return r;
+                }
+        }
         /* Roles and limits take effect per call; listeners and roots need a restart. */
         if (strcmp(new.sysfs_root, d->config.sysfs_root) != 0 ||
             strcmp(new.proc_root, d->config.proc_root) != 0 || strcmp(new.dev_root, d->config.dev_root) != 0)
                 log_notice("Roots changed in the settings; they take effect at the next start.");
         config_done(&d->config);
         d->config = new;
+        GrpcLimits limits;
+        svc_grpc_limits(&d->config.limits, &limits);
+        grpc_server_set_limits(d->grpc, &limits);
+        grpc_server_peers_resolved(d->grpc);
+        /* Memberships may have changed with the settings; the old answers serve until then. */
+        group_cache_set_interval(d->groups, d->config.group_refresh_sec);
+        group_cache_refresh(d->groups);
         svc_manager_recheck_watches(d->svc, on_authorize, d);
-        log_info("Settings reloaded.");
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_RELOADED }), "Settings reloaded.");
         if (operations_reload_policy(d->operations) >= 0)
-                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL);
+                (void)operations_apply_policy(d->operations, -1, false, NULL, NULL, NULL);
         (void)sd_notify(false, "READY=1");
         return 0;
 }
@@ -448,12 +496,10 @@ static int start_listeners(Daemon *d) {
         }
 
         for (char **a = d->config.tls_listen; a && *a; a++) {
-                GrpcTlsConfig tls = {
-                        .cert_file = d->config.tls_certificate,
-                        .key_file = d->config.tls_key,
-                        .client_ca_file = d->config.tls_client_ca,
-                };
+                GrpcTlsConfig tls;
                 uint16_t port;
+
+                svc_grpc_tls(&d->config, &tls);
 
                 r = grpc_server_listen_tls(d->grpc, *a, &tls, &port);
                 if (r < 0)
@@ -482,6 +528,7 @@ static int start_operations(Daemon *d) {
                 .journal_dir = journal_dir,
                 .state_dir = d->config.state_directory,
                 .timeout_sec = d->config.limits.operation_timeout_sec,
+                .kernel_write_timeout_sec = d->config.limits.kernel_write_timeout_sec,
                 .max_queued = d->config.limits.max_queued_operations,
                 /* Test hook for crash recovery: the daemon kills itself after that step. */
                 .fault_after_step = fault ? (unsigned)atoi(fault) : 0,
@@ -500,7 +547,8 @@ static int start_dbus(Daemon *d) {
 
         if (strcmp(bus, "none") == 0)
                 return 0;
-        r = bus_server_new(d->base, d->manager, d->operations, &d->config, bus, reload_settings, d, &d->dbus);
+        r = bus_server_new(d->base, d->manager, d->operations, &d->config, d->groups, bus, reload_settings, d,
+                           &d->dbus);
         if (r < 0 && !d->config.dbus) {
                 log_warning_errno(r, "Cannot serve on the system D-Bus, continuing without D-Bus: %m");
                 return 0;
@@ -511,14 +559,57 @@ static int start_dbus(Daemon *d) {
         return 0;
 }
 
+/* Opt-in: without [Metrics] Listen= nothing listens. */
+static int start_metrics(Daemon *d) {
+        uint16_t port;
+        int r;
+
+        if (!d->config.metrics_listen)
+                return 0;
+        r = metrics_server_new(d->base, d->manager, d->operations, &d->metrics);
+        if (r >= 0)
+                r = metrics_server_add_collector(d->metrics, grpc_metrics_collect, d->grpc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the metrics endpoint: %m");
+        r = metrics_server_listen(d->metrics, d->config.metrics_listen, &port);
+        if (r < 0)
+                return log_error_errno(r, "Failed to serve metrics on %s: %m", d->config.metrics_listen);
+        log_info("Serving Prometheus metrics on %s (port %u) at /metrics.", d->config.metrics_listen, port);
+        return 0;
+}
+
 /* core asks which guest uses a group; the tracker knows the devices of every running domain. */
 static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         Daemon *d = userdata;
 
         for (char **a = g->devices; *a; a++)
-                if (virt_tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
+                if (d->virt_module->tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
                         return true;
         return false;
+}
+
+/* The virt layer is a module: libvirt and what it links are loaded only by a daemon that follows
+ * libvirt. A build tree has it next to the binary, in virt/; an installed daemon in VIRT_MODULE_DIR. */
+static int load_virt_module(Daemon *d) {
+        _cleanup_(freep) char *exe = NULL, *local = NULL;
+        const char *path = VIRT_MODULE_DIR "/" VIRT_MODULE_FILE;
+        char *slash;
+
+        exe = realpath("/proc/self/exe", NULL);
+        slash = exe ? strrchr(exe, '/') : NULL;
+        if (slash) {
+                *slash = 0;
+                local = strprintf("%s/virt/%s", exe, VIRT_MODULE_FILE);
+                if (local && access(local, F_OK) == 0)
+                        path = local;
+        }
+        d->virt_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!d->virt_handle)
+                return log_error_errno(ENOENT, "Failed to load the libvirt module %s: %s", path, dlerror());
+        d->virt_module = dlsym(d->virt_handle, VIRT_MODULE_SYMBOL);
+        if (!d->virt_module)
+                return log_error_errno(ENOENT, "The libvirt module %s lacks %s.", path, VIRT_MODULE_SYMBOL);
+        return 0;
 }
 
 /* The tracker connects from the loop and retries while libvirtd is down: it never delays the start. */
@@ -527,7 +618,10 @@ static int start_virt(Daemon *d) {
 
         if (streq(d->config.libvirt_uri, "none"))
                 return 0;
-        r = virt_tracker_new(d->base, d->config.libvirt_uri, &d->virt);
+        r = load_virt_module(d);
+        if (r < 0)
+                return r;
+        r = d->virt_module->tracker_new(d->base, d->config.libvirt_uri, &d->virt);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up following libvirt: %m");
         operations_set_user_lookup(d->operations, on_group_user, d);
@@ -563,14 +657,15 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
 
-        grpc_limits_default(&limits);
-        limits.max_connections = d->config.limits.max_connections;
-        limits.max_streams = d->config.limits.max_streams;
-        limits.max_message_size = d->config.limits.max_message_size;
-        limits.max_header_list_size = d->config.limits.max_header_list_size;
+        r = group_cache_new(d->base, d->config.group_refresh_sec, on_groups_changed, d, &d->groups);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the user database lookups: %m");
+
+        svc_grpc_limits(&d->config.limits, &limits);
         r = grpc_server_new(d->base, &limits, on_authorize, d, &d->grpc);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
+        grpc_server_set_resolver(d->grpc, on_resolve, d);
         grpc_server_set_denial(d->grpc, on_denial);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
@@ -582,6 +677,9 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return r;
         r = start_dbus(d);
+        if (r < 0)
+                return r;
+        r = start_metrics(d);
         if (r < 0)
                 return r;
 
@@ -601,8 +699,10 @@ static int run_daemon(Daemon *d) {
         (void)grpc_server_set_health(d->grpc, "iommud.v1.IommuManager", GRPC_HEALTH_SERVING);
         (void)sd_notify(false, "READY=1");
         update_status(d);
-        log_info("iommud %s ready: %zu IOMMU groups, %zu PCI devices.", PACKAGE_VERSION,
-                 manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices);
+        log_event(LOG_INFO, ((LogFields){ .message_id = LOG_ID_READY }),
+                  "iommud %s ready: %zu IOMMU groups, %zu PCI devices; logging to %s.", PACKAGE_VERSION,
+                  manager_get_inventory(d->manager)->n_groups, manager_get_inventory(d->manager)->n_devices,
+                  log_target());
 
         if (event_base_dispatch(d->base) < 0)
                 return log_error_errno(EIO, "The event loop failed.");
@@ -616,12 +716,16 @@ static void daemon_done(Daemon *d) {
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])
                         event_free(*events[i]);
+        metrics_server_free(d->metrics);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
-        virt_tracker_free(d->virt);
+        if (d->virt_module)
+                d->virt_module->tracker_free(d->virt);
+        /* Not unloaded: libvirt keeps threads and atexit handlers of its own. */
         grpc_server_free(d->grpc);
         bus_server_free(d->dbus);
         svc_manager_free(d->svc);
+        group_cache_free(d->groups);
         manager_free(d->manager);
         if (d->base)
                 event_base_free(d->base);

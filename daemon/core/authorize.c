@@ -2,12 +2,11 @@
 #include "authorize.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "log.h"
@@ -27,75 +26,37 @@ const char *role_to_string(Role r) {
         return names[r];
 }
 
-/* A Unix peer's groups from the user database: SO_PEERCRED carries only the effective gid, and
- * getgrouplist() wants the user name. Looked up at most once per decision, and only when a gid
- * principal did not match the primary gid. */
-typedef struct PeerGroups {
-        bool loaded;
-        gid_t *gids;
-        int n;
-} PeerGroups;
-
-static void peer_groups_done(PeerGroups *g) {
-        free(g->gids);
-}
-
-static void peer_groups_load(PeerGroups *g, uid_t uid) {
-        _cleanup_(freep) char *name = NULL;
-        struct passwd *pw;
-        gid_t primary;
-        int size = 32;
-
-        g->loaded = true;
-
-        /* No passwd entry (a uid from a container, say): only the peer's own gid counts. Every
-         * failure below leaves the list empty, so errors can only deny, never grant. */
-        pw = getpwuid(uid);
-        if (!pw)
-                return;
-        name = strdup(pw->pw_name);
-        primary = pw->pw_gid;
-        if (!name)
-                return;
-
-        for (;;) {
-                gid_t *gids = realloc(g->gids, size * sizeof(gid_t));
-                int n = size;
-
-                if (!gids)
-                        return;
-                g->gids = gids;
-                if (getgrouplist(name, primary, gids, &n) >= 0) {
-                        g->n = n;
-                        return;
-                }
-                if (n <= size) /* cannot grow: give up */
-                        return;
-                size = n;
-        }
-}
-
-static bool peer_in_group(const Peer *p, gid_t gid, PeerGroups *groups) {
+static bool peer_in_group(const Peer *p, gid_t gid) {
         if (p->gid == gid)
                 return true;
-        if (!groups->loaded)
-                peer_groups_load(groups, p->uid);
-        for (int i = 0; i < groups->n; i++)
-                if (groups->gids[i] == gid)
+        for (size_t i = 0; p->groups_known && i < p->n_groups; i++)
+                if (p->groups[i] == gid)
                         return true;
         return false;
 }
 
-static bool principal_matches(const Principal *pr, const Peer *p, PeerGroups *groups) {
+static bool name_in(const char *const *names, size_t n, const char *name, bool ignore_case) {
+        for (size_t i = 0; i < n; i++)
+                if ((ignore_case ? strcasecmp(names[i], name) : strcmp(names[i], name)) == 0)
+                        return true;
+        return false;
+}
+
+static bool principal_matches(const Principal *pr, const Peer *p) {
         switch (pr->kind) {
         case PRINCIPAL_UID:
                 return p->kind == PEER_UNIX && p->uid == pr->uid;
         case PRINCIPAL_GID:
-                return p->kind == PEER_UNIX && peer_in_group(p, pr->gid, groups);
+                return p->kind == PEER_UNIX && peer_in_group(p, pr->gid);
         case PRINCIPAL_CN:
                 return p->kind == PEER_TLS && p->common_name && strcmp(p->common_name, pr->name) == 0;
         case PRINCIPAL_SUBJECT:
                 return p->kind == PEER_TLS && p->subject && strcmp(p->subject, pr->name) == 0;
+        case PRINCIPAL_SAN_DNS:
+                /* DNS names compare without case (RFC 4343); a wildcard matches only itself. */
+                return p->kind == PEER_TLS && name_in(p->san_dns, p->n_san_dns, pr->name, true);
+        case PRINCIPAL_SAN_URI:
+                return p->kind == PEER_TLS && name_in(p->san_uri, p->n_san_uri, pr->name, false);
         case PRINCIPAL_ANY_UNIX:
                 return p->kind == PEER_UNIX;
         case PRINCIPAL_ANY_TLS:
@@ -110,15 +71,24 @@ static bool principal_matches(const Principal *pr, const Peer *p, PeerGroups *gr
         return false;
 }
 
-static bool list_matches(const PrincipalList *l, const Peer *p, PeerGroups *groups) {
+static bool list_matches(const PrincipalList *l, const Peer *p) {
         FOREACH_ARRAY(pr, l->items, l->n)
-                if (principal_matches(pr, p, groups))
+                if (principal_matches(pr, p))
                         return true;
         return false;
 }
 
+bool authorize_needs_groups(const Config *c) {
+        const PrincipalList *lists[] = {&c->readers, &c->operators, &c->admins};
+
+        FOREACH_ARRAY(l, lists, ELEMENTSOF(lists))
+                FOREACH_ARRAY(pr, (*l)->items, (*l)->n)
+                        if (pr->kind == PRINCIPAL_GID)
+                                return true;
+        return false;
+}
+
 Role authorize_peer(const Config *c, const Peer *p) {
-        _cleanup_(peer_groups_done) PeerGroups groups = {};
         const PrincipalList *lists[] = {
                 [ROLE_READER] = &c->readers,
                 [ROLE_OPERATOR] = &c->operators,
@@ -126,7 +96,7 @@ Role authorize_peer(const Config *c, const Peer *p) {
         };
 
         for (Role r = ROLE_ADMIN; r > ROLE_NONE; r--)
-                if (list_matches(lists[r], p, &groups))
+                if (list_matches(lists[r], p))
                         return r;
         return ROLE_NONE;
 }
@@ -154,6 +124,10 @@ static char *principal_to_string(const Principal *pr) {
                 return strprintf("cn:%s", pr->name);
         case PRINCIPAL_SUBJECT:
                 return strprintf("subject:%s", pr->name);
+        case PRINCIPAL_SAN_DNS:
+                return strprintf("san-dns:%s", pr->name);
+        case PRINCIPAL_SAN_URI:
+                return strprintf("san-uri:%s", pr->name);
         case PRINCIPAL_ANY_UNIX:
                 return strdup("unix:*");
         case PRINCIPAL_ANY_TLS:

@@ -1,6 +1,8 @@
 /* Who may do what: the role of a peer, from the [Roles] mapping in the config. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct Config Config;
@@ -28,13 +30,25 @@ typedef struct Peer {
         uid_t uid;               /* PEER_UNIX */
         gid_t gid;               /* PEER_UNIX: the peer's effective gid */
         pid_t pid;               /* PEER_UNIX, for logs */
+        /* PEER_UNIX: the uid's groups in the user database, from the GroupCache. Until they are
+         * known (groups_known false) only gid can match a gid:/group: principal. */
+        const gid_t *groups;
+        size_t n_groups;
+        bool groups_known;
         const char *subject;     /* PEER_TLS: RFC 2253 subject, "CN=op1,O=example" */
-        const char *common_name; /* PEER_TLS: the subject's CN; NULL if it has none */
+        const char *common_name; /* PEER_TLS: the subject's one CN in UTF-8; NULL if it has none */
+        const char *const *san_dns; /* PEER_TLS: subject alternative names, DNS */
+        size_t n_san_dns;
+        const char *const *san_uri; /* PEER_TLS: subject alternative names, URI (SPIFFE ids) */
+        size_t n_san_uri;
 } Peer;
 
 /* The highest role whose [Roles] list names the peer. Called per call, so a reloaded config takes
- * effect at once. May query the user database (group membership). */
+ * effect at once. Never blocks: group memberships come with the peer (groups above). */
 Role authorize_peer(const Config *c, const Peer *p);
+
+/* Whether any principal is a group: deciding a Unix peer's role may then need its groups. */
+bool authorize_needs_groups(const Config *c);
 
 /* 0 if the peer's role is at least 'needed'. Otherwise -EPERM and, if ret_message is not NULL, a
  * message for the client in *ret_message that also names who holds the role, e.g. "permission

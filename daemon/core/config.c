@@ -277,6 +277,22 @@ static int parse_listen_insecure(Config *c, const ConfigOption *o, const char *v
         return 0;
 }
 
+/* Any address: metrics are read-only, and Prometheus usually scrapes from another host. */
+static int parse_listen_address(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        char **field = FIELD(c, o, char *);
+        _cleanup_(freep) char *address = NULL;
+        int r;
+
+        if (!*value)
+                return set_string(field, NULL);
+        r = parse_address_port(o, value, origin, &address, NULL);
+        if (r < 0)
+                return r;
+        free(*field);
+        *field = TAKE_PTR(address);
+        return 0;
+}
+
 static int parse_hook_unreachable(Config *c, const ConfigOption *o, const char *value, const char *origin) {
         HookUnreachable *field = FIELD(c, o, HookUnreachable);
 
@@ -356,6 +372,22 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 p.name = strdup(arg);
                 if (!p.name)
                         return log_oom();
+        } else if (strncmp(token, "san-dns:", 8) == 0 || strncmp(token, "san-uri:", 8) == 0) {
+                /* Certificates with other bytes in these names are refused, so such a principal
+                 * could never match; the value has no spaces anyway (the list splits on them). */
+                for (const char *ch = arg; *ch; ch++)
+                        if ((unsigned char)*ch < 0x21 || (unsigned char)*ch > 0x7e)
+                                return log_invalid(origin, o, value, "'%s': a name in a certificate is printable ASCII",
+                                                   token);
+                if (!*arg)
+                        return log_invalid(origin, o, value, "'%s' names nothing", token);
+                if (token[4] == 'u' && !strstr(arg, ":"))
+                        return log_invalid(origin, o, value, "'%s' is not a URI such as san-uri:spiffe://example.org/x",
+                                           token);
+                p.kind = token[4] == 'd' ? PRINCIPAL_SAN_DNS : PRINCIPAL_SAN_URI;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "cn:", 3) == 0 || strncmp(token, "subject:", 8) == 0) {
                 if (!*arg)
                         return log_invalid(origin, o, value, "'%s' names nothing", token);
@@ -376,7 +408,7 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
 invalid:
         return log_invalid(origin, o, value,
                            "unknown principal '%s'; expected uid:N, user:NAME, gid:N, group:NAME, cn:NAME, "
-                           "subject:DN, unix:*, tls:* or insecure:*",
+                           "subject:DN, san-dns:NAME, san-uri:URI, unix:*, tls:* or insecure:*",
                            token);
 }
 
@@ -469,12 +501,19 @@ static const ConfigOption options[] = {
                "Plaintext gRPC on a loopback address, peers without identity (default: none)",
                parse_listen_insecure, insecure_tcp),
 
+        OPTION("Metrics", "Listen", "metrics-listen", "ADDR:PORT",
+               "Prometheus metrics over HTTP at /metrics on ADDR:PORT or [V6]:PORT (default: none)",
+               parse_listen_address, metrics_listen),
+
         OPTION("TLS", "Certificate", "tls-certificate", "FILE", "Server certificate chain (PEM)",
                parse_path_or_empty, tls_certificate),
         OPTION("TLS", "Key", "tls-key", "FILE", "Private key of the server certificate (PEM)",
                parse_path_or_empty, tls_key),
         OPTION("TLS", "ClientCA", "tls-client-ca", "FILE", "CAs that sign client certificates (PEM)",
                parse_path_or_empty, tls_client_ca),
+        OPTION("TLS", "CRL", "tls-crl", "FILE",
+               "Revocation lists (PEM) of the client CAs; then every client certificate is checked",
+               parse_path_or_empty, tls_crl),
 
         OPTION("Roles", "Reader", "reader", "PRINCIPALS",
                "Principals allowed to read and watch; repeatable, empty clears", parse_roles, readers),
@@ -483,16 +522,56 @@ static const ConfigOption options[] = {
         OPTION("Roles", "Admin", "admin", "PRINCIPALS",
                "Principals that may also set domain types, block, apply policy, force (default: uid:0)",
                parse_roles, admins),
+        OPTION("Roles", "GroupRefreshSec", "group-refresh", "SECONDS",
+               "Look group memberships up again this often, and at reload (default: 300)", parse_seconds,
+               group_refresh_sec),
 
         OPTION("Limits", "MaxConnections", "max-connections", "N",
-               "Client connections, all listeners together (default: 64)", parse_count,
-               limits.max_connections),
+               "Client connections per listener (default: 256)", parse_count, limits.max_connections),
+        OPTION("Limits", "MaxConnectionsPerPeer", "max-connections-per-peer", "N",
+               "Connections per uid, certificate or address; root on the Unix socket is exempt (default: 16)",
+               parse_count, limits.max_connections_per_peer),
+        OPTION("Limits", "ReservedConnections", "reserved-connections", "N",
+               "Connections peers without a role cannot take, and again readers cannot (default: 32)",
+               parse_count, limits.reserved_connections),
+        OPTION("Limits", "MaxHandshakes", "max-handshakes", "N",
+               "TLS connections still in their handshake per listener; the oldest gives way (default: 64)",
+               parse_count, limits.max_handshakes),
         OPTION("Limits", "MaxStreams", "max-streams", "N", "Concurrent calls per connection (default: 100)",
                parse_count, limits.max_streams),
         OPTION("Limits", "MaxMessageSize", "max-message-size", "SIZE",
                "Largest request message (default: 4M)", parse_size, limits.max_message_size),
         OPTION("Limits", "MaxHeaderListSize", "max-header-list-size", "SIZE",
                "Largest request header list (default: 16K)", parse_size, limits.max_header_list_size),
+        OPTION("Limits", "MaxHeaderFields", "max-header-fields", "N",
+               "Request header fields per call (default: 64)", parse_count, limits.max_header_fields),
+        OPTION("Limits", "MaxConnectionMemory", "max-connection-memory", "SIZE",
+               "Memory one connection may hold: requests, responses, HTTP/2 state (default: 16M)", parse_size,
+               limits.max_connection_memory),
+        OPTION("Limits", "MaxPeerMemory", "max-peer-memory", "SIZE",
+               "Memory all connections of one peer may hold; operators and admins are exempt (default: 32M)",
+               parse_size, limits.max_peer_memory),
+        OPTION("Limits", "MaxMemory", "max-memory", "SIZE",
+               "Memory all connections may hold; half for peers without a role (default: 256M)", parse_size,
+               limits.max_memory),
+        OPTION("Limits", "MaxSendQueue", "max-send-queue", "SIZE",
+               "Responses queued per call for a slow client (default: 4M)", parse_size, limits.max_send_queue),
+        OPTION("Limits", "HandshakeTimeoutSec", "handshake-timeout", "SECONDS",
+               "From accept to the client's HTTP/2 preface, TLS included (default: 10)", parse_seconds,
+               limits.handshake_timeout_sec),
+        OPTION("Limits", "HeaderTimeoutSec", "header-timeout", "SECONDS",
+               "For one request header block (default: 10)", parse_seconds, limits.header_timeout_sec),
+        OPTION("Limits", "RequestTimeoutSec", "request-timeout", "SECONDS",
+               "For one request message to arrive (default: 30)", parse_seconds, limits.request_timeout_sec),
+        OPTION("Limits", "IdleTimeoutSec", "idle-timeout", "SECONDS",
+               "Close connections without calls after this long; 0: never (default: 300)", parse_interval,
+               limits.idle_timeout_sec),
+        OPTION("Limits", "KeepaliveSec", "keepalive", "SECONDS",
+               "PING quiet TCP clients after this long; 0: never (default: 60)", parse_interval,
+               limits.keepalive_sec),
+        OPTION("Limits", "KeepaliveTimeoutSec", "keepalive-timeout", "SECONDS",
+               "Close a TCP connection whose PING is not answered in this time (default: 20)", parse_seconds,
+               limits.keepalive_timeout_sec),
         OPTION("Limits", "MaxWatchers", "max-watchers", "N", "Watch subscribers, all clients (default: 64)",
                parse_count, limits.max_watchers),
         OPTION("Limits", "MaxQueuedOperations", "max-queued-operations", "N",
@@ -500,6 +579,9 @@ static const ConfigOption options[] = {
                limits.max_queued_operations),
         OPTION("Limits", "OperationTimeoutSec", "operation-timeout", "SECONDS",
                "Time one operation may take (default: 120)", parse_seconds, limits.operation_timeout_sec),
+        OPTION("Limits", "KernelWriteTimeoutSec", "kernel-write-timeout", "SECONDS",
+               "Time one kernel write may block before its operation is failed (default: 30)", parse_seconds,
+               limits.kernel_write_timeout_sec),
 
         OPTION("LibvirtHook", "OnUnreachable", "libvirt-hook-on-unreachable", "start|fail",
                "iommud-libvirt-hook, when iommud cannot be reached: let the domain start with its host "
@@ -534,14 +616,30 @@ int config_init_defaults(Config *c) {
                 .udev = true,
                 .unix_mode = 0666,
                 .default_roles = true,
+                .group_refresh_sec = 300,
                 .limits = {
-                        .max_connections = 64,
+                        .max_connections = 256,
+                        .max_connections_per_peer = 16,
+                        .reserved_connections = 32,
+                        .max_handshakes = 64,
                         .max_streams = 100,
                         .max_message_size = 4 * 1024 * 1024,
                         .max_header_list_size = 16 * 1024,
+                        .max_header_fields = 64,
+                        .max_connection_memory = 16 * 1024 * 1024,
+                        .max_peer_memory = 32 * 1024 * 1024,
+                        .max_memory = 256 * 1024 * 1024,
+                        .max_send_queue = 4 * 1024 * 1024,
+                        .handshake_timeout_sec = 10,
+                        .header_timeout_sec = 10,
+                        .request_timeout_sec = 30,
+                        .idle_timeout_sec = 300,
+                        .keepalive_sec = 60,
+                        .keepalive_timeout_sec = 20,
                         .max_watchers = 64,
                         .max_queued_operations = 32,
                         .operation_timeout_sec = 120,
+                        .kernel_write_timeout_sec = 30,
                 },
         };
 
@@ -575,9 +673,11 @@ void config_done(Config *c) {
         free(c->libvirt_uri);
         strv_free(c->tls_listen);
         free(c->insecure_tcp);
+        free(c->metrics_listen);
         free(c->tls_certificate);
         free(c->tls_key);
         free(c->tls_client_ca);
+        free(c->tls_crl);
         principal_list_done(&c->readers);
         principal_list_done(&c->operators);
         principal_list_done(&c->admins);
@@ -666,6 +766,41 @@ static void log_option_problem(const char *section, const char *key, const char 
         log_error("[%s] %s= (--%s) %s", o->section, o->key, o->flag, problem);
 }
 
+/* Limits that contradict each other would lock clients out in ways that are hard to see. */
+static int verify_limits(const ConfigLimits *l) {
+        int r = 0;
+
+        if (2 * (uint64_t)l->reserved_connections >= l->max_connections) {
+                log_error("[Limits] ReservedConnections= (--reserved-connections) %u must be less than half of "
+                          "MaxConnections= (%u): both reserves come out of it and peers without a role need room",
+                          l->reserved_connections, l->max_connections);
+                r = -EINVAL;
+        }
+        if (l->max_connections_per_peer > l->max_connections)
+                log_warning("[Limits] MaxConnectionsPerPeer= (%u) is above MaxConnections= (%u); the listener's "
+                            "limit applies first.",
+                            l->max_connections_per_peer, l->max_connections);
+        /* A request of the largest size is held twice while it is decoded: its bytes and the message. */
+        if (l->max_connection_memory < 2 * (uint64_t)l->max_message_size) {
+                log_error("[Limits] MaxConnectionMemory= (--max-connection-memory) %zu must be at least twice "
+                          "MaxMessageSize= (%zu), or a request of that size can never be received",
+                          l->max_connection_memory, l->max_message_size);
+                r = -EINVAL;
+        }
+        if (l->max_peer_memory < l->max_connection_memory) {
+                log_error("[Limits] MaxPeerMemory= (--max-peer-memory) %zu is below MaxConnectionMemory= (%zu)",
+                          l->max_peer_memory, l->max_connection_memory);
+                r = -EINVAL;
+        }
+        if (l->max_memory / 2 < l->max_peer_memory) {
+                log_error("[Limits] MaxMemory= (--max-memory) %zu must be at least twice MaxPeerMemory= (%zu): "
+                          "peers without a role share half of it",
+                          l->max_memory, l->max_peer_memory);
+                r = -EINVAL;
+        }
+        return r;
+}
+
 int config_verify(const Config *c) {
         int r = 0;
 
@@ -684,7 +819,7 @@ int config_verify(const Config *c) {
                                            "present a certificate, its subject decides the role");
                         r = -EINVAL;
                 }
-        } else if (c->tls_certificate || c->tls_key || c->tls_client_ca)
+        } else if (c->tls_certificate || c->tls_key || c->tls_client_ca || c->tls_crl)
                 log_warning("[TLS] files are set but there is no [Listen] TLS= listener; ignoring them.");
 
         /* Legal (e.g. a read-only deployment), but easy to do by accident: naming any role drops the
@@ -692,6 +827,8 @@ int config_verify(const Config *c) {
         if (c->admins.n == 0)
                 log_warning("[Roles] maps nobody to the admin role (--admin); domain types, blocking and "
                             "policy cannot be changed.");
+
+        r = verify_limits(&c->limits) < 0 ? -EINVAL : r;
 
         /* Addresses are canonical, so equal strings are the same socket address. */
         for (char **i = c->tls_listen; i && *i; i++) {
@@ -707,6 +844,17 @@ int config_verify(const Config *c) {
                                   *i);
                         r = -EINVAL;
                 }
+                if (c->metrics_listen && strcmp(*i, c->metrics_listen) == 0) {
+                        log_error("[Listen] TLS= (--listen-tls) and [Metrics] Listen= (--metrics-listen) both use %s",
+                                  *i);
+                        r = -EINVAL;
+                }
+        }
+        if (c->metrics_listen && c->insecure_tcp && strcmp(c->metrics_listen, c->insecure_tcp) == 0) {
+                log_error("[Listen] InsecureTCP= (--listen-insecure-tcp) and [Metrics] Listen= (--metrics-listen) "
+                          "both use %s",
+                          c->metrics_listen);
+                r = -EINVAL;
         }
         return r;
 }

@@ -14,6 +14,8 @@ typedef enum PrincipalKind {
         PRINCIPAL_GID,          /* gid:N, group:NAME: the peer's primary or a supplementary group */
         PRINCIPAL_CN,           /* cn:NAME: the TLS client certificate's common name */
         PRINCIPAL_SUBJECT,      /* subject:DN: the whole subject, RFC 2253, compared exactly */
+        PRINCIPAL_SAN_DNS,      /* san-dns:NAME: a DNS subject alternative name of the certificate */
+        PRINCIPAL_SAN_URI,      /* san-uri:URI: a URI subject alternative name (spiffe://...) */
         PRINCIPAL_ANY_UNIX,     /* unix:*: every local user on the Unix socket */
         PRINCIPAL_ANY_TLS,      /* tls:*: every client with a certificate signed by ClientCA= */
         PRINCIPAL_ANY_INSECURE, /* insecure:*: every client of the plaintext loopback listener */
@@ -23,7 +25,8 @@ typedef struct Principal {
         PrincipalKind kind;
         uid_t uid;  /* PRINCIPAL_UID */
         gid_t gid;  /* PRINCIPAL_GID */
-        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT; as written for user:NAME and group:NAME, else NULL */
+        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI; as written
+                     * for user:NAME and group:NAME */
 } Principal;
 
 typedef struct PrincipalList {
@@ -39,13 +42,30 @@ typedef enum HookUnreachable {
 } HookUnreachable;
 
 typedef struct ConfigLimits {
-        unsigned max_connections;       /* MaxConnections=64: all listeners together */
-        unsigned max_streams;           /* MaxStreams=100: concurrent calls per connection */
-        size_t max_message_size;        /* MaxMessageSize=4M: largest request message */
-        size_t max_header_list_size;    /* MaxHeaderListSize=16K: request header bytes */
-        unsigned max_watchers;          /* MaxWatchers=64: Watch subscribers, all transports */
-        unsigned max_queued_operations; /* MaxQueuedOperations=32: mutations waiting for the executor */
-        unsigned operation_timeout_sec; /* OperationTimeoutSec=120: one operation, start to finish */
+        unsigned max_connections;          /* MaxConnections=256: per listener */
+        unsigned max_connections_per_peer; /* MaxConnectionsPerPeer=16: per uid, certificate or address */
+        unsigned reserved_connections;     /* ReservedConnections=32: kept for readers, and again for
+                                            * operators, admins and root */
+        unsigned max_handshakes;           /* MaxHandshakes=64: TLS connections not yet authenticated */
+        unsigned max_streams;              /* MaxStreams=100: concurrent calls per connection */
+        size_t max_message_size;           /* MaxMessageSize=4M: largest request message */
+        size_t max_header_list_size;       /* MaxHeaderListSize=16K: request header bytes */
+        unsigned max_header_fields;        /* MaxHeaderFields=64: request header fields */
+        size_t max_connection_memory;      /* MaxConnectionMemory=16M */
+        size_t max_peer_memory;            /* MaxPeerMemory=32M: all connections of one peer */
+        size_t max_memory;                 /* MaxMemory=256M: all connections */
+        size_t max_send_queue;             /* MaxSendQueue=4M: responses queued per call */
+        unsigned handshake_timeout_sec;    /* HandshakeTimeoutSec=10: accept to HTTP/2 preface */
+        unsigned header_timeout_sec;       /* HeaderTimeoutSec=10: one request header block */
+        unsigned request_timeout_sec;      /* RequestTimeoutSec=30: one request message */
+        unsigned idle_timeout_sec;         /* IdleTimeoutSec=300: a connection without calls; 0: never */
+        unsigned keepalive_sec;            /* KeepaliveSec=60: TCP PING when quiet; 0: never */
+        unsigned keepalive_timeout_sec;    /* KeepaliveTimeoutSec=20: for its answer */
+        unsigned max_watchers;             /* MaxWatchers=64: Watch subscribers, all transports */
+        unsigned max_queued_operations;    /* MaxQueuedOperations=32: mutations waiting for the executor */
+        unsigned operation_timeout_sec;    /* OperationTimeoutSec=120: one operation, start to finish */
+        unsigned kernel_write_timeout_sec; /* KernelWriteTimeoutSec=30: one kernel write (an unbind that
+                                            * blocks on a VFIO user); then the group is FAILED */
 } ConfigLimits;
 
 /* Plain data: main.c translates it for the transports, core reads it directly. Strings are owned;
@@ -70,10 +90,14 @@ typedef struct Config {
         char **tls_listen;   /* TLS=, NULL-terminated, canonical "1.2.3.4:443" / "[::1]:443"; may be NULL */
         char *insecure_tcp;  /* InsecureTCP=, canonical like TLS=, always loopback; NULL: none */
 
+        /* [Metrics] */
+        char *metrics_listen; /* Listen=, canonical like TLS=; NULL: no metrics endpoint */
+
         /* [TLS] */
         char *tls_certificate; /* Certificate=, PEM chain; NULL: not set */
         char *tls_key;         /* Key=, PEM; NULL: not set */
         char *tls_client_ca;   /* ClientCA=, PEM; NULL: not set */
+        char *tls_crl;         /* CRL=, PEM; NULL: no revocation checks */
 
         /* [Roles] */
         PrincipalList readers;
@@ -82,6 +106,9 @@ typedef struct Config {
         /* True until any [Roles] option is set; meanwhile admins holds the built-in "uid:0" and
          * nothing else is mapped. The first Reader=/Operator=/Admin= replaces that default. */
         bool default_roles;
+        /* GroupRefreshSec=300: group memberships (group:, gid: principals) are looked up off the
+         * event loop, cached, and looked up again this often and at every reload. */
+        unsigned group_refresh_sec;
 
         /* [Limits] */
         ConfigLimits limits;
@@ -129,6 +156,7 @@ int config_set(Config *c, const char *section, const char *key, const char *valu
 int config_load_file(Config *c, const char *path, bool must_exist);
 
 /* Checks options against each other once everything is set (file, then flags): TLS= needs
- * Certificate=, Key= and ClientCA=; no address is listened on twice. Logs each problem naming the
- * option and its flag; -EINVAL. */
+ * Certificate=, Key= and ClientCA=; no address is listened on twice; the limits leave room for
+ * each other (reserves below MaxConnections, a MaxMessageSize request fits the memory budgets).
+ * Logs each problem naming the option and its flag; -EINVAL. */
 int config_verify(const Config *c);

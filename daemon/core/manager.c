@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "roots.h"
@@ -34,6 +36,7 @@ struct Manager {
         unsigned n_subscribers, max_subscribers;
         unsigned publishing; /* nesting depth of publish(); subscriptions are unlinked only at 0 */
         unsigned n_changes;  /* counted during one rescan or refresh */
+        ManagerStats stats;
 };
 
 const Inventory *manager_get_inventory(const Manager *m) {
@@ -50,6 +53,17 @@ const HostRoots *manager_get_roots(const Manager *m) {
 
 unsigned manager_n_subscribers(const Manager *m) {
         return m->n_subscribers;
+}
+
+const ManagerStats *manager_get_stats(const Manager *m) {
+        return &m->stats;
+}
+
+static double now_seconds(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void unlink_dead_subscribers(Manager *m) {
@@ -85,6 +99,7 @@ static void on_inventory_change(const InventoryChange *change, void *userdata) {
 int manager_rescan(Manager *m, unsigned *ret_n_changes) {
         _cleanup_(inventory_freep) Inventory *old = NULL;
         Inventory *new = NULL;
+        double start = now_seconds();
         int r;
 
         r = inventory_read(m->reader, &new);
@@ -96,6 +111,7 @@ int manager_rescan(Manager *m, unsigned *ret_n_changes) {
         m->inventory = new;
         m->n_changes = 0;
         inventory_diff(old, new, on_inventory_change, m);
+        histogram_observe(&m->stats.rescans, now_seconds() - start);
 
         log_debug("Rescan: %u changes.", m->n_changes);
         if (ret_n_changes)
@@ -111,6 +127,7 @@ void manager_handle_uevent(Manager *m, int subsystem, const char *action, const 
         unsigned group;
         int r;
 
+        m->stats.uevents++;
         switch (subsystem) {
         case UEVENT_PCI:
                 r = inventory_refresh_device(m->reader, m->inventory, sysname, on_inventory_change, m);
@@ -149,6 +166,7 @@ int manager_new(struct event_base *base, const ManagerOptions *options, Manager 
                 return log_oom();
         m->base = base;
         m->max_subscribers = options->max_subscribers;
+        histogram_init(&m->stats.rescans, histogram_seconds_bounds, histogram_seconds_n_bounds);
 
         r = host_roots_open(options->sysfs_root, options->proc_root, options->dev_root, &m->roots);
         if (r < 0)
@@ -160,8 +178,9 @@ int manager_new(struct event_base *base, const ManagerOptions *options, Manager 
         if (r < 0)
                 return log_error_errno(r, "Failed to read the host inventory: %m");
         if (m->inventory->n_errors > 0)
-                log_warning("%zu problems while reading the host; the API reports them per item.",
-                            m->inventory->n_errors);
+                log_event(LOG_WARNING, ((LogFields){ .message_id = LOG_ID_HOST_PROBLEMS }),
+                          "%zu problems while reading the host; the API reports them per item.",
+                          m->inventory->n_errors);
 
         if (options->udev) {
                 /* Start listening only after the first read: a change in between is caught by the

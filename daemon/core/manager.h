@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "histogram.h"
 #include "inventory.h"
 #include "roots.h"
 
@@ -64,3 +65,11 @@ static inline void manager_subscription_freep(ManagerSubscription **s) {
         manager_subscription_free(*s);
 }
 unsigned manager_n_subscribers(const Manager *m);
+
+/* What the manager counted since it started, for the metrics. */
+typedef struct ManagerStats {
+        uint64_t uevents;  /* udev events handled */
+        Histogram rescans; /* seconds per full rescan */
+} ManagerStats;
+
+const ManagerStats *manager_get_stats(const Manager *m);

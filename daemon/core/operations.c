@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +12,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot-id.h"
 #include "executor.h"
 #include "fileio.h"
 #include "group-record.h"
+#include "history.h"
 #include "host-use.h"
 #include "json-util.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
+#include "operation-ids.h"
 #include "string-util.h"
 #include "strv.h"
 #include "transaction.h"
@@ -31,11 +36,29 @@ typedef struct Pending {
         Operations *ops;
         OperationRequest request; /* strings owned by the Pending */
         uint64_t id;
-        GroupRecord *record; /* the record to store on success (prepare, block) */
+        /* Prepare, block: the record to store before the first step (owned here until stored, then
+         * by the records). Release, unblock: the record being given back (owned by the records). */
+        GroupRecord *record;
+        bool owns_record; /* record not stored yet */
         OperationDoneFunc done;
         void *userdata;
         char **steps;
+        uint64_t start_usec, start_realtime_usec;
+        bool started; /* its start is in the history: it went to the executor */
 } Pending;
+
+/* A group an operation left neither as it was nor as intended (GROUP_FAILED). */
+typedef struct FailedGroup {
+        unsigned group;
+        char *first_device; /* the group's first member then: the kernel reuses group numbers */
+        char *reason;
+} FailedGroup;
+
+/* What recovery did with a journal record at start, for the records' reconciliation. */
+typedef struct Recovered {
+        uint64_t id;
+        bool rolled_back;
+} Recovered;
 
 struct Operations {
         Manager *manager;
@@ -44,15 +67,25 @@ struct Operations {
         ManagerSubscription *subscription; /* hot-plugged devices of blocked groups */
         Executor *executor;
         char *journal_dir;
+        char *state_dir;
         char *records_dir;
         unsigned timeout_sec;
+        uint64_t step_timeout_usec;
         unsigned fault_after_step;
-        uint64_t next_id;
+        OperationIds *ids;
+        char *boot_id;          /* NULL: unknown */
+        char *read_only_reason; /* set at start when the state cannot be written: reads only */
         GroupRecords *records;
+        FailedGroup *failed;
+        size_t n_failed;
+        Recovered *recovered; /* at start only */
+        size_t n_recovered;
         unsigned *busy; /* group ids with an operation in flight */
         size_t n_busy;
         GroupUserFunc user_lookup;
         void *user_lookup_userdata;
+        History *history;
+        OperationsStats stats;
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -74,31 +107,11 @@ bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret
         return ops->user_lookup && ops->user_lookup(g, ret, ops->user_lookup_userdata);
 }
 
-GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner) {
-        const GroupRecord *r;
-        GroupUser user;
-
-        if (ret_owner)
-                *ret_owner = NULL;
-        for (size_t i = 0; i < ops->n_busy; i++)
-                if (ops->busy[i] == g->id)
-                        return GROUP_TRANSITIONING;
-        r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
-        if (r && ret_owner)
-                *ret_owner = r->owner;
-        if (operations_group_user(ops, g, &user))
-                return GROUP_IN_USE;
-        return r ? r->state : GROUP_HOST;
-}
-
-/* ---- checks ----------------------------------------------------------------------------------- */
-
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
-
-static bool kernel_at_least(const HostInfo *h, unsigned major, unsigned minor) {
-        return h->kernel_major > major || (h->kernel_major == major && h->kernel_minor >= minor);
+static const FailedGroup *find_failed(const Operations *ops, const Group *g) {
+        FOREACH_ARRAY(f, ops->failed, ops->n_failed)
+                if (f->group == g->id && g->devices[0] && streq(f->first_device, g->devices[0]))
+                        return f;
+        return NULL;
 }
 
 static bool group_busy(const Operations *ops, unsigned id) {
@@ -108,59 +121,158 @@ static bool group_busy(const Operations *ops, unsigned id) {
         return false;
 }
 
-/* Refuses, naming every use, unless forced. */
-static int check_host_use(const Operations *ops, const Inventory *inv, const Group *g, bool force,
-                          char **ret_message) {
-        _cleanup_(strv_freep) char **all = calloc(1, sizeof(char *));
-        _cleanup_(freep) char *joined = NULL;
-        size_t n = 0, len = 0;
+GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner) {
+        const GroupRecord *r;
+        GroupUser user;
 
-        if (!all)
-                return -ENOMEM;
-        for (char **a = g->devices; *a; a++) {
-                _cleanup_(strv_freep) char **uses = NULL;
-                const Device *d = inventory_find_device(inv, *a);
-
-                if (!d || d->vfio_bound)
-                        continue;
-                if (host_use_find(manager_get_roots(ops->manager), d, &uses) < 0)
-                        return -ENOMEM;
-                for (char **u = uses; *u; u++)
-                        if (strv_push_dup(&all, &n, *u) < 0)
-                                return -ENOMEM;
-        }
-        if (n == 0 || force)
-                return 0;
-
-        for (char **u = all; *u; u++)
-                len += strlen(*u) + 2;
-        joined = calloc(1, len + 1);
-        if (!joined)
-                return -ENOMEM;
-        for (char **u = all; *u; u++) {
-                if (u != all)
-                        strcat(joined, "; ");
-                strcat(joined, *u);
-        }
-        *ret_message = strprintf("group %u is in use by the host: %s (an admin may force it)", g->id, joined);
-        return -EBUSY;
+        if (ret_owner)
+                *ret_owner = NULL;
+        if (group_busy(ops, g->id))
+                return GROUP_TRANSITIONING;
+        r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
+        if (r && ret_owner)
+                *ret_owner = r->owner;
+        /* A record still pending with no operation in flight: one was left for an admin. */
+        if (find_failed(ops, g) || (r && r->pending != RECORD_SETTLED))
+                return GROUP_FAILED;
+        if (operations_group_user(ops, g, &user))
+                return GROUP_IN_USE;
+        return r ? r->state : GROUP_HOST;
 }
 
-static int check_not_held(const Operations *ops, const Group *g, char **ret_message) {
-        _cleanup_(strv_freep) char **holders = NULL;
-        char node[32];
+const char *operations_read_only_reason(const Operations *ops) {
+        return ops->read_only_reason;
+}
 
-        snprintf(node, sizeof(node), "vfio/%u", g->id);
-        if (host_use_node_holders(manager_get_roots(ops->manager), node, &holders) < 0 || !holders[0])
+int operations_group_findings(const Operations *ops, const Group *g, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        const FailedGroup *f = find_failed(ops, g);
+        const GroupRecord *r;
+        size_t n;
+        int k;
+
+        k = group_records_findings(ops->records, manager_get_inventory(ops->manager), g, &l);
+        if (k < 0)
+                return k;
+        n = strv_length(l);
+        if (f && strv_push_dup(&l, &n, f->reason) < 0)
+                return -ENOMEM;
+        r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
+        if (!f && r && r->pending != RECORD_SETTLED && !group_busy(ops, g->id)) {
+                char *reason = strprintf("operation %" PRIu64 " on group %u could not be rolled back; its record %s "
+                                         "and its intent record are kept for an admin",
+                                         r->pending_operation, g->id, r->path);
+
+                if (!reason || strv_push(&l, &n, reason) < 0) {
+                        free(reason);
+                        return -ENOMEM;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* ---- checks ----------------------------------------------------------------------------------- */
+
+static char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+/* "prepared by iommud for libvirt:vm1", "in use by libvirt domain 'vm1'": what the SR-IOV verdict
+ * says about a virtual function's group besides its driver and holders. */
+static char *describe_group_owner(const Group *g, void *userdata) {
+        const Operations *ops = userdata;
+        const GroupRecord *r = group_records_find(ops->records, manager_get_inventory(ops->manager), g);
+        GroupUser user;
+
+        if (operations_group_user(ops, g, &user))
+                return strprintf("in use by libvirt domain '%s'", user.domain_name);
+        if (r && r->state == GROUP_VFIO_READY)
+                return strprintf("prepared by iommud for %s", r->owner ?: "an API client");
+        if (r && r->state == GROUP_BLOCKED)
+                return strdup("blocked by iommud");
+        return NULL;
+}
+
+/* The host-use verdict on g, from facts read now. */
+static int judge_group(Operations *ops, const Inventory *inv, const Group *g, HostUses *ret) {
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostRoots *roots = manager_get_roots(ops->manager);
+        int r;
+
+        r = host_usage_read(roots, &usage);
+        if (r < 0)
+                return r;
+        return host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, ret);
+}
+
+int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]) {
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostRoots *roots = manager_get_roots(ops->manager);
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        int r;
+
+        /* The facts are read once for all groups. */
+        r = host_usage_read(roots, &usage);
+        if (r < 0)
+                return r;
+        memset(ret, 0, _HOST_USE_KIND_MAX * sizeof(unsigned));
+        FOREACH_ARRAY(g, inv->groups, inv->n_groups) {
+                _cleanup_(host_uses_done) HostUses uses = {};
+                unsigned kinds = 0;
+
+                r = host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, &uses);
+                if (r < 0)
+                        return r;
+                FOREACH_ARRAY(u, uses.items, uses.n)
+                        kinds |= 1u << u->kind;
+                for (int k = 0; k < _HOST_USE_KIND_MAX; k++)
+                        ret[k] += !!(kinds & (1u << k));
+        }
+        return 0;
+}
+
+#define ALL_HOST_USES ((1u << _HOST_USE_KIND_MAX) - 1)
+/* What stands in the way of giving a group on VFIO back: its users, VFs that would vanish, and
+ * what cannot be told. A boot VGA card that was passed through goes back to the host gladly. */
+#define RELEASE_HOST_USES ((1u << HOST_USE_VFIO) | (1u << HOST_USE_SRIOV) | (1u << HOST_USE_UNKNOWN))
+
+/* Refuses what the verdict forbids among 'kinds': a VFIO user always (unbinding its device would
+ * block in the kernel until it lets go), every other use and every unknown unless forced. */
+static int check_uses(const Group *g, const HostUses *uses, unsigned kinds, bool force, char **ret_message) {
+        _cleanup_(freep) char *vfio = NULL, *known = NULL, *unknown = NULL;
+        unsigned hard = 0;
+
+        FOREACH_ARRAY(u, uses->items, uses->n)
+                if ((kinds & (1u << u->kind)) && !u->forcible)
+                        hard |= 1u << u->kind;
+        if (hard) {
+                vfio = host_uses_join(uses, hard);
+                if (!vfio)
+                        return -ENOMEM;
+                *ret_message = strprintf("group %u is in use through VFIO: %s (this cannot be forced: unbinding would "
+                                         "block in the kernel until the user lets go)",
+                                         g->id, vfio);
+                return -EBUSY;
+        }
+        if (force)
                 return 0;
-        *ret_message = strprintf("group %u is in use: /dev/vfio/%u is held open by %s%s", g->id, g->id, holders[0],
-                                 holders[1] ? " and others" : "");
+        known = host_uses_join(uses, kinds & ~(1u << HOST_USE_UNKNOWN));
+        unknown = host_uses_join(uses, kinds & (1u << HOST_USE_UNKNOWN));
+        if (!known && !unknown)
+                return 0;
+        if (known)
+                *ret_message = strprintf("group %u is in use by the host: %s%s%s (an admin may force it)", g->id, known,
+                                         unknown ? "; and " : "", unknown ?: "");
+        else
+                *ret_message = strprintf("group %u may be in use by the host: %s (an admin may force it)", g->id,
+                                         unknown);
         return -EBUSY;
 }
 
 /* A running guest's devices are never taken from it, not even by force: QEMU would lose them. */
 static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                           char **ret_message) {
+                           const HostUses *uses, char **ret_message) {
         _cleanup_(freep) char *owner = NULL, *held = NULL;
         const GroupRecord *record;
         GroupUser user;
@@ -175,8 +287,9 @@ static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g
                 owner = strprintf("libvirt:%s", user.domain_name);
                 if (!owner)
                         return -ENOMEM;
+                held = host_uses_join(uses, 1u << HOST_USE_VFIO);
                 record = group_records_find(ops->records, inv, g);
-                if (record && record->owner && streq(record->owner, owner) && check_not_held(ops, g, &held) == 0)
+                if (record && record->owner && streq(record->owner, owner) && !held)
                         return 0;
         }
         *ret_message = strprintf("group %u is in use by libvirt domain '%s' (uuid %s)", g->id, user.domain_name,
@@ -216,10 +329,28 @@ static int check_policy(const Operations *ops, const Inventory *inv, const Group
 
 /* ---- building transactions ------------------------------------------------------------------- */
 
+/* Unbinding a physical function destroys its virtual functions. Disabling them first, as a step of
+ * its own, puts their number in the journal, so that a rollback enables them again. */
+static int add_unbind(Transaction *t, const Device *d) {
+        if (d->sriov_role == SRIOV_PF && d->sriov_numvfs > 0) {
+                char count[16];
+                int r;
+
+                snprintf(count, sizeof(count), "%d", d->sriov_numvfs);
+                r = transaction_add(t, STEP_SET_NUMVFS, d->address, "0", count);
+                if (r < 0)
+                        return r;
+        }
+        return transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+}
+
+/* What the kernel accepts is the group's type-change verdict (host/groups.c), judged once: a type it
+ * refuses fails here, before any step; a type it accepts now is written as is; any other needs the
+ * members that are in the way unbound around the write. */
 static int build_set_type(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                          Transaction *t, char **ret_message) {
-        const HostInfo *h = &inv->host;
-        bool in_place, modern;
+                          const HostUses *uses, Transaction *t, char **ret_message) {
+        const TypeRefusal *refusal;
+        bool may_stay = g->type_change.managed_drivers_may_stay;
         int r;
 
         if (!streq(req->type, "identity") && !streq(req->type, "DMA") && !streq(req->type, "DMA-FQ") &&
@@ -228,54 +359,35 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                                          req->type);
                 return -EINVAL;
         }
-        if (!h->kernel_version_known) {
-                *ret_message = strprintf("the kernel version is unknown, so group %u's type is left alone", g->id);
-                return -EOPNOTSUPP;
-        }
-        if (!kernel_at_least(h, 5, 11)) {
-                *ret_message = strprintf("Linux %u.%u cannot change a group's type (from 5.11 on)", h->kernel_major,
-                                         h->kernel_minor);
-                return -EOPNOTSUPP;
-        }
-        if (streq(req->type, "DMA-FQ") && !kernel_at_least(h, 5, 15)) {
-                *ret_message = strprintf("Linux %u.%u has no DMA-FQ type (from 5.15 on)", h->kernel_major,
-                                         h->kernel_minor);
+        refusal = type_change_refusal(&g->type_change, req->type);
+        if (refusal) {
+                *ret_message = strprintf("group %u cannot be %s: %s", g->id, req->type,
+                                         refusal->reason ?: "the kernel refuses it");
                 return -EOPNOTSUPP;
         }
         if (g->type_raw && streq(g->type_raw, req->type))
                 return 0; /* nothing to do: no steps */
-
-        modern = kernel_at_least(h, 6, 4);
-        in_place = g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ");
-        if (!in_place && !modern && g->n_devices != 1) {
-                *ret_message = strprintf("Linux %u.%u cannot change the type of group %u: it has %zu devices, and "
-                                         "only single-device groups can change before Linux 6.4",
-                                         h->kernel_major, h->kernel_minor, g->id, g->n_devices);
-                return -EOPNOTSUPP;
+        /* A VFIO user owns the group's DMA: the kernel refuses every new default domain then (EPERM
+         * from 6.4, EBUSY before), except DMA -> DMA-FQ in place from 6.4. */
+        if (!(may_stay && g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ"))) {
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, req->force, ret_message);
+                if (r < 0)
+                        return r;
         }
-        if (streq(req->type, "identity") && g->type_change.writable &&
-            !strv_contains(g->type_change.allowed, "identity") && g->type_change.reason &&
-            strstr(g->type_change.reason, "pass-through")) {
-                *ret_message = strprintf("group %u cannot be identity: %s", g->id, g->type_change.reason);
-                return -EOPNOTSUPP;
-        }
-
-        if (in_place)
+        if (strv_contains(g->type_change.allowed, req->type))
                 return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
 
-        /* Before 6.4 the kernel refuses any bound driver; from 6.4 only drivers that use the DMA API
-         * (vfio-pci, pci-stub and pcieport may stay). */
-        r = check_host_use(ops, inv, g, req->force, ret_message);
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
         for (int pass = 0; pass < 2; pass++)
                 for (char **a = g->devices; *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override)
-                                      : transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                      : add_unbind(t, d);
                         if (r < 0)
                                 return r;
                 }
@@ -284,7 +396,7 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
                 for (char **a = g->devices; r >= 0 && *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
 
-                        if (!d || !d->driver || (modern && driver_is_dma_managed(d->driver)))
+                        if (!d || !d->driver || (may_stay && driver_is_dma_managed(d->driver)))
                                 continue;
                         r = pass == 0 ? transaction_add(t, STEP_SET_OVERRIDE, d->address, d->driver_override, NO_DRIVER)
                                       : transaction_add(t, STEP_PROBE, d->address, d->driver, NULL);
@@ -292,8 +404,20 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
         return r;
 }
 
+/* A group the kernel will not let VFIO have, whatever is bound (a direct reserved region): refused
+ * before any step, naming the region. Driver blockers are what preparing the group fixes. */
+static int check_kernel_viability(const Group *g, char **ret_message) {
+        FOREACH_ARRAY(b, g->blockers, g->n_blockers)
+                if (b->kind == BLOCKER_DIRECT_REGION) {
+                        *ret_message = strdup(b->reason ?: "the kernel refuses this group for VFIO");
+                        return -EOPNOTSUPP;
+                }
+        return 0;
+}
+
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                         Transaction *t, GroupRecord **ret_record, char **ret_message) {
+                         const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        const GroupRecord *record;
         _cleanup_(strv_freep) char **loaded = NULL;
         _cleanup_(freep) char **targets = NULL; /* per member: its variant module, or NULL */
         size_t n_loaded = 0;
@@ -306,13 +430,28 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                 if (d && d->header_type == 0 && !d->vfio_bound)
                         all_ready = false;
         }
-        if (all_ready && group_records_find(ops->records, inv, g))
-                return 0; /* prepared already */
+        record = all_ready ? group_records_find(ops->records, inv, g) : NULL;
+        if (record) {
+                /* Prepared already: fine for whom it was prepared, as long as nobody else holds it. */
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+                if (r < 0)
+                        return r;
+                if (record->owner && req->owner && !streq(record->owner, req->owner)) {
+                        *ret_message = strprintf("group %u is prepared for %s already; it is given to another owner "
+                                                 "only after a release",
+                                                 g->id, record->owner);
+                        return -EBUSY;
+                }
+                return 0;
+        }
 
-        r = check_host_use(ops, inv, g, req->force, ret_message);
+        r = check_kernel_viability(g, ret_message);
         if (r < 0)
                 return r;
-        r = group_record_from_group(inv, g, GROUP_VFIO_READY, req->owner, ret_record);
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
+        if (r < 0)
+                return r;
+        r = group_record_from_group(inv, g, GROUP_VFIO_READY, req->owner, VFIO_DRIVER, ret_record);
         if (r < 0)
                 return r;
 
@@ -331,6 +470,8 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                         continue;
                 r = vfio_variant_lookup(manager_get_roots(ops->manager), inv->host.kernel_release, d->modalias,
                                         &targets[i]);
+                if (r >= 0 && targets[i])
+                        r = group_record_set_target(*ret_record, d->address, targets[i]);
                 if (r >= 0 && targets[i] && !strv_contains(loaded, targets[i])) {
                         r = transaction_add(t, STEP_LOAD_MODULE, NULL, targets[i], NULL);
                         if (r >= 0)
@@ -349,7 +490,7 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, d->address, target, d->driver_override);
                         else if (pass == 1 && d->driver)
-                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                         else if (pass == 2)
                                 r = transaction_add(t, STEP_PROBE, d->address, target, NULL);
                 }
@@ -360,18 +501,65 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
         return r;
 }
 
+/* A physical function gets back the VFs iommud disabled to take it, once its own driver is bound
+ * again (the kernel configures SR-IOV only through a bound driver). */
+static int add_enable_vfs(const GroupRecord *record, Transaction *t) {
+        FOREACH_ARRAY(m, record->members, record->n_members) {
+                char count[16];
+                int r;
+
+                if (m->sriov_numvfs <= 0 || !m->driver)
+                        continue;
+                snprintf(count, sizeof(count), "%d", m->sriov_numvfs);
+                r = transaction_add(t, STEP_SET_NUMVFS, m->address, count, "0");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The original drivers' modules load first, while every member still has its VFIO override: a
+ * driver that registers then cannot take a member before its turn. */
+static int add_load_drivers(const Inventory *inv, const GroupRecord *record, Transaction *t) {
+        _cleanup_(strv_freep) char **drivers = NULL;
+        size_t n = 0;
+        int r;
+
+        FOREACH_ARRAY(m, record->members, record->n_members) {
+                if (!m->driver || !inventory_find_device(inv, m->address) || strv_contains(drivers, m->driver))
+                        continue;
+                r = transaction_add(t, STEP_LOAD_DRIVER, m->address, m->driver, NULL);
+                if (r >= 0)
+                        r = strv_push_dup(&drivers, &n, m->driver);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* "nothing is recorded to give back", and why when iommud knows (a retired record). */
+static char *describe_nothing_recorded(const Operations *ops, const Inventory *inv, const Group *g,
+                                       const char *what) {
+        _cleanup_(strv_freep) char **findings = NULL;
+
+        (void)group_records_findings(ops->records, inv, g, &findings);
+        return strprintf("group %u %s: nothing is recorded to give back%s%s", g->id, what,
+                         findings && findings[0] ? "; " : "", findings && findings[0] ? findings[0] : "");
+}
+
 static int build_release(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                         Transaction *t, char **ret_message) {
+                         const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
         GroupRecord *record = group_records_find(ops->records, inv, g);
         int r = 0;
 
         if (!record || record->state != GROUP_VFIO_READY) {
-                *ret_message = strprintf("group %u was not prepared by iommud: nothing is recorded to give back", g->id);
+                *ret_message = describe_nothing_recorded(ops, inv, g, "was not prepared by iommud");
                 return -ENOENT;
         }
-        r = check_not_held(ops, g, ret_message);
+        r = check_uses(g, uses, RELEASE_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
+        r = add_load_drivers(inv, record, t);
         for (int pass = 0; r >= 0 && pass < 3; pass++)
                 FOREACH_ARRAY(m, record->members, record->n_members) {
                         const Device *d = inventory_find_device(inv, m->address);
@@ -381,32 +569,37 @@ static int build_release(Operations *ops, const Inventory *inv, const Group *g, 
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, m->address, m->override, d->driver_override);
                         else if (pass == 1 && d->driver)
-                                r = transaction_add(t, STEP_UNBIND, m->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                         else if (pass == 2 && m->driver)
                                 r = transaction_add(t, STEP_PROBE, m->address, m->driver, NULL);
                         if (r < 0)
                                 break;
                 }
+        if (r >= 0)
+                r = add_enable_vfs(record, t);
+        if (r >= 0)
+                *ret_record = record;
         return r;
 }
 
 static int build_block(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
-                       Transaction *t, GroupRecord **ret_record, char **ret_message) {
+                       const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
         const GroupRecord *held = group_records_find(ops->records, inv, g);
         int r;
 
+        /* Who holds it first: that is what an admin needs to know. */
+        r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+        if (r < 0)
+                return r;
         if (held) {
                 *ret_message = strprintf("group %u is held by iommud already (%s); release or unblock it first", g->id,
                                          group_state_to_string(held->state));
                 return -EBUSY;
         }
-        r = check_host_use(ops, inv, g, req->force, ret_message);
+        r = check_uses(g, uses, ALL_HOST_USES, req->force, ret_message);
         if (r < 0)
                 return r;
-        r = check_not_held(ops, g, ret_message);
-        if (r < 0)
-                return r;
-        r = group_record_from_group(inv, g, GROUP_BLOCKED, NULL, ret_record);
+        r = group_record_from_group(inv, g, GROUP_BLOCKED, NULL, NO_DRIVER, ret_record);
         for (int pass = 0; r >= 0 && pass < 2; pass++)
                 for (char **a = g->devices; r >= 0 && *a; a++) {
                         const Device *d = inventory_find_device(inv, *a);
@@ -416,19 +609,21 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
                         if (pass == 0)
                                 r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
                         else if (d->driver)
-                                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+                                r = add_unbind(t, d);
                 }
         return r;
 }
 
-static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, Transaction *t, char **ret_message) {
+static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, Transaction *t,
+                         GroupRecord **ret_record, char **ret_message) {
         GroupRecord *record = group_records_find(ops->records, inv, g);
         int r = 0;
 
         if (!record || record->state != GROUP_BLOCKED) {
-                *ret_message = strprintf("group %u is not blocked by iommud", g->id);
+                *ret_message = describe_nothing_recorded(ops, inv, g, "is not blocked by iommud");
                 return -ENOENT;
         }
+        r = add_load_drivers(inv, record, t);
         for (int pass = 0; r >= 0 && pass < 2; pass++)
                 FOREACH_ARRAY(m, record->members, record->n_members) {
                         if (pass == 0)
@@ -438,7 +633,121 @@ static int build_unblock(Operations *ops, const Inventory *inv, const Group *g, 
                         if (r < 0)
                                 break;
                 }
+        if (r >= 0)
+                r = add_enable_vfs(record, t);
+        if (r >= 0)
+                *ret_record = record;
         return r;
+}
+
+/* ---- accounting --------------------------------------------------------------------------------- */
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const char *request_argument(const OperationRequest *req) {
+        return req->kind == OPERATION_SET_DOMAIN_TYPE ? req->type : req->kind == OPERATION_PREPARE ? req->owner : NULL;
+}
+
+static HistoryEntry history_entry_of(const OperationRequest *req, uint64_t id, char **steps, uint64_t start_realtime) {
+        return (HistoryEntry){
+                .id = id,
+                .operation = (char *)operation_kind_to_string(req->kind),
+                .group = req->group,
+                .argument = (char *)request_argument(req),
+                .peer = (char *)req->client,
+                .dry_run = req->dry_run,
+                .force = req->force,
+                .started_usec = start_realtime,
+                .steps = steps,
+                .result = OPERATION_RESULT_RUNNING,
+        };
+}
+
+/* The operation goes to the executor: its start is on disk first, so that a crash during it leaves
+ * an entry that the next start closes. */
+static void account_start(Operations *ops, const OperationRequest *req, uint64_t id, char **steps,
+                          uint64_t start_realtime) {
+        HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+        if (history_start(ops->history, &e) < 0)
+                log_warning("Operation %llu is not in the history: its start could not be written.",
+                            (unsigned long long)id);
+        log_event(LOG_INFO,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_STARTED, LOG_GROUP(req->group), .operation = id,
+                                .peer = req->client }),
+                  "Operation %llu: %s%s%s on group %u for %s%s, %zu steps.", (unsigned long long)id,
+                  operation_kind_to_string(req->kind), request_argument(req) ? " " : "", request_argument(req) ?: "",
+                  req->group, req->client ?: "?", req->force ? " (forced)" : "", strv_length(steps));
+}
+
+/* How an operation ended, in one place: the counters, the history and the audit line. started: its
+ * start is in the history already (it ran on the executor). */
+static void account_end(Operations *ops, const OperationRequest *req, uint64_t id, char **steps, bool started,
+                        uint64_t start_usec, uint64_t start_realtime, OperationResult result, const char *message) {
+        static const struct {
+                int level;
+                const char *id;
+                const char *text;
+        } kinds[_OPERATION_RESULT_MAX] = {
+                [OPERATION_RESULT_DONE] = { LOG_INFO, LOG_ID_OPERATION_DONE, "done" },
+                [OPERATION_RESULT_DRY_RUN] = { LOG_INFO, LOG_ID_OPERATION_DRY_RUN, "dry run, nothing changed" },
+                [OPERATION_RESULT_REFUSED] = { LOG_NOTICE, LOG_ID_OPERATION_REFUSED, "refused" },
+                [OPERATION_RESULT_FAILED] = { LOG_WARNING, LOG_ID_OPERATION_FAILED, "failed, rolled back" },
+                [OPERATION_RESULT_ROLLBACK_FAILED] = { LOG_ERR, LOG_ID_ROLLBACK_FAILED, "failed, rollback failed" },
+                [OPERATION_RESULT_CANCELLED] = { LOG_NOTICE, LOG_ID_OPERATION_FAILED, "cancelled" },
+        };
+        uint64_t duration = transaction_now_usec() - start_usec;
+        int r;
+
+        if ((unsigned)req->kind < _OPERATION_KIND_MAX && (unsigned)result < _OPERATION_RESULT_MAX) {
+                ops->stats.total[req->kind][result]++;
+                if (started)
+                        histogram_observe(&ops->stats.duration[req->kind], (double)duration / 1e6);
+        }
+        if (started)
+                r = history_finish(ops->history, id, result, message, duration);
+        else {
+                HistoryEntry e = history_entry_of(req, id, steps, start_realtime);
+
+                e.result = result;
+                e.message = (char *)message;
+                e.duration_usec = duration;
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The end of operation %llu is not in the history.", (unsigned long long)id);
+
+        if ((unsigned)result < _OPERATION_RESULT_MAX && kinds[result].id)
+                log_event(kinds[result].level,
+                          ((LogFields){ .message_id = kinds[result].id, LOG_GROUP(req->group), .operation = id,
+                                        .peer = req->client }),
+                          "Operation %llu %s%s%s on group %u for %s%s: %s (%zu steps, %.3f s)%s%s",
+                          (unsigned long long)id, operation_kind_to_string(req->kind),
+                          request_argument(req) ? " " : "", request_argument(req) ?: "", req->group,
+                          req->client ?: "?", req->force ? " (forced)" : "", kinds[result].text, strv_length(steps),
+                          (double)duration / 1e6, message ? ": " : ".", message ?: "");
+}
+
+const OperationsStats *operations_get_stats(const Operations *ops) {
+        return &ops->stats;
+}
+
+unsigned operations_n_in_flight(const Operations *ops) {
+        return (unsigned)ops->n_busy;
+}
+
+unsigned operations_n_queued(const Operations *ops) {
+        return executor_n_queued(ops->executor);
+}
+
+int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
+                       HistoryEntry **ret, size_t *ret_n) {
+        return history_list(ops->history, limit, groups, n_groups, ret, ret_n);
 }
 
 /* ---- running ---------------------------------------------------------------------------------- */
@@ -470,12 +779,13 @@ static void pending_free(Pending *p) {
         free((char *)p->request.type);
         free((char *)p->request.owner);
         free((char *)p->request.client);
-        group_record_free(p->record);
+        if (p->owns_record)
+                group_record_free(p->record);
         strv_free(p->steps);
         free(p);
 }
 
-static void finish(Pending *p, int error, const char *message) {
+static void finish(Pending *p, int error, const char *message, OperationResult result) {
         OperationOutcome outcome = {
                 .id = p->id,
                 .group = p->request.group,
@@ -484,63 +794,145 @@ static void finish(Pending *p, int error, const char *message) {
                 .steps = p->steps,
         };
 
-        if (error < 0)
-                log_warning("Operation %llu %s on group %u failed: %s", (unsigned long long)p->id,
-                            operation_kind_to_string(p->request.kind), p->request.group, message ?: strerror(-error));
-        else if (p->request.dry_run)
-                log_debug("Operation %llu %s on group %u: dry run, %zu steps.", (unsigned long long)p->id,
-                          operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
-        else
-                log_info("Operation %llu %s on group %u done (%zu steps).", (unsigned long long)p->id,
-                         operation_kind_to_string(p->request.kind), p->request.group, strv_length(p->steps));
+        account_end(p->ops, &p->request, p->id, p->steps, p->started, p->start_usec, p->start_realtime_usec, result,
+                    error < 0 ? message ?: strerror(-error) : NULL);
         p->done(&outcome, p->userdata);
         pending_free(p);
+}
+
+static void reapply_block(Operations *ops, unsigned group);
+
+static int add_failed(Operations *ops, const Group *g, unsigned id, const char *reason) {
+        FailedGroup *f;
+
+        /* One entry per group: the latest reason. */
+        FOREACH_ARRAY(old, ops->failed, ops->n_failed)
+                if (old->group == id) {
+                        free(old->first_device);
+                        free(old->reason);
+                        *old = ops->failed[--ops->n_failed];
+                        break;
+                }
+        f = array_append(&ops->failed, &ops->n_failed, sizeof(FailedGroup));
+        if (!f)
+                return -ENOMEM;
+        f->group = id;
+        f->first_device = g && g->devices[0] ? strdup(g->devices[0]) : NULL;
+        f->reason = strdup(reason);
+        if (!f->reason || (g && g->devices[0] && !f->first_device)) {
+                free(f->first_device);
+                free(f->reason);
+                ops->n_failed--;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The record follows the outcome: kept or settled when the host changed as intended, settled or
+ * removed when the transaction was rolled back, left pending (the group FAILED) when the host is in
+ * between. Done before the devices are read again below, so that whoever listens to those changes
+ * (re-blocking, reconciliation) sees what iommud holds now. */
+static void settle_record(Pending *p, Transaction *t, int result) {
+        Operations *ops = p->ops;
+        bool acquiring = p->request.kind == OPERATION_PREPARE || p->request.kind == OPERATION_BLOCK;
+
+        if (!p->record || p->owns_record)
+                return;
+        if (t->left_failed)
+                return; /* pending; the next start settles it from the journal */
+        if (result >= 0 ? !acquiring : acquiring)
+                group_records_forget(ops->records, p->record);
+        else
+                group_records_settle(ops->records, p->record);
+        p->record = NULL;
+}
+
+/* A failed step's rollback either worked, and the intent record is gone, or it did not, and the
+ * record is kept for the next start and for an admin. */
+static OperationResult failure_result(const Transaction *t, int error) {
+        _cleanup_(freep) char *path = NULL;
+
+        if (error == -ECANCELED)
+                return OPERATION_RESULT_CANCELLED;
+        path = strprintf("%s/%llu.json", t->journal_dir, (unsigned long long)t->id);
+        return path && access(path, F_OK) == 0 ? OPERATION_RESULT_ROLLBACK_FAILED : OPERATION_RESULT_FAILED;
 }
 
 static void on_transaction_done(Transaction *t, int result, char *message, void *userdata) {
         Pending *p = userdata;
         Operations *ops = p->ops;
-        const Inventory *inv;
         const Group *g;
 
         busy_remove(ops, p->request.group);
-
-        /* Records first: the refresh below publishes the new drivers, and whoever listens (the
-         * re-blocking of hot-plugged devices among them) must see what iommud holds now. */
-        if (result >= 0) {
-                inv = manager_get_inventory(ops->manager);
-                g = inventory_find_group(inv, p->request.group);
-                if (p->request.kind == OPERATION_RELEASE || p->request.kind == OPERATION_UNBLOCK) {
-                        GroupRecord *r = g ? group_records_find(ops->records, inv, g) : NULL;
-
-                        if (r)
-                                group_records_forget(ops->records, r);
-                } else if (p->record && group_records_add(ops->records, p->record) < 0)
-                        log_error("Group %u was changed but its record could not be stored: a restart will not "
-                                  "know to give it back.",
-                                  p->request.group);
+        settle_record(p, t, result);
+        if (t->left_failed) {
+                g = inventory_find_group(manager_get_inventory(ops->manager), p->request.group);
+                if (add_failed(ops, g, p->request.group, message ?: "an operation failed and was not undone") < 0)
+                        log_oom();
         }
 
         /* The host changed (or was rolled back): read every member again, publishing the changes. */
         FOREACH_ARRAY(s, t->steps, t->n_steps)
                 if (s->device)
                         (void)manager_refresh_device(ops->manager, s->device);
+        /* Blocked members that came back while the group was busy. */
+        reapply_block(ops, p->request.group);
 
-        finish(p, result, message);
+        finish(p, result, message, result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result));
         free(message);
         transaction_free(t);
 }
 
-int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
-                     char **ret_message) {
+static int new_transaction(Operations *ops, const char *operation, unsigned group, bool volatile_ok,
+                           Transaction **ret) {
+        uint64_t id;
+        int r;
+
+        r = operation_ids_next(ops->ids, volatile_ok, &id);
+        if (r < 0)
+                return r;
+        *ret = transaction_new(id, operation, group);
+        if (!*ret)
+                return -ENOMEM;
+        (*ret)->step_timeout_usec = ops->step_timeout_usec;
+        return 0;
+}
+
+/* Before the first step: the record says what is about to happen, so that a crash at any point
+ * leaves something reconciliation settles correctly (docs/OPERATIONS.md). */
+static int record_intent(Pending *p, char **ret_message) {
+        Operations *ops = p->ops;
+        int r;
+
+        if (!p->record)
+                return 0;
+        if (p->owns_record) {
+                r = group_records_store(ops->records, p->record, p->id, ret_message);
+                if (r >= 0)
+                        p->owns_record = false;
+        } else
+                r = group_records_begin_release(ops->records, p->record, p->id, ret_message);
+        /* To a client the daemon's own directory not being writable is a precondition, not a
+         * permission it lacks. */
+        return r == -EACCES || r == -EPERM ? -EROFS : r;
+}
+
+static int start_checked(Operations *ops, const OperationRequest *req, uint64_t start_usec,
+                         uint64_t start_realtime, OperationDoneFunc done, void *userdata, char **ret_message) {
         _cleanup_(transaction_freep) Transaction *t = NULL;
         const Inventory *inv = manager_get_inventory(ops->manager);
         const Group *g = inventory_find_group(inv, req->group);
-        GroupRecord *record = NULL;
+        _cleanup_(host_uses_done) HostUses uses = {};
+        const FailedGroup *failed;
+        GroupRecord *record = NULL, *failed_record;
         Pending *p;
         unsigned *busy;
         int r;
 
+        if (ops->read_only_reason) {
+                *ret_message = strdup(ops->read_only_reason);
+                return -EROFS;
+        }
         if (!g) {
                 *ret_message = strprintf("no IOMMU group %u", req->group);
                 return -ENOENT;
@@ -549,44 +941,63 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 *ret_message = strprintf("group %u is busy: another operation on it is in progress", g->id);
                 return -EBUSY;
         }
+        failed = find_failed(ops, g);
+        failed_record = group_records_find(ops->records, inv, g);
+        if (failed || (failed_record && failed_record->pending != RECORD_SETTLED)) {
+                *ret_message = strprintf("group %u is FAILED: %s; once its devices are free, restarting iommud rolls "
+                                         "it back from its intent record",
+                                         g->id,
+                                         failed ? failed->reason : "an interrupted operation could not be rolled back");
+                return -EBUSY;
+        }
 
-        r = check_guest_use(ops, inv, g, req, ret_message);
+        if (req->kind != OPERATION_UNBLOCK) {
+                r = judge_group(ops, inv, g, &uses);
+                if (r < 0)
+                        return r;
+        }
+        r = check_guest_use(ops, inv, g, req, &uses, ret_message);
         if (r < 0)
                 return r;
         r = check_policy(ops, inv, g, req, ret_message);
         if (r < 0)
                 return r;
 
-        t = transaction_new(ops->next_id, operation_kind_to_string(req->kind), g->id);
-        if (!t)
-                return -ENOMEM;
+        r = new_transaction(ops, operation_kind_to_string(req->kind), g->id, false, &t);
+        if (r < 0) {
+                *ret_message = strprintf("cannot store the next operation id in %s: %s", ops->state_dir,
+                                         strerror(-r));
+                return r == -EACCES || r == -EPERM ? -EROFS : r;
+        }
         switch (req->kind) {
         case OPERATION_SET_DOMAIN_TYPE:
-                r = build_set_type(ops, inv, g, req, t, ret_message);
+                r = build_set_type(ops, inv, g, req, &uses, t, ret_message);
                 break;
         case OPERATION_PREPARE:
-                r = build_prepare(ops, inv, g, req, t, &record, ret_message);
+                r = build_prepare(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_RELEASE:
-                r = build_release(ops, inv, g, req, t, ret_message);
+                r = build_release(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_BLOCK:
-                r = build_block(ops, inv, g, req, t, &record, ret_message);
+                r = build_block(ops, inv, g, req, &uses, t, &record, ret_message);
                 break;
         case OPERATION_UNBLOCK:
-                r = build_unblock(ops, inv, g, t, ret_message);
+                r = build_unblock(ops, inv, g, t, &record, ret_message);
                 break;
         default:
                 r = -EINVAL;
         }
         if (r < 0) {
-                group_record_free(record);
+                if (req->kind == OPERATION_PREPARE || req->kind == OPERATION_BLOCK)
+                        group_record_free(record);
                 return r;
         }
 
         p = calloc(1, sizeof(*p));
         if (!p) {
-                group_record_free(record);
+                if (req->kind == OPERATION_PREPARE || req->kind == OPERATION_BLOCK)
+                        group_record_free(record);
                 return -ENOMEM;
         }
         p->ops = ops;
@@ -594,10 +1005,13 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         p->request.type = strdup_or_null(req->type);
         p->request.owner = strdup_or_null(req->owner);
         p->request.client = strdup_or_null(req->client);
-        p->id = ops->next_id++;
+        p->id = t->id;
         p->record = record;
+        p->owns_record = req->kind == OPERATION_PREPARE || req->kind == OPERATION_BLOCK;
         p->done = done;
         p->userdata = userdata;
+        p->start_usec = start_usec;
+        p->start_realtime_usec = start_realtime;
         p->steps = describe_steps(t);
         if (!p->steps) {
                 pending_free(p);
@@ -605,7 +1019,7 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
         }
 
         if (req->dry_run || t->n_steps == 0) {
-                finish(p, 0, NULL);
+                finish(p, 0, NULL, req->dry_run ? OPERATION_RESULT_DRY_RUN : OPERATION_RESULT_DONE);
                 return 0;
         }
 
@@ -622,73 +1036,181 @@ int operations_start(Operations *ops, const OperationRequest *req, OperationDone
                 pending_free(p);
                 return -ENOMEM;
         }
-        log_info("Operation %llu: %s on group %u for %s, %zu steps.", (unsigned long long)p->id,
-                 operation_kind_to_string(req->kind), g->id, req->client ?: "?", t->n_steps);
-        r = executor_submit(ops->executor, t, on_transaction_done, p);
+        r = record_intent(p, ret_message);
         if (r < 0) {
-                *ret_message = strprintf("too many operations are waiting; try again later");
                 pending_free(p);
                 return r;
+        }
+        /* The start is on disk before the executor can begin. */
+        account_start(ops, &p->request, p->id, p->steps, start_realtime);
+        p->started = true;
+        r = executor_submit(ops->executor, t, on_transaction_done, p);
+        if (r < 0) {
+                /* Nothing was done: the record goes back to what it said before. */
+                if (p->record && !p->owns_record) {
+                        if (req->kind == OPERATION_PREPARE || req->kind == OPERATION_BLOCK)
+                                group_records_forget(ops->records, p->record);
+                        else
+                                group_records_settle(ops->records, p->record);
+                        p->record = NULL;
+                }
+                finish(p, r, "too many operations are waiting; try again later", OPERATION_RESULT_REFUSED);
+                return 0;
         }
         TAKE_PTR(t);
         ops->busy[ops->n_busy++] = g->id;
         return 0;
 }
 
-static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
-        Operations *ops = userdata;
+int operations_start(Operations *ops, const OperationRequest *req, OperationDoneFunc done, void *userdata,
+                     char **ret_message) {
+        uint64_t start_usec = transaction_now_usec(), start_realtime = realtime_usec();
+        int r;
 
+        *ret_message = NULL;
+        r = start_checked(ops, req, start_usec, start_realtime, done, userdata, ret_message);
+        if (r < 0) {
+                uint64_t id = 0;
+
+                /* A refusal changed nothing: its id need not survive a crash. */
+                (void)operation_ids_next(ops->ids, true, &id);
+                account_end(ops, req, id, NULL, false, start_usec, start_realtime, OPERATION_RESULT_REFUSED,
+                            *ret_message ?: strerror(-r));
+        }
+        return r;
+}
+
+/* A block re-applied on its own: accounted like any operation, asked for by iommud itself. */
+typedef struct Reapply {
+        Operations *ops;
+        OperationRequest request;
+        uint64_t start_usec, start_realtime_usec;
+        char **steps;
+} Reapply;
+
+static void on_reapply_done(Transaction *t, int result, char *message, void *userdata) {
+        Reapply *ra = userdata;
+        Operations *ops = ra->ops;
+
+        account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                    result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result),
+                    result < 0 ? message ?: strerror(-result) : NULL);
+        strv_free(ra->steps);
+        free(ra);
         busy_remove(ops, t->group);
+        if (t->left_failed) {
+                const Group *g = inventory_find_group(manager_get_inventory(ops->manager), t->group);
+
+                if (add_failed(ops, g, t->group, message ?: "re-applying its block failed and was not undone") < 0)
+                        log_oom();
+        }
         FOREACH_ARRAY(s, t->steps, t->n_steps)
                 if (s->device)
                         (void)manager_refresh_device(ops->manager, s->device);
         if (result < 0)
                 log_error("Re-applying the block of group %u failed: %s", t->group, message ?: strerror(-result));
-        else
+        else {
                 log_info("Block of group %u re-applied.", t->group);
+                /* Members that came back while this ran. */
+                reapply_block(ops, t->group);
+        }
         free(message);
         transaction_free(t);
 }
 
-/* The kernel forgets driver_override when a device goes away, and binds its native driver as soon
- * as it comes back: a blocked device that reappears must be blocked again at once. */
-static void reapply_block(Operations *ops, const Device *d) {
-        _cleanup_(transaction_freep) Transaction *t = NULL;
-        unsigned *busy;
-        int r;
+/* A blocked member that is bound, or has lost its "none" override. */
+static bool needs_block(const Operations *ops, const Device *d) {
+        return group_records_find_blocked_member(ops->records, d) &&
+               (d->driver || !d->driver_override || !streq(d->driver_override, NO_DRIVER));
+}
 
-        if (d->group < 0 || (d->driver_override && streq(d->driver_override, NO_DRIVER) && !d->driver))
-                return;
-        if (group_busy(ops, (unsigned)d->group)) {
-                log_warning("Group %u is busy; %s is blocked again by the next rescan.", d->group, d->address);
+/* The kernel forgets driver_override when a device goes away, and binds its native driver as soon
+ * as it comes back: the blocked members of a group that reappear are blocked again at once, all in
+ * one transaction. */
+static void reapply_block(Operations *ops, unsigned group) {
+        _cleanup_(transaction_freep) Transaction *t = NULL;
+        _cleanup_(freep) Reapply *ra = NULL;
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        const Group *g = inventory_find_group(inv, group);
+        unsigned *busy;
+        uint64_t id;
+        int r = 0;
+
+        if (!g || group_busy(ops, group))
+                return; /* busy: looked at again when the operation in flight ends */
+        t = transaction_new(0, "BlockGroup (re-applied)", group);
+        if (!t) {
+                log_oom();
                 return;
         }
-        t = transaction_new(ops->next_id++, "BlockGroup (re-applied)", (unsigned)d->group);
-        if (!t)
+        for (int pass = 0; r >= 0 && pass < 2; pass++)
+                for (char **a = g->devices; r >= 0 && *a; a++) {
+                        const Device *d = inventory_find_device(inv, *a);
+
+                        if (!d || !needs_block(ops, d))
+                                continue;
+                        if (pass == 0)
+                                r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
+                        else if (d->driver)
+                                r = add_unbind(t, d);
+                }
+        if (r >= 0 && t->n_steps == 0)
                 return;
-        r = transaction_add(t, STEP_SET_OVERRIDE, d->address, NO_DRIVER, d->driver_override);
-        if (r >= 0 && d->driver)
-                r = transaction_add(t, STEP_UNBIND, d->address, d->driver, NULL);
+        if (find_failed(ops, g)) {
+                log_warning("Group %u is FAILED; its blocked members are not blocked again until an admin has seen "
+                            "to it.",
+                            group);
+                return;
+        }
+        /* Its journal is in the runtime directory: a state directory that cannot be written does not
+         * stop a block that is recorded already. */
+        r = r >= 0 ? operation_ids_next(ops->ids, true, &id) : r;
         if (r >= 0) {
+                t->id = id;
+                t->step_timeout_usec = ops->step_timeout_usec;
                 t->journal_dir = strdup(ops->journal_dir);
                 if (!t->journal_dir)
                         r = -ENOMEM;
         }
-        busy = r >= 0 ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
+        ra = r >= 0 ? calloc(1, sizeof(*ra)) : NULL;
+        if (ra) {
+                ra->ops = ops;
+                ra->request = (OperationRequest){ .kind = OPERATION_BLOCK,
+                                                  .group = group,
+                                                  .client = "iommud (a device of a blocked group came back)",
+                                                  .force = true };
+                ra->start_usec = transaction_now_usec();
+                ra->start_realtime_usec = realtime_usec();
+                ra->steps = describe_steps(t);
+        }
+        busy = ra && ra->steps ? realloc(ops->busy, (ops->n_busy + 1) * sizeof(unsigned)) : NULL;
         if (!busy) {
-                log_oom();
+                if (ra)
+                        strv_free(ra->steps);
+                log_error_errno(r < 0 ? r : -ENOMEM, "Cannot block group %u again; it stays so until the next "
+                                                     "rescan: %m",
+                                group);
                 return;
         }
         ops->busy = busy;
-        log_notice("%s of blocked group %u came back%s%s: blocking it again.", d->address, d->group,
-                   d->driver ? " bound to " : "", d->driver ?: "");
-        if (executor_submit(ops->executor, t, on_reapply_done, ops) < 0) {
-                log_error("Cannot queue the block of %s; it stays on %s until the next rescan.", d->address,
-                          d->driver ?: "no driver");
+        FOREACH_ARRAY(s, t->steps, t->n_steps)
+                if (s->kind == STEP_SET_OVERRIDE)
+                        log_event(LOG_NOTICE,
+                                  ((LogFields){ .message_id = LOG_ID_BLOCK_REAPPLIED, LOG_GROUP(group),
+                                                .device = s->device, .operation = t->id }),
+                                  "%s of blocked group %u came back (driver_override %s): blocking it again.",
+                                  s->device, group, s->previous ?: "none set");
+        account_start(ops, &ra->request, t->id, ra->steps, ra->start_realtime_usec);
+        if (executor_submit(ops->executor, t, on_reapply_done, ra) < 0) {
+                log_error("Cannot queue the block of group %u; it stays so until the next rescan.", group);
+                account_end(ops, &ra->request, t->id, ra->steps, true, ra->start_usec, ra->start_realtime_usec,
+                            OPERATION_RESULT_REFUSED, "too many operations are waiting");
+                strv_free(ra->steps);
                 return;
         }
-        ops->busy[ops->n_busy++] = (unsigned)d->group;
+        ops->busy[ops->n_busy++] = group;
         TAKE_PTR(t);
+        TAKE_PTR(ra);
 }
 
 static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
@@ -696,20 +1218,32 @@ static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
 static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
         Operations *ops = userdata;
         const InventoryChange *c = event->change;
+        const Device *d = c->new_device;
 
-        if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && c->new_device &&
-            group_records_find_blocked_member(ops->records, c->new_device))
-                reapply_block(ops, c->new_device);
-        else if (c->kind == INVENTORY_DEVICE_ADDED && c->new_device->group >= 0 && ops->policy->n_rules > 0)
-                (void)operations_apply_policy(ops, c->new_device->group, false, on_policy_applied, NULL);
+        /* A member of a recorded group came back or changed without iommud: the kernel may have
+         * forgotten what iommud set, or other hardware may sit at the address now. Not while an
+         * operation of iommud's own is changing the group. */
+        if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED ||
+             c->kind == INVENTORY_DEVICE_UPDATED) &&
+            d && (d->group < 0 || !group_busy(ops, (unsigned)d->group)))
+                (void)group_records_reconcile_address(ops->records, manager_get_inventory(m), d->address);
+
+        /* A device that comes back is published before the group it joins (which may have a new
+         * number): its group's events re-apply the block too. */
+        if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && d && d->group >= 0 &&
+            needs_block(ops, d))
+                reapply_block(ops, (unsigned)d->group);
+        else if ((c->kind == INVENTORY_GROUP_ADDED || c->kind == INVENTORY_GROUP_UPDATED) && c->new_group)
+                reapply_block(ops, c->new_group->id);
+        else if (c->kind == INVENTORY_DEVICE_ADDED && d->group >= 0 && ops->policy->n_rules > 0)
+                (void)operations_apply_policy(ops, d->group, false, on_policy_applied, NULL, NULL);
 }
 
 static void reapply_blocks(Operations *ops) {
         const Inventory *inv = manager_get_inventory(ops->manager);
 
-        FOREACH_ARRAY(d, inv->devices, inv->n_devices)
-                if (group_records_find_blocked_member(ops->records, d))
-                        reapply_block(ops, d);
+        FOREACH_ARRAY(g, inv->groups, inv->n_groups)
+                reapply_block(ops, g->id);
 }
 
 /* ---- policy ------------------------------------------------------------------------------------ */
@@ -801,9 +1335,16 @@ static void apply_next(ApplyRun *run) {
         apply_run_free(run);
 }
 
-int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata) {
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata,
+                            char **ret_message) {
         ApplyRun *run;
         int r;
+
+        if (!dry_run && ops->read_only_reason) {
+                if (ret_message)
+                        *ret_message = strdup(ops->read_only_reason);
+                return -EROFS;
+        }
 
         run = calloc(1, sizeof(*run));
         if (!run)
@@ -873,21 +1414,154 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
+/* Whether iommud can keep its records in dir: created when missing, then a file written durably and
+ * removed, as every record will be. */
+static int check_writable(const char *dir) {
+        _cleanup_(freep) char *probe = strprintf("%s/.iommud-write-test", dir);
+        int r;
+
+        if (!probe)
+                return -ENOMEM;
+        r = mkdir_parents(dir);
+        if (r >= 0)
+                r = write_file_durable(probe, "");
+        if (r >= 0)
+                r = unlink_durable(probe);
+        return r;
+}
+
+/* What cannot be written makes iommud refuse every change: a change it could not record might be
+ * lost to a restart, or left undone by a crash. Reads go on. */
+static int check_directories(Operations *ops) {
+        const struct {
+                const char *what, *path;
+        } dirs[] = {
+                { "state directory", ops->state_dir },
+                { "state directory", ops->records_dir },
+                { "runtime directory", ops->journal_dir },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                int r = check_writable(dirs[i].path);
+
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        ops->read_only_reason = strprintf("%s %s is not writable: %s; iommud serves reads only",
+                                                          dirs[i].what, dirs[i].path, strerror(-r));
+                        if (!ops->read_only_reason)
+                                return -ENOMEM;
+                        log_error("The %s; every change of the host is refused until it is fixed and iommud "
+                                  "restarted.",
+                                  ops->read_only_reason);
+                        return 0;
+                }
+        }
+        return 0;
+}
+
+/* A record the last run left in the journal: what became of it decides the group's state (FAILED
+ * when its rollback failed) and closes its history entry. */
+static void on_recovered(const RecoveredRecord *rec, void *userdata) {
+        Operations *ops = userdata;
+        const Group *g = rec->group >= 0 ? inventory_find_group(manager_get_inventory(ops->manager), (unsigned)rec->group)
+                                         : NULL;
+        Recovered *slot = array_append(&ops->recovered, &ops->n_recovered, sizeof(Recovered));
+        OperationResult result = rec->result < 0 ? OPERATION_RESULT_CRASH_KEPT : OPERATION_RESULT_CRASH_ROLLED_BACK;
+        const char *message = rec->result < 0 ? rec->message : "the daemon stopped during this operation; what it had "
+                                                               "done was undone at the next start";
+        _cleanup_(freep) char *reason = NULL;
+        size_t n;
+        const uint64_t *unfinished = history_unfinished(ops->history, &n);
+        bool known = false;
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                known = known || unfinished[i] == rec->id;
+        if (known)
+                r = history_finish(ops->history, rec->id, result, message, 0);
+        else {
+                /* The history lost its start (rotated, or the state directory was new): keep what the
+                 * record tells. */
+                HistoryEntry e = {
+                        .id = rec->id,
+                        .operation = (char *)rec->operation,
+                        .group = rec->group >= 0 ? (unsigned)rec->group : 0,
+                        .peer = (char *)"?",
+                        .started_usec = realtime_usec(),
+                        .result = result,
+                        .message = (char *)message,
+                };
+
+                r = history_add(ops->history, &e);
+        }
+        if (r < 0)
+                log_warning("The recovery of operation %llu is not in the history.", (unsigned long long)rec->id);
+        log_event(rec->result < 0 ? LOG_ERR : LOG_NOTICE,
+                  ((LogFields){ .message_id = LOG_ID_OPERATION_RECOVERED, .has_group = rec->group >= 0,
+                                .group = rec->group >= 0 ? (unsigned)rec->group : 0, .operation = rec->id }),
+                  "Operation %llu (%s on group %d) was interrupted by the daemon's end: %s.",
+                  (unsigned long long)rec->id, rec->operation ?: "?", rec->group,
+                  rec->result < 0 ? "rolling it back failed, its record stays for an admin" : "rolled back");
+
+        if (slot)
+                *slot = (Recovered){ .id = rec->id, .rolled_back = rec->result >= 0 };
+        if (rec->result >= 0 || rec->group < 0)
+                return;
+        reason = strprintf("operation %" PRIu64 " (%s) was interrupted, and rolling it back at start failed: %s",
+                           rec->id, rec->operation ?: "?", rec->message ?: strerror(-rec->result));
+        if (!reason || add_failed(ops, g, (unsigned)rec->group, reason) < 0)
+                log_oom();
+}
+
+/* Started, never ended, and no intent record left: the run died before the record was written,
+ * after it was removed, or the record went with a reboot (it lives in /run). */
+static void close_interrupted(Operations *ops) {
+        size_t n;
+
+        while (history_unfinished(ops->history, &n), n > 0) {
+                uint64_t id = history_unfinished(ops->history, &n)[0];
+
+                log_event(LOG_WARNING, ((LogFields){ .message_id = LOG_ID_OPERATION_INTERRUPTED, .operation = id }),
+                          "Operation %llu was interrupted by the daemon's end and left no intent record.",
+                          (unsigned long long)id);
+                if (history_finish(ops->history, id, OPERATION_RESULT_INTERRUPTED,
+                                   "the daemon stopped during this operation and left no intent record: it had not "
+                                   "changed the host yet, had finished, or the record was lost with a reboot",
+                                   0) < 0)
+                        break;
+        }
+}
+
+static JournalFate journal_fate(uint64_t operation, void *userdata) {
+        Operations *ops = userdata;
+
+        FOREACH_ARRAY(r, ops->recovered, ops->n_recovered)
+                if (r->id == operation)
+                        return r->rolled_back ? JOURNAL_ROLLED_BACK : JOURNAL_KEPT;
+        return JOURNAL_ABSENT;
+}
+
 int operations_new(struct event_base *base, Manager *manager, const OperationsOptions *options, Operations **ret) {
         _cleanup_(operations_freep) Operations *ops = NULL;
+        _cleanup_(freep) char *ids_file = NULL;
         int r;
 
         ops = calloc(1, sizeof(*ops));
         if (!ops)
                 return log_oom();
         ops->manager = manager;
-        ops->next_id = 1;
+        for (int k = 0; k < _OPERATION_KIND_MAX; k++)
+                histogram_init(&ops->stats.duration[k], histogram_seconds_bounds, histogram_seconds_n_bounds);
         ops->timeout_sec = options->timeout_sec;
+        ops->step_timeout_usec = (uint64_t)options->kernel_write_timeout_sec * 1000000;
         ops->fault_after_step = options->fault_after_step;
         ops->journal_dir = strdup(options->journal_dir);
+        ops->state_dir = strdup(options->state_dir);
         ops->records_dir = strprintf("%s/groups", options->state_dir);
         ops->policy_dir = strdup(options->policy_dir);
-        if (!ops->journal_dir || !ops->records_dir || !ops->policy_dir)
+        ids_file = strprintf("%s/operation-id", options->state_dir);
+        if (!ops->journal_dir || !ops->state_dir || !ops->records_dir || !ops->policy_dir || !ids_file)
                 return log_oom();
 
         /* A policy with errors stops the start, as a bad config does: running without the rules
@@ -896,26 +1570,44 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (r < 0)
                 return r;
 
-        r = mkdir_parents(ops->journal_dir);
+        r = check_directories(ops);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the journal directory %s: %m", ops->journal_dir);
-        r = mkdir_parents(ops->records_dir);
+                return log_oom();
+        r = host_read_boot_id(manager_get_roots(manager), &ops->boot_id);
         if (r < 0)
-                return log_error_errno(r, "Cannot create the state directory %s: %m", ops->records_dir);
+                log_warning_errno(r, "Cannot read the boot id; records are judged by their overrides alone: %m");
 
+        r = history_open(options->state_dir, options->history_lines, &ops->history);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the operation history in %s: %m", options->state_dir);
         /* Before anyone is served: undo what a crash left half done. */
-        r = transaction_recover(ops->journal_dir, manager_get_roots(manager));
+        r = transaction_recover(ops->journal_dir, manager_get_roots(manager), ops->step_timeout_usec, on_recovered,
+                                ops);
         if (r < 0)
                 log_error("Some interrupted operations could not be rolled back; their records stay in %s.",
                           ops->journal_dir);
-        else if (r > 0) {
+        else if (r > 0)
                 log_notice("Rolled back %d interrupted operation%s.", r, r == 1 ? "" : "s");
+        if (ops->n_recovered > 0)
                 (void)manager_rescan(manager, NULL);
-        }
+        close_interrupted(ops);
 
-        r = group_records_open(ops->records_dir, &ops->records);
+        /* After the journal: ids above every record it keeps, and above every operation in the
+         * history, so that neither ever names two operations with one id. */
+        r = operation_ids_open(ids_file, ops->journal_dir, &ops->ids);
         if (r < 0)
                 return log_oom();
+        operation_ids_at_least(ops->ids, history_max_id(ops->history) + 1);
+
+        r = group_records_open(ops->records_dir, ops->boot_id, &ops->records);
+        if (r < 0)
+                return log_oom();
+        /* The host may have moved on without iommud (a reboot, an unplug): records that no longer
+         * describe it are reported, and never acted on. */
+        group_records_reconcile_all(ops->records, manager_get_inventory(manager), journal_fate, ops);
+        free(ops->recovered);
+        ops->recovered = NULL;
+        ops->n_recovered = 0;
 
         r = executor_new(base, manager_get_roots(manager), &ops->executor);
         if (r < 0)
@@ -928,8 +1620,8 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
         if (r < 0)
                 return log_error_errno(r, "Cannot follow hot-plug events: %m");
 
-        if (ops->policy->n_rules > 0) {
-                r = operations_apply_policy(ops, -1, false, on_policy_applied, NULL);
+        if (ops->policy->n_rules > 0 && !ops->read_only_reason) {
+                r = operations_apply_policy(ops, -1, false, on_policy_applied, NULL, NULL);
                 if (r < 0)
                         log_error_errno(r, "Cannot apply the policy at start: %m");
         }
@@ -942,10 +1634,22 @@ Operations *operations_free(Operations *ops) {
         if (!ops)
                 return NULL;
         manager_subscription_free(ops->subscription);
+        /* Queued operations end here, cancelled: their ends still go to the history. */
         executor_free(ops->executor);
+        history_free(ops->history);
         group_records_free(ops->records);
+        operation_ids_free(ops->ids);
+        FOREACH_ARRAY(f, ops->failed, ops->n_failed) {
+                free(f->first_device);
+                free(f->reason);
+        }
+        free(ops->failed);
+        free(ops->recovered);
+        free(ops->boot_id);
+        free(ops->read_only_reason);
         free(ops->busy);
         free(ops->journal_dir);
+        free(ops->state_dir);
         free(ops->records_dir);
         free(ops->policy_dir);
         policy_free(ops->policy);

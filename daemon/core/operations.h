@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 #include "group-state.h"
+#include "histogram.h"
+#include "history.h"
+#include "host-use.h"
 #include "manager.h"
 #include "plan.h"
 #include "policy.h"
@@ -61,12 +64,15 @@ typedef struct OperationsOptions {
         const char *journal_dir;   /* intent records; created when missing */
         const char *state_dir;     /* what survives reboots: prepared and blocked groups */
         unsigned timeout_sec;      /* one operation, start to finish */
+        unsigned kernel_write_timeout_sec; /* one kernel write; 0: no bound */
         unsigned max_queued;
         unsigned fault_after_step; /* test hook: die after this step of every transaction (0: off) */
+        unsigned history_lines;    /* bound of each history file (0: HISTORY_MAX_LINES) */
 } OperationsOptions;
 
-/* Rolls back what an earlier run left in the journal before anything else happens: call it before
- * serving anyone. */
+/* Rolls back what an earlier run left in the journal, then compares the group records with the host,
+ * before anything else happens: call it before serving anyone. A state or runtime directory that
+ * cannot be written does not stop the start: every operation is refused then (reads only). */
 int operations_new(struct event_base *base, Manager *manager, const OperationsOptions *options, Operations **ret);
 Operations *operations_free(Operations *ops);
 static inline void operations_freep(Operations **ops) {
@@ -74,7 +80,9 @@ static inline void operations_freep(Operations **ops) {
 }
 
 /* Checks and queues an operation. A refusal (bad argument, no such group, busy, kernel cannot,
- * host uses it) is returned at once as -errno with *ret_message; otherwise done is called later. */
+ * host uses it, -EROFS when iommud serves reads only or cannot record the change) is returned at
+ * once as -errno with *ret_message; otherwise done is called later. Prepare and block store the
+ * group's record, release and unblock mark it, before the first step. */
 int operations_start(Operations *ops, const OperationRequest *request, OperationDoneFunc done, void *userdata,
                      char **ret_message);
 
@@ -93,8 +101,10 @@ typedef struct ApplyOutcome {
 } ApplyOutcome;
 typedef void (*ApplyDoneFunc)(const ApplyOutcome *outcome, void *userdata);
 /* group -1: every group; otherwise only that one (a hot-plugged device's). done may be called
- * before this returns (dry runs, nothing to do); NULL just logs the result. */
-int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata);
+ * before this returns (dry runs, nothing to do); NULL just logs the result. -EROFS with
+ * *ret_message (may be NULL) when iommud serves reads only and this is no dry run. */
+int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata,
+                            char **ret_message);
 
 /* Who tells core which groups running guests use (main wires the virt layer in); NULL: nobody.
  * SetDomainType, ReleaseGroup and BlockGroup refuse such a group, naming the guest. */
@@ -102,5 +112,32 @@ void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *use
 bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret);
 
 /* What iommud did to the group (HOST when nothing) or IN_USE when a guest uses it, and the owner
- * it was prepared for. */
+ * it was prepared for; FAILED when an operation left it neither as it was nor as intended. */
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);
+
+/* Why every operation is refused, e.g. "state directory /var/lib/iommud is not writable: Read-only
+ * file system; iommud serves reads only"; NULL when operations may run. Decided at start. */
+const char *operations_read_only_reason(const Operations *ops);
+
+/* What an admin should know about g beyond the kernel's files: records iommud retired (the kernel
+ * forgot its overrides), records left alone because other hardware sits at their address, why the
+ * group is FAILED. *ret is a strv (possibly empty). */
+int operations_group_findings(const Operations *ops, const Group *g, char ***ret);
+/* What operations counted since the daemon started, for the metrics: every operation by kind and
+ * how it ended, and how long those that ran on the executor took, start to end. */
+typedef struct OperationsStats {
+        uint64_t total[_OPERATION_KIND_MAX][_OPERATION_RESULT_MAX];
+        Histogram duration[_OPERATION_KIND_MAX]; /* seconds */
+} OperationsStats;
+
+const OperationsStats *operations_get_stats(const Operations *ops);
+unsigned operations_n_in_flight(const Operations *ops); /* groups with an operation under way */
+unsigned operations_n_queued(const Operations *ops);    /* transactions waiting for the executor */
+
+/* The history (history_list()): newest first, at most limit (0: all), of the groups given (none:
+ * all). The caller frees *ret with history_entries_free(). */
+int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
+                       HistoryEntry **ret, size_t *ret_n);
+
+/* Groups the host uses, per kind of use, judged now as an operation would judge them. */
+int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]);

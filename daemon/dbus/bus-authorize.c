@@ -5,7 +5,8 @@
  * One sd-bus filter sees every method call before the object dispatch, so property reads,
  * GetManagedObjects and introspection are covered as well as our methods, and no vtable entry can
  * forget its check. A call waiting for polkit is held; on "yes" it is put back into the read queue
- * and passes the filter the second time (the pattern of systemd's bus-polkit). */
+ * and passes the filter the second time (the pattern of systemd's bus-polkit). A call from a uid
+ * whose groups are not looked up yet (group principals) is held the same way until they are. */
 #include "bus-authorize.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "authorize.h"
 #include "bus-error.h"
 #include "bus-objects.h"
+#include "group-cache.h"
 #include "log.h"
 #include "macro.h"
 #include "string-util.h"
@@ -29,6 +31,7 @@ typedef struct BusAuthQuery BusAuthQuery;
 struct BusAuthorizer {
         sd_bus *bus;
         const Config *config;
+        GroupCache *groups;
         sd_bus_slot *filter;
         BusAuthQuery *queries;
         unsigned n_queries;
@@ -41,6 +44,7 @@ struct BusAuthQuery {
         sd_bus_slot *polkit_call;
         char *denial; /* core's message, sent if polkit says no */
         bool allowed; /* polkit said yes; the call is back in the read queue */
+        bool waiting_groups; /* held until the sender's groups are known */
 };
 
 /* Methods that change something, with the role they need (the gRPC method table's roles). Every
@@ -152,6 +156,56 @@ static int on_polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
+static BusAuthQuery *query_new(BusAuthorizer *a, sd_bus_message *call) {
+        BusAuthQuery *q = calloc(1, sizeof(*q));
+
+        if (!q)
+                return NULL;
+        q->authorizer = a;
+        q->call = sd_bus_message_ref(call);
+        q->next = a->queries;
+        if (q->next)
+                q->next->prev = q;
+        a->queries = q;
+        a->n_queries++;
+        return q;
+}
+
+static int reply_too_many(sd_bus_message *call) {
+        return bus_reply_errno(call, -EUSERS, "too many calls are waiting for authorization; try again later");
+}
+
+static int hold_for_groups(BusAuthorizer *a, sd_bus_message *call) {
+        if (a->n_queries >= MAX_PENDING_QUERIES)
+                return reply_too_many(call);
+        BusAuthQuery *q = query_new(a, call);
+        if (!q)
+                return -ENOMEM;
+        q->waiting_groups = true;
+        return 1;
+}
+
+void bus_authorizer_groups_changed(BusAuthorizer *a) {
+        for (BusAuthQuery *q = a->queries, *next; q; q = next) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+                int r;
+
+                next = q->next;
+                if (!q->waiting_groups)
+                        continue;
+                /* Gone from the list first, so the call is judged in full when it comes back. */
+                call = sd_bus_message_ref(q->call);
+                query_free(q);
+                r = sd_bus_message_rewind(call, true);
+                if (r >= 0)
+                        r = sd_bus_enqueue_for_read(a->bus, call);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to resume a call that waited for the user database: %m");
+                        (void)bus_reply_errno(call, r, NULL);
+                }
+        }
+}
+
 static int polkit_check(BusAuthorizer *a, sd_bus_message *call, Role needed, char *denial) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *request = NULL;
         BusAuthQuery *q;
@@ -159,8 +213,7 @@ static int polkit_check(BusAuthorizer *a, sd_bus_message *call, Role needed, cha
 
         if (a->n_queries >= MAX_PENDING_QUERIES) {
                 free(denial);
-                return bus_reply_errno(call, -EUSERS,
-                                       "too many calls are waiting for authorization; try again later");
+                return reply_too_many(call);
         }
 
         r = sd_bus_message_new_method_call(a->bus, &request, "org.freedesktop.PolicyKit1",
@@ -177,19 +230,12 @@ static int polkit_check(BusAuthorizer *a, sd_bus_message *call, Role needed, cha
                 return r;
         }
 
-        q = calloc(1, sizeof(*q));
+        q = query_new(a, call);
         if (!q) {
                 free(denial);
                 return -ENOMEM;
         }
-        q->authorizer = a;
-        q->call = sd_bus_message_ref(call);
         q->denial = denial;
-        q->next = a->queries;
-        if (q->next)
-                q->next->prev = q;
-        a->queries = q;
-        a->n_queries++;
 
         /* No timeout of our own: an interactive authentication may take the user a while. */
         r = sd_bus_call_async(a->bus, &q->polkit_call, request, on_polkit_reply, q, UINT64_MAX);
@@ -239,7 +285,7 @@ static int on_bus_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return 0;
 
         for (BusAuthQuery *q = a->queries; q; q = q->next)
-                if (q->call == m) {
+                if (q->call == m && q->allowed) {
                         /* Back from the read queue after polkit said yes. */
                         query_free(q);
                         return 0;
@@ -253,6 +299,12 @@ static int on_bus_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return r < 0 ? r : 1;
         }
 
+        /* The role may come from a group; the user database is never asked on the loop. */
+        if (group_cache_fill(a->groups, &peer) > 0 && authorize_needs_groups(a->config)) {
+                r = hold_for_groups(a, m);
+                return r < 0 ? r : 1;
+        }
+
         r = authorize_action(a->config, &peer, member ?: "(no member)", needed, &denial);
         if (r == 0)
                 return 0;
@@ -263,7 +315,7 @@ static int on_bus_message(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return r < 0 ? r : 1;
 }
 
-int bus_authorizer_new(sd_bus *bus, const Config *config, BusAuthorizer **ret) {
+int bus_authorizer_new(sd_bus *bus, const Config *config, GroupCache *groups, BusAuthorizer **ret) {
         BusAuthorizer *a;
         int r;
 
@@ -272,6 +324,7 @@ int bus_authorizer_new(sd_bus *bus, const Config *config, BusAuthorizer **ret) {
                 return -ENOMEM;
         a->bus = bus;
         a->config = config;
+        a->groups = groups;
         r = sd_bus_add_filter(bus, &a->filter, on_bus_message, a);
         if (r < 0) {
                 free(a);

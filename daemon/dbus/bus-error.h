@@ -12,6 +12,7 @@
 #define BUS_ERROR_TIMED_OUT "org.iommud1.Error.TimedOut"
 #define BUS_ERROR_CANCELLED "org.iommud1.Error.Cancelled"
 #define BUS_ERROR_UNAVAILABLE "org.iommud1.Error.Unavailable"
+#define BUS_ERROR_READ_ONLY "org.iommud1.Error.ReadOnly"
 #define BUS_ERROR_FAILED "org.iommud1.Error.Failed"
 
 /* Registers the table with sd-bus so that sd_bus_error_get_errno() knows our names too. */

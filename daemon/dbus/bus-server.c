@@ -126,7 +126,8 @@ BusServer *bus_server_of(sd_bus *bus) {
 }
 
 int bus_server_new(struct event_base *base, Manager *manager, Operations *operations, const Config *config,
-                   const char *address, BusReloadFunc reload, void *userdata, BusServer **ret) {
+                   GroupCache *groups, const char *address, BusReloadFunc reload, void *userdata,
+                   BusServer **ret) {
         _cleanup_(bus_server_freep) BusServer *s = NULL;
         int r;
 
@@ -145,7 +146,7 @@ int bus_server_new(struct event_base *base, Manager *manager, Operations *operat
         r = open_bus(address, &s->bus);
         if (r < 0)
                 return r;
-        r = bus_authorizer_new(s->bus, config, &s->authorizer);
+        r = bus_authorizer_new(s->bus, config, groups, &s->authorizer);
         if (r >= 0)
                 r = manager_bus_register(s);
         if (r >= 0)
@@ -169,6 +170,10 @@ int bus_server_new(struct event_base *base, Manager *manager, Operations *operat
 
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+void bus_server_groups_changed(BusServer *s) {
+        bus_authorizer_groups_changed(s->authorizer);
 }
 
 BusServer *bus_server_free(BusServer *s) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 typedef struct Config Config;
+typedef struct GroupCache GroupCache;
 typedef struct Manager Manager;
 typedef struct Operations Operations;
 struct event_base;
@@ -17,10 +18,13 @@ typedef int (*BusReloadFunc)(void *userdata);
  * publishes the objects, takes the name org.iommud1 and follows the Manager's events. The group
  * methods run as operations; operations must outlive the server, or be freed first (pending calls
  * are then answered with its cancellation). config is borrowed and read at every call, so a
- * reloaded config applies at once. Returns -errno without logging, so that the caller decides
- * whether that is fatal. */
+ * reloaded config applies at once; groups (borrowed) answers for group principals. Returns -errno
+ * without logging, so that the caller decides whether that is fatal. */
 int bus_server_new(struct event_base *base, Manager *manager, Operations *operations, const Config *config,
-                   const char *address, BusReloadFunc reload, void *userdata, BusServer **ret);
+                   GroupCache *groups, const char *address, BusReloadFunc reload, void *userdata,
+                   BusServer **ret);
+/* The group cache has new answers (calls waiting for them go on). */
+void bus_server_groups_changed(BusServer *s);
 BusServer *bus_server_free(BusServer *s);
 static inline void bus_server_freep(BusServer **s) {
         bus_server_free(*s);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "bus-error.h"
 #include "bus-libevent.h"
 #include "bus-objects.h"
@@ -64,8 +65,8 @@ static int property_get_domain_type(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append_basic(reply, 's', domain_type_to_string(g->type) ?: "");
 }
 
-/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning")
- * and the owner it was prepared for ("" when none). */
+/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning",
+ * "in-use", "failed") and the owner it was prepared for ("" when none). */
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const BusServer *s = bus_server_of(bus);
@@ -81,6 +82,20 @@ static int property_get_owner(sd_bus *bus, const char *path, const char *interfa
 
         (void)operations_group_state(s->operations, userdata, &owner);
         return sd_bus_message_append_basic(reply, 's', owner ?: "");
+}
+
+/* Core's findings on the group (retired records, records of other hardware, why it FAILED). They
+ * change when the host moves on without iommud, which no signal announces: read them. */
+static int property_get_findings(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const BusServer *s = bus_server_of(bus);
+        _cleanup_(strv_freep) char **findings = NULL;
+        int r;
+
+        r = operations_group_findings(s->operations, userdata, &findings);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_strv(reply, findings);
 }
 
 static int property_get_blockers(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -238,6 +253,23 @@ static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
                 bus_operation_free(o);
 }
 
+/* "dbus :1.42 uid=1000 pid=77" and what core adds about the person behind the process. */
+static char *describe_sender(sd_bus_message *m) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        _cleanup_(freep) char *base = NULL;
+        uid_t uid = (uid_t)-1;
+        pid_t pid = 0;
+
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_PID | SD_BUS_CREDS_AUGMENT, &creds) >= 0) {
+                (void)sd_bus_creds_get_euid(creds, &uid);
+                (void)sd_bus_creds_get_pid(creds, &pid);
+        }
+        if (uid == (uid_t)-1)
+                return strprintf("dbus %s", sd_bus_message_get_sender(m) ?: "peer");
+        base = strprintf("dbus %s uid=%u pid=%d", sd_bus_message_get_sender(m) ?: "peer", (unsigned)uid, (int)pid);
+        return base ? audit_describe_process(base, pid) : NULL;
+}
+
 /* Starts the operation; the call is answered when it has finished, with the steps taken. */
 static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *req) {
         BusServer *s = bus_server_of(sd_bus_message_get_bus(m));
@@ -254,7 +286,7 @@ static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *
         o->group = g->id;
         o->state = operations_group_state(s->operations, g, &owner);
         o->owner = owner ? strdup(owner) : NULL;
-        o->client = strprintf("D-Bus %s", sd_bus_message_get_sender(m) ?: "peer");
+        o->client = describe_sender(m);
         if (!o->client || (owner && !o->owner)) {
                 bus_operation_free(o);
                 return -ENOMEM;
@@ -330,6 +362,7 @@ const sd_bus_vtable group_vtable[] = {
         SD_BUS_PROPERTY("Devices", "as", bus_property_get_strv, offsetof(Group, devices), CHANGES),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, CHANGES),
         SD_BUS_PROPERTY("Owner", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("Findings", "as", property_get_findings, 0, 0),
         SD_BUS_PROPERTY("Viable", "b", bus_property_get_bool, offsetof(Group, viable), CHANGES),
         SD_BUS_PROPERTY("Blockers", "a(sss)", property_get_blockers, 0, CHANGES),
         SD_BUS_PROPERTY("TypeChangeWritable", "b", bus_property_get_bool,

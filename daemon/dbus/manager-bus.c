@@ -71,6 +71,23 @@ static int property_get_vfio_loaded(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append_basic(reply, 'b', &b);
 }
 
+/* Whether iommud refuses every change (its state cannot be written), and why; decided at start. */
+static int property_get_read_only(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const BusServer *s = userdata;
+        int b = operations_read_only_reason(s->operations) != NULL;
+
+        return sd_bus_message_append_basic(reply, 'b', &b);
+}
+
+static int property_get_read_only_reason(sd_bus *bus, const char *path, const char *interface,
+                                         const char *property, sd_bus_message *reply, void *userdata,
+                                         sd_bus_error *ret_error) {
+        const BusServer *s = userdata;
+
+        return sd_bus_message_append_basic(reply, 's', operations_read_only_reason(s->operations) ?: "");
+}
+
 static int property_get_units(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const Inventory *inv = inventory_of(userdata);
@@ -345,6 +362,7 @@ static void on_policy_applied(const ApplyOutcome *outcome, void *userdata) {
 }
 
 static int method_apply_policy(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(freep) char *message = NULL;
         BusServer *s = userdata;
         int dry_run, r;
 
@@ -353,10 +371,10 @@ static int method_apply_policy(sd_bus_message *m, void *userdata, sd_bus_error *
                 return r;
         /* The reply goes out when the last operation has finished. */
         sd_bus_message_ref(m);
-        r = operations_apply_policy(s->operations, -1, dry_run, on_policy_applied, m);
+        r = operations_apply_policy(s->operations, -1, dry_run, on_policy_applied, m, &message);
         if (r < 0) {
                 sd_bus_message_unref(m);
-                return bus_reply_errno(m, r, NULL);
+                return bus_reply_errno(m, r, message);
         }
         return 1;
 }
@@ -377,6 +395,8 @@ const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Units", "a(ss)", property_get_units, 0, CHANGES),
         SD_BUS_PROPERTY("NGroups", "u", property_get_n_groups, 0, CHANGES),
         SD_BUS_PROPERTY("NDevices", "u", property_get_n_devices, 0, CHANGES),
+        SD_BUS_PROPERTY("ReadOnly", "b", property_get_read_only, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ReadOnlyReason", "s", property_get_read_only_reason, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_METHOD_WITH_ARGS("ListGroups", SD_BUS_ARGS("a{sas}", filter), SD_BUS_RESULT("a(uo)", groups),
                                 method_list_groups, UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetGroup", SD_BUS_ARGS("u", id), SD_BUS_RESULT("o", group),

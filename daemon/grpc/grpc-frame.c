@@ -18,6 +18,10 @@ static uint32_t header_length(const uint8_t *p) {
         return (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | (uint32_t)p[4];
 }
 
+/* Buffers above this are given back once they are empty, so one large message does not keep its
+ * memory for the rest of a long-lived stream. */
+#define KEEP_ALLOCATED (64 * 1024)
+
 static int reserve(GrpcFrameReader *r, size_t more) {
         if (r->size + more <= r->alloc)
                 return 0;
@@ -30,9 +34,14 @@ static int reserve(GrpcFrameReader *r, size_t more) {
                 if (r->size + more <= r->alloc)
                         return 0;
         }
-        size_t a = r->alloc ? r->alloc : 256;
-        while (a < r->size + more)
-                a *= 2;
+        /* Double (amortized copies), but never past the end of the message being received, whose
+         * validated header says exactly how long it is: a 4 MiB message costs 4 MiB, not 8. */
+        size_t need = r->size + more;
+        size_t a = r->alloc ? r->alloc * 2 : 256;
+        if (a < need)
+                a = need;
+        if (r->scan > need && a > r->scan)
+                a = r->scan;
         uint8_t *d = realloc(r->data, a);
         if (!d)
                 return -ENOMEM;
@@ -90,6 +99,24 @@ int grpc_frame_reader_next(GrpcFrameReader *r, const uint8_t **ret_msg, size_t *
         *ret_size = len;
         r->start += GRPC_FRAME_HEADER_SIZE + len;
         return 1;
+}
+
+void grpc_frame_reader_trim(GrpcFrameReader *r) {
+        if (r->start < r->size)
+                return;
+        /* Empty: offsets restart at 0 (scan may point past the end only while a message is
+         * incomplete, which an empty buffer is not). */
+        r->scan -= r->size;
+        r->start = r->size = 0;
+        if (r->alloc > KEEP_ALLOCATED) {
+                free(r->data);
+                r->data = NULL;
+                r->alloc = 0;
+        }
+}
+
+size_t grpc_frame_reader_allocated(const GrpcFrameReader *r) {
+        return r->alloc;
 }
 
 size_t grpc_frame_reader_pending(const GrpcFrameReader *r) {

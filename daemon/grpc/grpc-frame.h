@@ -32,6 +32,13 @@ int grpc_frame_reader_feed(GrpcFrameReader *r, const uint8_t *chunk, size_t n);
  * NULL when *ret_size is 0), 0 when more bytes are needed, or the sticky error. */
 int grpc_frame_reader_next(GrpcFrameReader *r, const uint8_t **ret_msg, size_t *ret_size);
 
+/* Gives the buffer back once every message in it was taken (call it when done with the last
+ * message from next(); the pointers next() returned are invalid afterwards). */
+void grpc_frame_reader_trim(GrpcFrameReader *r);
+
+/* Bytes of memory the reader holds (its buffer's capacity), for memory budgets. */
+size_t grpc_frame_reader_allocated(const GrpcFrameReader *r);
+
 /* Bytes held that do not yet form a complete message (non-zero at end of stream = truncated). */
 size_t grpc_frame_reader_pending(const GrpcFrameReader *r);
 

@@ -2,9 +2,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/listener.h>
+#include <inttypes.h>
 #include <netinet/in.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,15 +32,81 @@ const char *grpc_role_to_string(GrpcRole r) {
 
 void grpc_limits_default(GrpcLimits *ret) {
         *ret = (GrpcLimits){
-                .max_connections = 64,
+                .max_connections = 256,
+                .max_connections_per_peer = 16,
+                .reserved_connections = 32,
+                .max_handshakes = 64,
                 .max_streams = 100,
                 .max_message_size = 4 * 1024 * 1024,
                 .max_header_list_size = 16 * 1024,
-                .max_connection_buffer = 16 * 1024 * 1024,
+                .max_header_fields = 64,
+                .max_connection_memory = 16 * 1024 * 1024,
+                .max_peer_memory = 32 * 1024 * 1024,
+                .max_memory = 256 * 1024 * 1024,
                 .max_send_queue = 4 * 1024 * 1024,
-                .idle_timeout_ms = 0,
                 .handshake_timeout_ms = 10 * 1000,
+                .header_timeout_ms = 10 * 1000,
+                .request_timeout_ms = 30 * 1000,
+                .idle_timeout_ms = 300 * 1000,
+                .keepalive_ms = 60 * 1000,
+                .keepalive_timeout_ms = 20 * 1000,
         };
+}
+
+/* ---- refusals --------------------------------------------------------------------------------- */
+
+#define REFUSAL_WINDOW_USEC (10 * 1000000ULL)
+#define REFUSAL_BURST 10
+
+static void on_refusal_summary(evutil_socket_t fd, short what, void *userdata) {
+        GrpcServer *s = userdata;
+        uint64_t n = ratelimit_take_suppressed(&s->refusal_log);
+
+        if (n > 0)
+                log_info("Refused %" PRIu64 " more gRPC connections or calls in the last %llu s (not logged one by one).",
+                         n, REFUSAL_WINDOW_USEC / 1000000);
+}
+
+void grpc_server_log_refusal(GrpcServer *s, const char *format, ...) {
+        char line[512];
+        va_list ap;
+
+        /* A client that is refused thousands of times a second must not push the daemon's own
+         * audit lines out of the journal's rate limit. */
+        if (!ratelimit_below(&s->refusal_log, now_usec())) {
+                if (s->refusal_summary && !evtimer_pending(s->refusal_summary, NULL)) {
+                        struct timeval tv = {.tv_sec = REFUSAL_WINDOW_USEC / 1000000};
+                        evtimer_add(s->refusal_summary, &tv);
+                }
+                return;
+        }
+        va_start(ap, format);
+        vsnprintf(line, sizeof(line), format, ap);
+        va_end(ap);
+        log_info("%s", line);
+}
+
+GrpcRole grpc_server_role(GrpcServer *s, const GrpcPeer *peer) {
+        return s->authorize ? s->authorize(peer, s->authorize_userdata) : GRPC_ROLE_NONE;
+}
+
+void grpc_server_set_limits(GrpcServer *s, const GrpcLimits *limits) {
+        s->limits = *limits;
+}
+
+void grpc_server_set_resolver(GrpcServer *s, GrpcResolveFunc resolve, void *userdata) {
+        s->resolve = resolve;
+        s->resolve_userdata = userdata;
+}
+
+void grpc_server_peers_resolved(GrpcServer *s) {
+        for (GrpcConn *c = s->conns, *n; c; c = n) {
+                n = c->next;
+                if (c->awaiting_peer)
+                        grpc_conn_resolved(c);
+                else
+                        grpc_conn_restanding(c);
+        }
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *userdata) {
@@ -61,6 +129,13 @@ void grpc_server_reap_later(GrpcServer *s) {
 static GrpcListener *listener_free(GrpcListener *l) {
         if (!l)
                 return NULL;
+        /* Connections outlive their listener during a graceful shutdown. */
+        for (GrpcConn *c = l->server->conns; c; c = c->next)
+                if (c->listener == l)
+                        c->listener = NULL;
+        for (GrpcConn *c = l->server->dead; c; c = c->next)
+                if (c->listener == l)
+                        c->listener = NULL;
         if (l->evl)
                 evconnlistener_free(l->evl);
         if (l->ssl_ctx)
@@ -97,7 +172,19 @@ GrpcServer *grpc_server_free(GrpcServer *s) {
                 free(s->health[i].service);
         free(s->health);
         free(s->health_watchers);
+        for (size_t i = 0; i < s->n_methods; i++)
+                free(s->methods[i].stats);
         free(s->methods);
+        while (s->slots) {
+                GrpcPeerSlot *slot = s->slots;
+                s->slots = slot->next;
+                free(slot->key);
+                free(slot);
+        }
+        if (s->refusal_summary) {
+                on_refusal_summary(-1, 0, s);
+                event_free(s->refusal_summary);
+        }
         if (s->reap_event)
                 event_free(s->reap_event);
         if (s->shutdown_timer)
@@ -136,9 +223,12 @@ int grpc_server_new(struct event_base *base, const GrpcLimits *limits, GrpcAutho
         s->authorize = authorize;
         s->authorize_userdata = authorize_userdata;
 
+        s->refusal_log = (RateLimit)RATELIMIT_INIT(REFUSAL_WINDOW_USEC, REFUSAL_BURST);
+
         s->reap_event = event_new(base, -1, 0, on_reap, s);
         s->shutdown_done_event = event_new(base, -1, 0, on_shutdown_done, s);
-        if (!s->reap_event || !s->shutdown_done_event)
+        s->refusal_summary = evtimer_new(base, on_refusal_summary, s);
+        if (!s->reap_event || !s->shutdown_done_event || !s->refusal_summary)
                 return -ENOMEM;
 
         int r = grpc_server_set_health(s, "", GRPC_HEALTH_SERVING);
@@ -178,8 +268,14 @@ int grpc_server_add_methods(GrpcServer *s, const GrpcMethod *methods, size_t n, 
         if (!t)
                 return -ENOMEM;
         s->methods = t;
-        for (size_t i = 0; i < n; i++)
-                s->methods[s->n_methods++] = (GrpcMethodEntry){.method = &methods[i], .userdata = userdata};
+        for (size_t i = 0; i < n; i++) {
+                GrpcMethodStats *stats = calloc(1, sizeof(GrpcMethodStats));
+
+                if (!stats)
+                        return -ENOMEM;
+                s->methods[s->n_methods++] =
+                        (GrpcMethodEntry){.method = &methods[i], .userdata = userdata, .stats = stats};
+        }
         qsort(s->methods, s->n_methods, sizeof(GrpcMethodEntry), method_entry_cmp);
 
         /* Every service with methods is healthy unless somebody says otherwise. */
@@ -211,6 +307,19 @@ const GrpcStats *grpc_server_get_stats(const GrpcServer *s) {
         return &s->stats;
 }
 
+void grpc_server_foreach_method(const GrpcServer *s, GrpcMethodStatsFunc f, void *userdata) {
+        for (size_t i = 0; i < s->n_methods; i++)
+                f(s->methods[i].method->path, s->methods[i].stats, userdata);
+}
+
+unsigned grpc_server_n_connections_of(const GrpcServer *s, GrpcPeerKind kind) {
+        unsigned n = 0;
+
+        for (const GrpcConn *c = s->conns; c; c = c->next)
+                n += c->peer.kind == kind;
+        return n;
+}
+
 /* ---- listeners -------------------------------------------------------------------------------- */
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -219,16 +328,17 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         GrpcServer *s = l->server;
 
         /* Accept-and-close instead of leaving it in the backlog: the client learns at once, and
-         * the kernel queue cannot be filled by idle sockets. */
-        if (s->shutting_down || s->n_conns >= s->limits.max_connections) {
-                log_debug("Refusing gRPC connection: %u of %u in use%s.", s->n_conns,
-                          s->limits.max_connections, s->shutting_down ? ", shutting down" : "");
+         * the kernel queue cannot be filled by idle sockets. Limits per listener and per peer are
+         * checked by grpc_conn_new(), which knows who the peer is. */
+        if (s->shutting_down) {
                 close(fd);
                 s->stats.connections_refused++;
                 return;
         }
-        int r = grpc_conn_new(s, l, fd, sa, salen);
-        if (r < 0)
+        int r = grpc_conn_new(s, l, fd, sa, salen, NULL);
+        if (r == -EUSERS)
+                s->stats.connections_refused++;
+        else if (r < 0)
                 log_warning_errno(r, "Cannot set up gRPC connection, ignoring: %m");
         else
                 s->stats.connections_accepted++;
@@ -389,72 +499,12 @@ static int tcp_bind(const char *address, bool require_loopback, int *ret_fd, uin
         return 0;
 }
 
-static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                          const unsigned char *in, unsigned int inlen, void *arg) {
-        /* h2 or nothing: gRPC clients must fail a connection that did not negotiate it anyway. */
-        for (unsigned i = 0; i < inlen;) {
-                unsigned l = in[i];
-                if (i + 1 + l > inlen)
-                        break;
-                if (l == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
-                        *out = in + i + 1;
-                        *outlen = 2;
-                        return SSL_TLSEXT_ERR_OK;
-                }
-                i += 1 + l;
-        }
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(SSL_CTX *, SSL_CTX_free)
-
-static int tls_context_new(const GrpcTlsConfig *tls, SSL_CTX **ret) {
-        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
-
-        if (!tls || !tls->cert_file || !tls->key_file || !tls->client_ca_file)
-                return -EINVAL;
-        ctx = SSL_CTX_new(TLS_server_method());
-        if (!ctx)
-                return -ENOMEM;
-        /* HTTP/2 forbids TLS < 1.2 and the weak TLS 1.2 suites (RFC 9113 9.2). */
-        if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-            SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1)
-                return -EINVAL;
-        SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                         SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_CIPHER_SERVER_PREFERENCE);
-
-        if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert_file) != 1) {
-                log_error("Cannot load TLS certificate %s: %s", tls->cert_file,
-                          ERR_reason_error_string(ERR_get_error()));
-                return -EBADMSG;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, tls->key_file, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-                log_error("Cannot load TLS key %s: %s", tls->key_file,
-                          ERR_reason_error_string(ERR_get_error()));
-                return -EBADMSG;
-        }
-        if (SSL_CTX_load_verify_locations(ctx, tls->client_ca_file, NULL) != 1) {
-                log_error("Cannot load client CA %s: %s", tls->client_ca_file,
-                          ERR_reason_error_string(ERR_get_error()));
-                return -EBADMSG;
-        }
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(tls->client_ca_file);
-        if (names)
-                SSL_CTX_set_client_CA_list(ctx, names);
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-        SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, NULL);
-
-        *ret = TAKE_PTR(ctx);
-        return 0;
-}
-
 int grpc_server_listen_tls(GrpcServer *s, const char *address, const GrpcTlsConfig *tls,
                            uint16_t *ret_port) {
         SSL_CTX *ctx = NULL;
         int fd, r;
 
-        r = tls_context_new(tls, &ctx);
+        r = grpc_tls_context_new(tls, &ctx);
         if (r < 0)
                 return r;
         r = tcp_bind(address, false, &fd, ret_port);
@@ -475,7 +525,7 @@ int grpc_server_reload_tls(GrpcServer *s, const GrpcTlsConfig *tls) {
         if (n == 0)
                 return 0;
 
-        int r = tls_context_new(tls, &ctx);
+        int r = grpc_tls_context_new(tls, &ctx);
         if (r < 0)
                 return r;
         /* Each live SSL holds a reference to the context it was made from, so the old one may go. */

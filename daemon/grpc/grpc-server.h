@@ -46,13 +46,23 @@ typedef struct GrpcPeer {
         uid_t uid;               /* UNIX only */
         gid_t gid;               /* UNIX only */
         const char *subject;     /* TLS only: subject DN, RFC 2253 ("CN=op1,O=example") */
-        const char *common_name; /* TLS only: the subject's CN, NULL when it has none */
+        const char *common_name; /* TLS only: the subject's one CN in UTF-8, NULL when it has none */
+        /* TLS only: the certificate's subject alternative names of type DNS and URI (SPIFFE ids
+         * are URIs), printable ASCII; certificates with anything else there are refused. */
+        const char *const *san_dns;
+        size_t n_san_dns;
+        const char *const *san_uri;
+        size_t n_san_uri;
         const char *description; /* for logs: "unix uid=0 pid=12", "tls CN=op1 [::1]:5000", ... */
 } GrpcPeer;
 
 /* Decides the role of a peer; called for every call, so a config reload takes effect at once. */
 typedef GrpcRole (*GrpcAuthorizeFunc)(const GrpcPeer *peer, void *userdata);
 
+/* Optional: whether the role of a peer can be decided without blocking (it may need the user
+ * database). 0: yes. 1: not yet; a lookup runs elsewhere and its owner calls
+ * grpc_server_peers_resolved() when it is done. The connection reads nothing meanwhile. */
+typedef int (*GrpcResolveFunc)(const GrpcPeer *peer, void *userdata);
 /* Optional: the message of a call denied for its role (the authorizer's own words, e.g. naming who
  * holds the role). Returns a malloc'ed string, or NULL for the transport's generic message. Called
  * with the authorizer's userdata. */
@@ -82,31 +92,50 @@ typedef struct GrpcMethod {
 
 /* ---- server ----------------------------------------------------------------------------------- */
 
+/* What a client may hold. Connections are counted per listener and per peer (uid on the Unix
+ * socket, certificate subject on TLS, address on plaintext TCP); memory is counted per connection,
+ * per peer and in total. "Privileged" peers are root on the Unix socket and peers with the
+ * operator or admin role: the reserve is theirs, so nobody else can lock out the libvirt hook or
+ * an orchestrator. Times are in milliseconds; 0 switches a timeout off. */
 typedef struct GrpcLimits {
-        unsigned max_connections;    /* all listeners together; excess connections are closed at accept */
+        unsigned max_connections;          /* per listener */
+        unsigned max_connections_per_peer; /* per peer and listener; root on the Unix socket is exempt */
+        /* Of max_connections, peers without a role get max - 2R, readers max - R, privileged
+         * peers all; TLS connections are unauthenticated (no role) until their handshake ends. */
+        unsigned reserved_connections;
+        /* TLS connections still in their handshake, per listener; a new one pushes out the oldest,
+         * so sockets that never speak cannot keep a handshake from starting. */
+        unsigned max_handshakes;
         unsigned max_streams;        /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
         size_t max_message_size;     /* largest request message accepted (RESOURCE_EXHAUSTED above) */
         size_t max_header_list_size; /* request header bytes (name + value + 32 each) */
-        /* Partial request messages buffered per connection, all streams together; without it the
-         * bound would be max_streams x max_message_size. */
-        size_t max_connection_buffer;
-        size_t max_send_queue; /* bytes queued per call before grpc_call_send() says -ENOBUFS */
-        /* Close a connection with no streams after this long; 0 = never. Off by default like gRPC
-         * core's max_connection_idle: grpcio does not read idle connections, so its next call on
-         * a connection we closed fails once with UNAVAILABLE. */
-        unsigned idle_timeout_ms;
-        unsigned handshake_timeout_ms; /* from accept to the first call (TLS handshake and preface included)
-                                        */
+        unsigned max_header_fields;  /* request header fields */
+        /* Memory: undecoded input, partial and decoded requests, queued responses, HTTP/2 state.
+         * Over a budget the stream that asks for more fails with RESOURCE_EXHAUSTED. Peers without
+         * a role may use half of max_memory, readers three quarters, privileged peers all of it. */
+        size_t max_connection_memory;
+        size_t max_peer_memory; /* all connections of one peer; privileged peers are exempt */
+        size_t max_memory;      /* all connections */
+        size_t max_send_queue;  /* bytes queued per call before grpc_call_send() says -ENOBUFS */
+        unsigned handshake_timeout_ms; /* accept to the client's HTTP/2 SETTINGS (TLS included) */
+        unsigned header_timeout_ms;    /* a request header block, first byte to last */
+        unsigned request_timeout_ms;   /* a request message, or a unary request to END_STREAM */
+        unsigned idle_timeout_ms;      /* a connection without streams; closed after GOAWAY */
+        unsigned keepalive_ms;         /* TCP: PING after this long without input */
+        unsigned keepalive_timeout_ms; /* TCP: close when the PING is not answered in this time */
 } GrpcLimits;
 
-/* 64 connections, 100 streams, 4 MiB messages, 16 KiB headers, 16 MiB buffered per connection,
- * 4 MiB send queue, no idle timeout, 10 s for the TLS handshake and the first HTTP/2 stream. */
+/* 256 connections per listener, 16 per peer, 32 reserved, 64 handshakes; 100 streams, 4 MiB
+ * messages, 16 KiB and 64 header fields; memory 16 MiB per connection, 32 MiB per peer, 256 MiB in
+ * all, 4 MiB send queue per call; timeouts: handshake 10 s, headers 10 s, request 30 s, idle 300 s,
+ * keepalive 60 s + 20 s. */
 void grpc_limits_default(GrpcLimits *ret);
 
 typedef struct GrpcTlsConfig {
         const char *cert_file;      /* server certificate chain (PEM) */
         const char *key_file;       /* its private key (PEM) */
         const char *client_ca_file; /* CAs that sign client certificates; a client cert is required */
+        const char *crl_file;       /* NULL, or CRLs (PEM): then every client certificate is checked */
 } GrpcTlsConfig;
 
 /* limits NULL = defaults. authorize NULL = every peer has GRPC_ROLE_NONE. */
@@ -130,7 +159,7 @@ int grpc_server_listen_unix(GrpcServer *s, const char *path, mode_t mode);
 /* TLS (ALPN h2, client certificate required) on "addr:port" / "[v6]:port"; port 0 picks one, *ret_port
  * (may be NULL) tells which. */
 int grpc_server_listen_tls(GrpcServer *s, const char *address, const GrpcTlsConfig *tls, uint16_t *ret_port);
-/* Loads certificate, key and client CAs again for every TLS listener (SIGHUP, certificate
+/* Loads certificate, key, client CAs and CRLs again for every TLS listener (SIGHUP, certificate
  * rotation). New connections use them; established ones keep what they negotiated. On failure
  * nothing changes. */
 int grpc_server_reload_tls(GrpcServer *s, const GrpcTlsConfig *tls);
@@ -142,16 +171,37 @@ int grpc_server_listen_fd(GrpcServer *s, int fd);
 
 unsigned grpc_server_n_connections(const GrpcServer *s);
 
+/* Limits may change at run time (a reload); they apply to what clients ask for from then on. */
+void grpc_server_set_limits(GrpcServer *s, const GrpcLimits *limits);
+void grpc_server_set_resolver(GrpcServer *s, GrpcResolveFunc resolve, void *userdata);
+/* Lookups finished, or the settings changed: connections waiting for their peer's role ask the
+ * resolver again, and every connection's standing (reserve, peer budget) is recomputed. */
+void grpc_server_peers_resolved(GrpcServer *s);
+
 /* Counters for the metrics layer; h2load and friends cannot see grpc-status, this can. */
 typedef struct GrpcStats {
         uint64_t connections_accepted;
-        uint64_t connections_refused;              /* over max_connections or shutting down */
+        uint64_t connections_refused;              /* over a connection limit or shutting down */
+        uint64_t connections_evicted;              /* handshakes pushed out by newer ones */
+        uint64_t connections_timed_out;            /* handshake, header, idle or keepalive timeout */
+        uint64_t streams_over_budget;              /* failed with RESOURCE_EXHAUSTED for memory */
         uint64_t calls_finished[_GRPC_STATUS_MAX]; /* by grpc-status */
         uint64_t calls_cancelled;                  /* stream gone before a status was sent */
         uint64_t permission_denied;
 } GrpcStats;
 
 const GrpcStats *grpc_server_get_stats(const GrpcServer *s);
+
+/* Calls of one method by the status they finished with. */
+typedef struct GrpcMethodStats {
+        uint64_t finished[_GRPC_STATUS_MAX];
+} GrpcMethodStats;
+
+typedef void (*GrpcMethodStatsFunc)(const char *path, const GrpcMethodStats *stats, void *userdata);
+/* Every registered method's counters, in path order. */
+void grpc_server_foreach_method(const GrpcServer *s, GrpcMethodStatsFunc f, void *userdata);
+/* Open connections of one kind of listener. */
+unsigned grpc_server_n_connections_of(const GrpcServer *s, GrpcPeerKind kind);
 
 typedef enum GrpcHealthStatus {
         GRPC_HEALTH_UNKNOWN = 0,
@@ -193,8 +243,12 @@ void grpc_call_set_cancel(GrpcCall *c, GrpcCancelFunc func, void *userdata);
 
 /* Streaming: sends response headers now, so the client sees the call is live. */
 int grpc_call_send_headers(GrpcCall *c);
-/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client). */
+/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client); a message
+ * is always taken when nothing is queued, however large (the memory budgets still apply). */
 int grpc_call_send(GrpcCall *c, const ProtobufCMessage *msg);
+/* The same with a message packed already (protobuf_c_message_pack()): one event packed once can go to
+ * every Watch stream. */
+int grpc_call_send_packed(GrpcCall *c, const uint8_t *packed, size_t size);
 /* Finishes with status OK after the queued messages. */
 int grpc_call_finish(GrpcCall *c);
 /* Unary: send + finish. */

@@ -23,6 +23,8 @@ static const struct {
         {EOPNOTSUPP, GRPC_STATUS_FAILED_PRECONDITION},
         {ENOTEMPTY, GRPC_STATUS_FAILED_PRECONDITION},
         {ENOTCONN, GRPC_STATUS_FAILED_PRECONDITION},
+        /* iommud cannot record changes (its state directory is read-only): reads only. */
+        {EROFS, GRPC_STATUS_FAILED_PRECONDITION},
         /* A concurrent operation got in the way: retry the whole sequence. */
         {EDEADLK, GRPC_STATUS_ABORTED},
         {EALREADY, GRPC_STATUS_ABORTED},

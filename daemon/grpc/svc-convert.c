@@ -30,6 +30,15 @@ void *proto_arena_alloc(ProtoArena *a, size_t size) {
         return p;
 }
 
+char *proto_arena_strdup(ProtoArena *a, const char *s) {
+        size_t len = strlen(s);
+        char *p = proto_arena_alloc(a, len + 1);
+
+        if (p)
+                memcpy(p, s, len + 1);
+        return p;
+}
+
 void proto_arena_done(ProtoArena *a) {
         for (size_t i = 0; i < a->n; i++)
                 free(a->allocations[i]);
@@ -125,6 +134,10 @@ Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d) {
                         p->acs->ctrl = d->acs_ctrl;
                 }
         }
+        p->ats = d->ats;
+        p->pri = d->pri;
+        p->pasid = d->pasid;
+        p->removable = str(d->removable);
         p->serial_present = d->serial_present;
         p->serial = d->serial;
         p->reset_methods_known = d->reset_methods != NULL;
@@ -187,6 +200,7 @@ Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Gro
                         bp->device = str(g->blockers[i].device);
                         bp->driver = str(g->blockers[i].driver);
                         bp->reason = str(g->blockers[i].reason);
+                        bp->kind = str(blocker_kind_to_string(g->blockers[i].kind));
                         p->blockers[p->n_blockers++] = bp;
                 }
         }
@@ -196,6 +210,19 @@ Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Gro
                 p->type_change->writable = g->type_change.writable;
                 p->type_change->allowed = strv(g->type_change.allowed, &p->type_change->n_allowed);
                 p->type_change->reason = str(g->type_change.reason);
+                if (g->type_change.n_refused > 0)
+                        p->type_change->refused =
+                                proto_arena_alloc(a, g->type_change.n_refused * sizeof(*p->type_change->refused));
+                for (size_t i = 0; p->type_change->refused && i < g->type_change.n_refused; i++) {
+                        Iommud__V1__TypeRefusal *rp =
+                                ARENA_NEW(a, Iommud__V1__TypeRefusal, IOMMUD__V1__TYPE_REFUSAL__INIT);
+
+                        if (!rp)
+                                break;
+                        rp->type = str(g->type_change.refused[i].type);
+                        rp->reason = str(g->type_change.refused[i].reason);
+                        p->type_change->refused[p->type_change->n_refused++] = rp;
+                }
         }
         p->vfio_node = g->vfio_node;
         p->errors = errors_to_proto(a, &g->errors, &p->n_errors);

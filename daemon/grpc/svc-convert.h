@@ -16,6 +16,8 @@ typedef struct ProtoArena {
 } ProtoArena;
 
 void *proto_arena_alloc(ProtoArena *a, size_t size);
+/* A copy of s that lives as long as the arena: for strings that do not (core's computed values). */
+char *proto_arena_strdup(ProtoArena *a, const char *s);
 void proto_arena_done(ProtoArena *a);
 
 Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d);

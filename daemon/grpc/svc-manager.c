@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "grpc-server.h"
+#include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -27,6 +29,10 @@ struct SvcManager {
         GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
         void *authorize_userdata;
         Watcher *watchers; /* open Watch streams, ended at shutdown */
+        /* The last event, packed once for every watcher it goes to. */
+        uint64_t packed_sequence; /* 0: nothing packed */
+        uint8_t *packed;
+        size_t packed_size;
 };
 
 #define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
@@ -58,8 +64,10 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
                 [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
                 [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
                 [GROUP_IN_USE] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE,
+                [GROUP_FAILED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_FAILED,
         };
         Iommud__V1__Group *p = group_to_proto(a, inv, g, with_devices);
+        _cleanup_(strv_freep) char **findings = NULL;
         const char *owner = NULL;
         GroupStateKind state;
         GroupUser user;
@@ -68,6 +76,16 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
                 return p;
         state = operations_group_state(svc->operations, g, &owner);
         p->state = states[state];
+        if (operations_group_findings(svc->operations, g, &findings) < 0)
+                a->oom = true;
+        else if (findings && findings[0]) {
+                p->n_findings = strv_length(findings);
+                p->findings = proto_arena_alloc(a, p->n_findings * sizeof(char *));
+                for (size_t i = 0; p->findings && i < p->n_findings; i++)
+                        p->findings[i] = proto_arena_strdup(a, findings[i]);
+                if (!p->findings)
+                        p->n_findings = 0;
+        }
         if (owner || state == GROUP_IN_USE) {
                 p->owner = proto_arena_alloc(a, sizeof(*p->owner));
                 if (p->owner) {
@@ -86,12 +104,27 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
         return p;
 }
 
-static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
-        Manager *m = MANAGER(userdata);
-        ProtoArena arena = {};
-        Iommud__V1__GetHostResponse *resp = host_response_to_proto(&arena, manager_get_inventory(m));
+/* The host as the inventory shows it, with what core says of the daemon itself. */
+static Iommud__V1__GetHostResponse *host_with_status(SvcManager *svc, ProtoArena *a) {
+        Iommud__V1__GetHostResponse *p = host_response_to_proto(a, manager_get_inventory(svc->manager));
+        const char *reason = svc->operations ? operations_read_only_reason(svc->operations) : NULL;
 
-        return reply_arena(call, &arena, &resp->base);
+        if (!p)
+                return NULL;
+        p->daemon = proto_arena_alloc(a, sizeof(*p->daemon));
+        if (p->daemon) {
+                *p->daemon = (Iommud__V1__DaemonStatus)IOMMUD__V1__DAEMON_STATUS__INIT;
+                p->daemon->read_only = reason != NULL;
+                p->daemon->read_only_reason = (char *)(reason ?: "");
+        }
+        return p;
+}
+
+static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        ProtoArena arena = {};
+        Iommud__V1__GetHostResponse *resp = host_with_status(userdata, &arena);
+
+        return reply_arena(call, &arena, resp ? &resp->base : NULL);
 }
 
 static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
@@ -301,18 +334,45 @@ static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChang
         }
 }
 
-static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+/* The watchers are told one after another: the first packs the event, the others send the bytes. */
+static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
-        Watcher *w = userdata;
         ProtoArena arena = {};
-        int r;
+        uint8_t *buf;
+        size_t size;
 
+        if (svc->packed_sequence == event->sequence)
+                return 0;
         e.sequence = event->sequence;
         fill_event(&arena, manager_get_inventory(m), event->change, &e);
-        r = send_event(w, &arena, &e);
+        if (arena.oom) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        size = protobuf_c_message_get_packed_size(&e.base);
+        buf = realloc(svc->packed, size ?: 1);
+        if (!buf) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        svc->packed = buf;
+        svc->packed_size = protobuf_c_message_pack(&e.base, buf);
+        svc->packed_sequence = event->sequence;
+        proto_arena_done(&arena);
+        return 0;
+}
+
+static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        Watcher *w = userdata;
+        int r;
+
+        r = pack_event(w->svc, m, event);
+        if (r >= 0)
+                r = grpc_call_send_packed(w->call, w->svc->packed, w->svc->packed_size);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
-                log_notice("Ending a Watch whose client does not keep up.");
+                log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
+                          "Ending a Watch whose client does not keep up.");
                 grpc_call_fail(w->call, -ENOBUFS, "this watcher fell too far behind; watch again");
                 watcher_free(w);
         } else if (r < 0 && r != -ECONNRESET)
@@ -351,7 +411,7 @@ static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userd
 
                 e.sequence = manager_get_sequence(m);
                 e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT;
-                e.snapshot = host_response_to_proto(&arena, manager_get_inventory(m));
+                e.snapshot = host_with_status(svc, &arena);
                 r = send_event(w, &arena, &e);
         }
         if (r < 0) {
@@ -422,13 +482,20 @@ static int resolve_group(const Inventory *inv, uint32_t group, const char *devic
 
 static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
         const GrpcPeer *peer = grpc_call_get_peer(call);
+        _cleanup_(freep) char *who = NULL;
         char *message = NULL;
         OperationCall *oc;
         int r;
 
         if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
                 return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
-        req->client = peer ? peer->description : NULL;
+        /* The audit names the person: behind a local peer, its login and sudo user. */
+        if (peer) {
+                who = audit_describe_process(peer->description, peer->kind == GRPC_PEER_UNIX ? peer->pid : 0);
+                if (!who)
+                        return -ENOMEM;
+        }
+        req->client = who;
 
         oc = calloc(1, sizeof(*oc));
         if (!oc)
@@ -648,6 +715,7 @@ static void on_apply_done(const ApplyOutcome *outcome, void *userdata) {
 
 static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__ApplyPolicyRequest *req = REQUEST(Iommud__V1__ApplyPolicyRequest, request);
+        char *message = NULL;
         ApplyCall *ac;
         int r;
 
@@ -656,13 +724,54 @@ static int on_apply_policy(GrpcCall *call, const ProtobufCMessage *request, void
                 return -ENOMEM;
         ac->svc = userdata;
         ac->call = grpc_call_ref(call);
-        r = operations_apply_policy(ac->svc->operations, -1, req->dry_run, on_apply_done, ac);
+        r = operations_apply_policy(ac->svc->operations, -1, req->dry_run, on_apply_done, ac, &message);
         if (r < 0) {
                 grpc_call_unref(ac->call);
                 free(ac);
-                return r;
+                return fail_with_message(call, r, message);
         }
         return 0;
+}
+
+/* ---- history ---------------------------------------------------------------------------------- */
+
+static int on_history(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__HistoryRequest *req = REQUEST(Iommud__V1__HistoryRequest, request);
+        Iommud__V1__HistoryResponse resp = IOMMUD__V1__HISTORY_RESPONSE__INIT;
+        SvcManager *svc = userdata;
+        HistoryEntry *entries = NULL;
+        ProtoArena arena = {};
+        size_t n = 0;
+        int r;
+
+        r = operations_history(svc->operations, req->limit, req->group, req->n_group, &entries, &n);
+        if (r < 0)
+                return grpc_call_fail(call, r, "the operation history cannot be read; see the daemon's log");
+        resp.entries = n ? proto_arena_alloc(&arena, n * sizeof(*resp.entries)) : NULL;
+        FOREACH_ARRAY(e, entries, n) {
+                Iommud__V1__HistoryEntry *p = proto_arena_alloc(&arena, sizeof(*p));
+
+                if (!p || !resp.entries)
+                        break;
+                *p = (Iommud__V1__HistoryEntry)IOMMUD__V1__HISTORY_ENTRY__INIT;
+                p->operation_id = e->id;
+                p->operation = e->operation ?: (char *)"";
+                p->group = e->group;
+                p->argument = e->argument ?: (char *)"";
+                p->peer = e->peer ?: (char *)"";
+                p->dry_run = e->dry_run;
+                p->force = e->force;
+                p->started_unix_usec = (int64_t)e->started_usec;
+                p->duration_usec = e->duration_usec;
+                p->steps = e->steps;
+                p->n_steps = strv_length(e->steps);
+                p->result = (char *)operation_result_to_string(e->result);
+                p->message = e->message ?: (char *)"";
+                resp.entries[resp.n_entries++] = p;
+        }
+        r = reply_arena(call, &arena, &resp.base);
+        history_entries_free(entries, n);
+        return r;
 }
 
 #define METHOD(name, kind, request_type, handler, role)                                                   \
@@ -698,6 +807,8 @@ static const GrpcMethod manager_methods[] = {
         METHOD("Plan", GRPC_METHOD_UNARY, iommud__v1__plan_request__descriptor, on_plan, GRPC_ROLE_READER),
         METHOD("ApplyPolicy", GRPC_METHOD_UNARY, iommud__v1__apply_policy_request__descriptor, on_apply_policy,
                GRPC_ROLE_ADMIN),
+        METHOD("History", GRPC_METHOD_UNARY, iommud__v1__history_request__descriptor, on_history,
+               GRPC_ROLE_READER),
 };
 
 int svc_manager_new(GrpcServer *server, Manager *manager, Operations *operations, GrpcAuthorizeFunc authorize,
@@ -750,6 +861,7 @@ SvcManager *svc_manager_free(SvcManager *svc) {
                 return NULL;
         while (svc->watchers)
                 watcher_free(svc->watchers);
+        free(svc->packed);
         free(svc);
         return NULL;
 }

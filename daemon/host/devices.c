@@ -2,12 +2,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pci/pci.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fileio.h"
+#include "intern.h"
 #include "inventory-private.h"
 #include "macro.h"
 #include "parse.h"
@@ -40,27 +42,69 @@ bool pci_address_is_valid(const char *s) {
         return true;
 }
 
-bool driver_is_dma_managed(const char *driver) {
-        if (!driver)
-                return true;
-        /* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
-         * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
-        return strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") || strstr(driver, "vfio-pci") ||
-               strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
-}
-
-static bool driver_is_vfio(const char *driver) {
+/* VFIO variant drivers are named <vendor>_vfio_pci or <vendor>-vfio-pci (mlx5_vfio_pci,
+ * hisi_acc_vfio_pci, pds_vfio_pci, virtio_vfio_pci, nvgrace_gpu_vfio_pci). */
+bool driver_is_vfio(const char *driver) {
         return driver && (strcmp(driver, "vfio-pci") == 0 || strstr(driver, "vfio_pci") ||
                           strstr(driver, "vfio-pci"));
 }
 
+bool driver_is_dma_managed(const char *driver) {
+        if (!driver)
+                return true;
+        return driver_is_vfio(driver) || strcmp(driver, "pci-stub") == 0 || strcmp(driver, "pcieport") == 0;
+}
+
+
 typedef struct DeviceReader {
         const HostRoots *roots;
         struct pci_access *pacc;
+        const HostListing *listing; /* NULL: ask the file system */
         Device *device;
         int dir_fd;
         char *prefix; /* "sys/bus/pci/devices/<addr>/" for error messages */
+        /* The device directory's entries, listed once: what is not there is never opened. NULL
+         * when the listing failed (then every file is tried). */
+        char **entries;
+        size_t n_entries;
 } DeviceReader;
+
+bool sorted_strv_contains(char *const *l, size_t n, const char *name) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(name, l[mid]);
+
+                if (c == 0)
+                        return true;
+                if (c < 0)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return false;
+}
+
+void host_listing_done(HostListing *l) {
+        strv_free(l->groups);
+        strv_free(l->vfio);
+        *l = (HostListing){};
+}
+
+/* Whether the device directory has the entry; the first component of a path counts. */
+static bool reader_has(DeviceReader *r, const char *name) {
+        char first[NAME_MAX + 1];
+        size_t len = strcspn(name, "/");
+
+        if (!r->entries)
+                return true;
+        if (len > NAME_MAX)
+                return false;
+        memcpy(first, name, len);
+        first[len] = 0;
+        return sorted_strv_contains(r->entries, r->n_entries, first);
+}
 
 static char *reader_path(DeviceReader *r, const char *attr, char *buf, size_t size) {
         snprintf(buf, size, "%s%s", r->prefix, attr);
@@ -73,7 +117,7 @@ static int reader_attr(DeviceReader *r, const char *attr, bool optional, char **
         char path[PATH_MAX];
         int k;
 
-        k = read_attr_at(r->dir_fd, attr, ret);
+        k = reader_has(r, attr) ? read_sysfs_attr_at(r->dir_fd, attr, ret) : -ENOENT;
         if (k == -ENOENT && optional)
                 return k;
         if (k < 0)
@@ -103,7 +147,7 @@ static void reader_link_basename(DeviceReader *r, const char *link, char **ret) 
         int k;
 
         *ret = NULL;
-        k = read_link_basename_at(r->dir_fd, link, ret);
+        k = reader_has(r, link) ? read_link_basename_at(r->dir_fd, link, ret) : -ENOENT;
         if (k < 0 && k != -ENOENT)
                 item_errors_add(&r->device->errors, reader_path(r, link, path, sizeof(path)), k,
                                 "cannot read link");
@@ -120,13 +164,34 @@ static void read_identity(DeviceReader *r) {
         reader_hex(r, "revision", 0xff, &d->revision);
 }
 
-/* pci.ids names; NULL when the database does not know the ID (never a made-up "Device 1234"). */
+/* pci.ids names, interned; NULL when the database does not know the ID (never a made-up "Device 1234"). */
 static char *lookup_name(struct pci_access *pacc, int flags, int a, int b, int c, int d) {
         char buf[256], *name;
 
         name = pci_lookup_name(pacc, buf, sizeof(buf), flags | PCI_LOOKUP_NO_NUMBERS | PCI_LOOKUP_NO_HWDB, a, b,
                                c, d);
-        return name ? strdup(name) : NULL;
+        return (char *)intern(name);
+}
+
+/* Replaces a freshly read string by its interned copy. */
+static void intern_field(char **field) {
+        char *s = *field;
+
+        *field = (char *)intern(s);
+        free(s);
+}
+
+/* The empty list every device without interfaces shares (device_done() leaves it alone). */
+static char *empty_strv[] = { NULL };
+
+static void finish_list(char ***l) {
+        if (!*l)
+                *l = empty_strv;
+}
+
+static void free_list(char **l) {
+        if (l != empty_strv)
+                strv_free(l);
 }
 
 static void read_names(DeviceReader *r) {
@@ -154,7 +219,7 @@ static void read_driver(DeviceReader *r) {
         const char *name;
         int k;
 
-        k = read_link_at(r->dir_fd, "driver", &target);
+        k = reader_has(r, "driver") ? read_link_at(r->dir_fd, "driver", &target) : -ENOENT;
         if (k == -ENOENT)
                 return;
         if (k < 0) {
@@ -167,7 +232,7 @@ static void read_driver(DeviceReader *r) {
                                 "link target '%s' is not a PCI driver (bus/pci/drivers/NAME)", target);
                 return;
         }
-        d->driver = strdup(name);
+        d->driver = (char *)intern(name);
 }
 
 static void read_binding(DeviceReader *r) {
@@ -190,8 +255,10 @@ static void read_binding(DeviceReader *r) {
                 if (parse_u32(group, 10, &id) < 0 || id > INT32_MAX)
                         item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
                                         "link target '%s' is not a group number", group);
-                else if (asprintf(&group_dir, "sys/kernel/iommu_groups/%u", id) >= 0 &&
-                         exists_at(r->roots->sysfs_fd, group_dir) <= 0)
+                else if (r->listing && r->listing->groups ? !sorted_strv_contains(r->listing->groups,
+                                                                                 r->listing->n_groups, group)
+                                                          : asprintf(&group_dir, "sys/kernel/iommu_groups/%u", id) >= 0 &&
+                                                                    exists_at(r->roots->sysfs_fd, group_dir) <= 0)
                         item_errors_add(&d->errors, reader_path(r, "iommu_group", path, sizeof(path)), 0,
                                         "links to group %u, which does not exist", id);
                 else
@@ -200,7 +267,8 @@ static void read_binding(DeviceReader *r) {
 
         /* The IOMMU's own PCI function (AMD-Vi, virtio-iommu) has an iommu/ directory holding its
          * class device instead of a link: it is translated by no unit. */
-        k = read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit);
+        k = reader_has(r, "iommu") ? read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit) : -ENOENT;
+        intern_field(&d->iommu_unit);
         if (k < 0 && k != -ENOENT && !(k == -EINVAL && exists_at(r->dir_fd, "iommu/.") > 0))
                 item_errors_add(&d->errors, reader_path(r, "iommu", path, sizeof(path)), k, "cannot read link");
 
@@ -232,7 +300,7 @@ static void read_sriov(DeviceReader *r) {
         Device *d = r->device;
 
         d->sriov_totalvfs = d->sriov_numvfs = -1;
-        if (exists_at(r->dir_fd, "sriov_totalvfs") > 0) {
+        if (r->entries ? reader_has(r, "sriov_totalvfs") : exists_at(r->dir_fd, "sriov_totalvfs") > 0) {
                 d->sriov_role = SRIOV_PF;
                 d->sriov_totalvfs = read_optional_count(r, "sriov_totalvfs");
                 d->sriov_numvfs = read_optional_count(r, "sriov_numvfs");
@@ -243,8 +311,9 @@ static void read_sriov(DeviceReader *r) {
                 d->sriov_role = SRIOV_VF;
 }
 
+/* The words of s, each interned: free only the array. */
 static int split_words(const char *s, char ***ret) {
-        _cleanup_(strv_freep) char **l = calloc(1, sizeof(char *));
+        _cleanup_(freep) char **l = calloc(1, sizeof(char *));
         size_t n = 0;
 
         if (!l)
@@ -257,9 +326,10 @@ static int split_words(const char *s, char ***ret) {
                 len = strcspn(s, " \t");
                 if (len == 0)
                         break;
-                w = strndup(s, len);
+                w = (char *)intern_n(s, (unsigned)len);
                 if (!w || strv_push(&l, &n, w) < 0) {
-                        free(w);
+                        free(l);
+                        l = NULL;
                         return -ENOMEM;
                 }
                 s += len;
@@ -286,7 +356,12 @@ static void read_misc(DeviceReader *r) {
                                         "invalid value '%s'", vga);
         }
 
-        (void)reader_attr(r, "modalias", false, &d->modalias);
+        if (reader_attr(r, "modalias", false, &d->modalias) >= 0)
+                intern_field(&d->modalias);
+
+        /* Only devices the PCI core marked removable have the file (5.14 on); see inventory.h. */
+        if (reader_attr(r, "removable", true, &d->removable) >= 0)
+                intern_field(&d->removable);
 }
 
 static void append_dir_entries(DeviceReader *r, const char *dir, const char *required_prefix, char ***list,
@@ -319,24 +394,32 @@ static bool is_interface_container(const char *name) {
         return false;
 }
 
-static void collect_interfaces(DeviceReader *r, const char *dir, unsigned depth, size_t *n_net,
-                               size_t *n_block) {
-        _cleanup_(strv_freep) char **children = NULL;
+/* dir's entries are listed once (the device directory's by the caller): net/ and block/ are read
+ * only when they are there, containers are entered with their own listing. */
+static void collect_interfaces(DeviceReader *r, const char *dir, char *const *entries, size_t n_entries,
+                               unsigned depth, size_t *n_net, size_t *n_block) {
         Device *d = r->device;
         char sub[PATH_MAX];
 
-        snprintf(sub, sizeof(sub), "%s%snet", dir, *dir ? "/" : "");
-        append_dir_entries(r, sub, NULL, &d->net_interfaces, n_net);
-        snprintf(sub, sizeof(sub), "%s%sblock", dir, *dir ? "/" : "");
-        append_dir_entries(r, sub, NULL, &d->block_devices, n_block);
-
-        if (depth >= 5 || read_dir_at(r->dir_fd, *dir ? dir : ".", &children, NULL) < 0)
+        if (sorted_strv_contains(entries, n_entries, "net")) {
+                snprintf(sub, sizeof(sub), "%s%snet", dir, *dir ? "/" : "");
+                append_dir_entries(r, sub, NULL, &d->net_interfaces, n_net);
+        }
+        if (sorted_strv_contains(entries, n_entries, "block")) {
+                snprintf(sub, sizeof(sub), "%s%sblock", dir, *dir ? "/" : "");
+                append_dir_entries(r, sub, NULL, &d->block_devices, n_block);
+        }
+        if (depth >= 5)
                 return;
-        for (char **c = children; *c; c++) {
-                if (!is_interface_container(*c))
+        for (size_t i = 0; i < n_entries; i++) {
+                _cleanup_(strv_freep) char **children = NULL;
+                size_t n_children = 0;
+
+                if (!is_interface_container(entries[i]))
                         continue;
-                snprintf(sub, sizeof(sub), "%s%s%s", dir, *dir ? "/" : "", *c);
-                collect_interfaces(r, sub, depth + 1, n_net, n_block);
+                snprintf(sub, sizeof(sub), "%s%s%s", dir, *dir ? "/" : "", entries[i]);
+                if (read_dir_at(r->dir_fd, sub, &children, &n_children) >= 0)
+                        collect_interfaces(r, sub, children, n_children, depth + 1, n_net, n_block);
         }
 }
 
@@ -344,7 +427,7 @@ static void read_nvme_namespaces(DeviceReader *r, size_t *n_block) {
         _cleanup_(strv_freep) char **controllers = NULL;
         Device *d = r->device;
 
-        if (read_dir_at(r->dir_fd, "nvme", &controllers, NULL) < 0)
+        if (!reader_has(r, "nvme") || read_dir_at(r->dir_fd, "nvme", &controllers, NULL) < 0)
                 return;
         for (char **c = controllers; *c; c++) {
                 _cleanup_(strv_freep) char **entries = NULL;
@@ -366,15 +449,14 @@ static void read_host_interfaces(DeviceReader *r) {
         Device *d = r->device;
         size_t n_net = 0, n_block = 0, n_drm = 0;
 
-        d->net_interfaces = calloc(1, sizeof(char *));
-        d->block_devices = calloc(1, sizeof(char *));
-        d->drm_cards = calloc(1, sizeof(char *));
-        if (!d->net_interfaces || !d->block_devices || !d->drm_cards)
-                return;
-
-        collect_interfaces(r, "", 0, &n_net, &n_block);
+        if (r->entries)
+                collect_interfaces(r, "", r->entries, r->n_entries, 0, &n_net, &n_block);
         read_nvme_namespaces(r, &n_block);
-        append_dir_entries(r, "drm", "card", &d->drm_cards, &n_drm);
+        if (reader_has(r, "drm"))
+                append_dir_entries(r, "drm", "card", &d->drm_cards, &n_drm);
+        finish_list(&d->net_interfaces);
+        finish_list(&d->block_devices);
+        finish_list(&d->drm_cards);
 }
 
 static void read_config_space(DeviceReader *r) {
@@ -388,7 +470,7 @@ static void read_config_space(DeviceReader *r) {
         int k;
 
         d->header_type = -1;
-        k = read_binary_at(r->dir_fd, "config", PCI_CONFIG_MAX, &config, &size);
+        k = reader_has(r, "config") ? read_binary_at(r->dir_fd, "config", PCI_CONFIG_MAX, &config, &size) : -ENOENT;
         if (k < 0) {
                 item_errors_add(&d->errors, reader_path(r, "config", path, sizeof(path)), k, "cannot read");
                 return;
@@ -424,6 +506,9 @@ static void read_config_space(DeviceReader *r) {
                         d->acs_cap = pci_read_word(pdev, cap->addr + PCI_ACS_CAP);
                         d->acs_ctrl = pci_read_word(pdev, cap->addr + PCI_ACS_CTRL);
                 }
+                d->ats = pci_find_cap(pdev, PCI_EXT_CAP_ID_ATS, PCI_CAP_EXTENDED) != NULL;
+                d->pri = pci_find_cap(pdev, PCI_EXT_CAP_ID_PRI, PCI_CAP_EXTENDED) != NULL;
+                d->pasid = pci_find_cap(pdev, PCI_EXT_CAP_ID_PASID, PCI_CAP_EXTENDED) != NULL;
                 cap = pci_find_cap(pdev, PCI_EXT_CAP_ID_DSN, PCI_CAP_EXTENDED);
                 if (cap && cap->addr + 12 <= size) {
                         d->serial_present = true;
@@ -463,8 +548,11 @@ static void read_topology(DeviceReader *r, const char *link_target) {
         }
 }
 
-int device_load(const HostRoots *roots, struct pci_access *pacc, const char *address, Device *d) {
+/* devices_fd: sys/bus/pci/devices when the caller has it open, else -1. */
+static int device_load_at(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing,
+                          int devices_fd, const char *address, Device *d) {
         _cleanup_(freep) char *link = NULL, *prefix = NULL, *entry = NULL;
+        _cleanup_(strv_freep) char **entries = NULL;
         _cleanup_(closep) int dir_fd = -1;
         DeviceReader r;
         int k;
@@ -478,23 +566,26 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const char *add
         d->group = d->numa_node = d->boot_vga = d->header_type = -1;
         d->sriov_totalvfs = d->sriov_numvfs = -1;
 
-        r = (DeviceReader){ .roots = roots, .pacc = pacc, .device = d, .prefix = prefix };
+        r = (DeviceReader){ .roots = roots, .pacc = pacc, .listing = listing, .device = d, .prefix = prefix };
 
-        k = read_link_at(roots->sysfs_fd, entry, &link);
+        k = devices_fd >= 0 ? read_link_at(devices_fd, address, &link) : read_link_at(roots->sysfs_fd, entry, &link);
         if (k < 0)
                 item_errors_add(&d->errors, entry, k, "not a link to the device directory");
         else
                 read_topology(&r, link);
 
-        dir_fd = open_in_root(roots->sysfs_fd, entry, O_PATH | O_DIRECTORY);
+        /* Opened for reading: the one listing of its entries comes from this fd. */
+        dir_fd = open_in_root(roots->sysfs_fd, entry, O_RDONLY | O_DIRECTORY);
         if (dir_fd < 0) {
                 item_errors_add(&d->errors, entry, dir_fd, "cannot open device directory");
-                d->net_interfaces = calloc(1, sizeof(char *));
-                d->block_devices = calloc(1, sizeof(char *));
-                d->drm_cards = calloc(1, sizeof(char *));
+                finish_list(&d->net_interfaces);
+                finish_list(&d->block_devices);
+                finish_list(&d->drm_cards);
                 return 0;
         }
         r.dir_fd = dir_fd;
+        if (read_dir_fd(dir_fd, &entries, &r.n_entries) >= 0)
+                r.entries = entries;
 
         read_identity(&r);
         read_names(&r);
@@ -506,24 +597,22 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const char *add
         return 0;
 }
 
+int device_load(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing, const char *address,
+                Device *d) {
+        return device_load_at(roots, pacc, listing, -1, address, d);
+}
+
+/* Names, driver, IOMMU unit, modalias, removable and reset methods are interned: not freed here. */
 void device_done(Device *d) {
         free(d->address);
-        free(d->vendor_name);
-        free(d->device_name);
-        free(d->subsystem_vendor_name);
-        free(d->subsystem_name);
-        free(d->class_name);
-        free(d->driver);
         free(d->driver_override);
-        free(d->iommu_unit);
         free(d->parent);
         free(d->sysfs_path);
         free(d->sriov_pf);
-        strv_free(d->reset_methods);
-        strv_free(d->net_interfaces);
-        strv_free(d->block_devices);
-        strv_free(d->drm_cards);
-        free(d->modalias);
+        free(d->reset_methods);
+        free_list(d->net_interfaces);
+        free_list(d->block_devices);
+        free_list(d->drm_cards);
         item_errors_done(&d->errors);
 }
 
@@ -533,14 +622,16 @@ void devices_free(Device *devices, size_t n) {
         free(devices);
 }
 
-int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tree_errors, Device **ret,
-                 size_t *ret_n) {
+int devices_load(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing,
+                 ItemErrors *tree_errors, Device **ret, size_t *ret_n) {
         _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(closep) int devices_fd = -1;
         Device *devices = NULL;
-        size_t n = 0;
+        size_t n = 0, n_names = 0;
         int k;
 
-        k = read_dir_at(roots->sysfs_fd, "sys/bus/pci/devices", &names, NULL);
+        devices_fd = open_in_root(roots->sysfs_fd, "sys/bus/pci/devices", O_RDONLY | O_DIRECTORY);
+        k = devices_fd < 0 ? devices_fd : read_dir_fd(devices_fd, &names, &n_names);
         if (k < 0) {
                 /* A machine without PCI (or a tree without it) is reported, and has no devices. */
                 item_errors_add(tree_errors, "sys/bus/pci/devices", k, "cannot list PCI devices");
@@ -549,6 +640,10 @@ int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tr
                 return 0;
         }
 
+        /* One allocation for all of them: the model is sized to the host. */
+        devices = calloc(n_names ?: 1, sizeof(Device));
+        if (!devices)
+                return -ENOMEM;
         for (char **name = names; *name; name++) {
                 Device *d;
 
@@ -557,12 +652,8 @@ int devices_load(const HostRoots *roots, struct pci_access *pacc, ItemErrors *tr
                                         "ignoring entry '%s': not a PCI address", *name);
                         continue;
                 }
-                d = array_append(&devices, &n, sizeof(Device));
-                if (!d) {
-                        devices_free(devices, n);
-                        return -ENOMEM;
-                }
-                k = device_load(roots, pacc, *name, d);
+                d = &devices[n++];
+                k = device_load_at(roots, pacc, listing, devices_fd, *name, d);
                 if (k < 0) {
                         devices_free(devices, n);
                         return k;

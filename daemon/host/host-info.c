@@ -269,10 +269,15 @@ static int cmdline_apply(HostInfo *info, const KernelArg *a, CmdlineState *s) {
                         return r;
                 /* intel_iommu_setup(): tokens are matched by prefix, each toggling dmar_disabled in turn. */
                 for (const char *o = a->value; *o;) {
-                        if (strncmp(o, "on", 2) == 0)
+                        if (strncmp(o, "on", 2) == 0) {
                                 s->intel_off = 0;
-                        else if (strncmp(o, "off", 3) == 0)
+                                info->intel_intgpu_mapped = 1;
+                        } else if (strncmp(o, "off", 3) == 0)
                                 s->intel_off = 1;
+                        else if (strncmp(o, "igfx_off", 8) == 0)
+                                info->intel_igfx_off = true;
+                        else if (strncmp(o, "intgpu_off", 10) == 0)
+                                info->intel_intgpu_mapped = 0;
                         else if (strncmp(o, "strict", 6) == 0) {
                                 r = set_source(&s->legacy_strict_source, a->key, a->value);
                                 if (r < 0)
@@ -291,6 +296,8 @@ static int cmdline_apply(HostInfo *info, const KernelArg *a, CmdlineState *s) {
                         return r;
                 if (option_list_has(a->value, "off"))
                         s->amd_off = true;
+                if (option_list_has(a->value, "force_isolation"))
+                        info->amd_force_isolation = true;
                 if (option_list_has(a->value, "fullflush"))
                         return set_source(&s->legacy_strict_source, a->key, a->value);
                 return 0;
@@ -580,6 +587,7 @@ static void host_info_donep(HostInfo *info) {
 int host_info_load(const HostRoots *roots, HostInfo *ret) {
         _cleanup_(host_info_donep) HostInfo info = {
                 .allow_unsafe_interrupts = -1,
+                .intel_intgpu_mapped = -1,
         };
         _cleanup_(cmdline_state_done) CmdlineState state = {
                 .passthrough = -1,
@@ -619,7 +627,7 @@ void host_info_done(HostInfo *info) {
         free(info->iommu_off_reason);
         free(info->cmdline_default_type_source);
         item_errors_done(&info->errors);
-        *info = (HostInfo){.allow_unsafe_interrupts = -1};
+        *info = (HostInfo){.allow_unsafe_interrupts = -1, .intel_intgpu_mapped = -1};
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */

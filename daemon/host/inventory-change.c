@@ -233,7 +233,7 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
                 return -ENOMEM;
         exists = exists_at(reader->roots->sysfs_fd, dir) > 0;
         if (exists) {
-                r = group_load(reader->roots, inv, id, &new);
+                r = group_load(reader->roots, inv, NULL, id, &new);
                 if (r < 0) {
                         group_done(&new);
                         return r;
@@ -247,13 +247,15 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
         }
 
         pos = group_position(inv, id, &found);
-        diff_group(found ? &inv->groups[pos] : NULL, exists ? &new : NULL, cb, userdata);
-
+        /* Counted here, not over the whole model: an event costs the same on any host. */
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->groups[pos].errors.n : 0);
+        /* In place first: whoever is told about the change reads the inventory as it is now. */
         r = array_put((void **)&inv->groups, &inv->n_groups, sizeof(Group), pos, found, exists ? &new : NULL, &old);
         if (r < 0) {
                 group_done(&new);
                 return r;
         }
+        diff_group(found ? &old : NULL, exists ? &inv->groups[pos] : NULL, cb, userdata);
         if (found)
                 group_done(&old);
         return 0;
@@ -275,7 +277,7 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
 
         exists = exists_at(reader->roots->sysfs_fd, entry) > 0;
         if (exists) {
-                r = device_load(reader->roots, reader->pacc, address, &new);
+                r = device_load(reader->roots, reader->pacc, NULL, address, &new);
                 if (r < 0) {
                         device_done(&new);
                         return r;
@@ -286,14 +288,15 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
         pos = device_position(inv, address, &found);
         if (found)
                 old_group = inv->devices[pos].group;
-        diff_device(found ? &inv->devices[pos] : NULL, exists ? &new : NULL, cb, userdata);
-
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->devices[pos].errors.n : 0);
+        /* In place first: whoever is told about the change reads the inventory as it is now. */
         r = array_put((void **)&inv->devices, &inv->n_devices, sizeof(Device), pos, found, exists ? &new : NULL,
                       &old);
         if (r < 0) {
                 device_done(&new);
                 return r;
         }
+        diff_device(found ? &old : NULL, exists ? &inv->devices[pos] : NULL, cb, userdata);
         if (found)
                 device_done(&old);
 
@@ -308,8 +311,6 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
                 if (r < 0)
                         return r;
         }
-
-        inventory_count_errors(inv);
         return 0;
 }
 

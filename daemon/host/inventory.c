@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "fileio.h"
 #include "inventory-private.h"
 #include "json-util.h"
 #include "log.h"
@@ -120,6 +121,7 @@ HostReader *host_reader_free(HostReader *reader) {
 
 int inventory_read(HostReader *reader, Inventory **ret) {
         _cleanup_(inventory_freep) Inventory *inv = NULL;
+        _cleanup_(host_listing_done) HostListing listing = {};
         int r;
 
         inv = calloc(1, sizeof(*inv));
@@ -134,11 +136,18 @@ int inventory_read(HostReader *reader, Inventory **ret) {
         if (r < 0)
                 return r;
 
-        r = devices_load(reader->roots, reader->pacc, &inv->errors, &inv->devices, &inv->n_devices);
+        /* Listed once for every device and group; on failure each asks for itself. */
+        if (read_dir_at(reader->roots->sysfs_fd, "sys/kernel/iommu_groups", &listing.groups, &listing.n_groups) < 0)
+                listing.groups = NULL;
+        r = read_dir_at(reader->roots->dev_fd, "dev/vfio", &listing.vfio, &listing.n_vfio);
+        if (r == -ENOENT)
+                listing.vfio = calloc(1, sizeof(char *));
+
+        r = devices_load(reader->roots, reader->pacc, &listing, &inv->errors, &inv->devices, &inv->n_devices);
         if (r < 0)
                 return r;
 
-        r = groups_load(reader->roots, inv, &inv->errors, &inv->groups, &inv->n_groups);
+        r = groups_load(reader->roots, inv, &listing, &inv->errors, &inv->groups, &inv->n_groups);
         if (r < 0)
                 return r;
 
@@ -265,6 +274,9 @@ json_object *device_to_json(const Device *d) {
         json_object_object_add(o, "sysfs_path", json_string_or_null(d->sysfs_path));
         json_object_object_add(o, "sriov", sriov_to_json(d));
         json_object_object_add(o, "acs", acs_to_json(d));
+        json_object_object_add(o, "ats", d->config_extended ? json_object_new_boolean(d->ats) : NULL);
+        json_object_object_add(o, "pri", d->config_extended ? json_object_new_boolean(d->pri) : NULL);
+        json_object_object_add(o, "pasid", d->config_extended ? json_object_new_boolean(d->pasid) : NULL);
         if (d->serial_present) {
                 /* lspci's spelling: bytes high to low, dash separated. */
                 snprintf(serial, sizeof(serial), "%02x-%02x-%02x-%02x-%02x-%02x-%02x-%02x",
@@ -277,6 +289,7 @@ json_object *device_to_json(const Device *d) {
                 json_object_object_add(o, "serial", NULL);
         json_object_object_add(o, "reset_methods", d->reset_methods ? json_strv(d->reset_methods) : NULL);
         json_object_object_add(o, "boot_vga", d->boot_vga >= 0 ? json_object_new_boolean(d->boot_vga) : NULL);
+        json_object_object_add(o, "removable", json_string_or_null(d->removable));
         json_object_object_add(o, "net_interfaces", json_strv(d->net_interfaces));
         json_object_object_add(o, "block_devices", json_strv(d->block_devices));
         json_object_object_add(o, "drm_cards", json_strv(d->drm_cards));
@@ -287,7 +300,7 @@ json_object *device_to_json(const Device *d) {
 
 json_object *group_to_json(const Group *g) {
         json_object *o = json_object_new_object(), *regions = json_object_new_array(),
-                    *blockers = json_object_new_array(), *type_change = json_object_new_object();
+                    *blockers = json_object_new_array(), *type_change = json_object_new_object(), *refused;
 
         json_object_object_add(o, "id", json_object_new_int((int)g->id));
         json_object_object_add(o, "type", json_string_or_null(g->type_raw));
@@ -310,6 +323,7 @@ json_object *group_to_json(const Group *g) {
                 json_object_object_add(blocker, "device", json_string_or_null(b->device));
                 json_object_object_add(blocker, "driver", json_string_or_null(b->driver));
                 json_object_object_add(blocker, "reason", json_string_or_null(b->reason));
+                json_object_object_add(blocker, "kind", json_string_or_null(blocker_kind_to_string(b->kind)));
                 json_object_array_add(blockers, blocker);
         }
         json_object_object_add(o, "blockers", blockers);
@@ -317,6 +331,15 @@ json_object *group_to_json(const Group *g) {
         json_object_object_add(type_change, "writable", json_object_new_boolean(g->type_change.writable));
         json_object_object_add(type_change, "allowed", json_strv(g->type_change.allowed));
         json_object_object_add(type_change, "reason", json_string_or_null(g->type_change.reason));
+        refused = json_object_new_array();
+        FOREACH_ARRAY(r, g->type_change.refused, g->type_change.n_refused) {
+                json_object *refusal = json_object_new_object();
+
+                json_object_object_add(refusal, "type", json_object_new_string(r->type));
+                json_object_object_add(refusal, "reason", json_string_or_null(r->reason));
+                json_object_array_add(refused, refusal);
+        }
+        json_object_object_add(type_change, "refused", refused);
         json_object_object_add(o, "type_change", type_change);
 
         json_object_object_add(o, "vfio_node", json_object_new_boolean(g->vfio_node));
@@ -340,4 +363,83 @@ json_object *inventory_to_json(const Inventory *inv) {
         json_object_object_add(o, "devices", devices);
         json_object_object_add(o, "errors", item_errors_to_json(&inv->errors));
         return o;
+}
+
+/* ---- streaming ----------------------------------------------------------------------------------- */
+
+typedef struct JsonStream {
+        FILE *f;
+        bool compact;
+} JsonStream;
+
+/* One value, serialized alone and indented for its depth, then freed: only one item's tree exists at
+ * a time. The pretty layout is json-c's own (two spaces per level), so the stream equals the tree. */
+static void stream_value(JsonStream *s, json_object *o, unsigned depth) {
+        const char *text = json_object_to_json_string_ext(
+                o, s->compact ? JSON_C_TO_STRING_PLAIN
+                              : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        for (const char *p = text; *p;) {
+                size_t n = strcspn(p, "\n");
+
+                fwrite(p, 1, n, s->f);
+                p += n;
+                if (*p == '\n') {
+                        fprintf(s->f, "\n%*s", (int)(2 * depth), "");
+                        p++;
+                }
+        }
+        json_object_put(o);
+}
+
+static void stream_key(JsonStream *s, const char *key, bool first) {
+        if (s->compact)
+                fprintf(s->f, "%s\"%s\":", first ? "" : ",", key);
+        else
+                fprintf(s->f, "%s  \"%s\": ", first ? "" : ",\n", key);
+}
+
+/* An array of the top-level object, one element at a time. */
+typedef json_object *(*ToJsonFunc)(const void *item);
+
+static void stream_array(JsonStream *s, const char *key, const void *items, size_t n, size_t size, ToJsonFunc f) {
+        stream_key(s, key, false);
+        fputs(s->compact ? "[" : "[\n", s->f);
+        for (size_t i = 0; i < n; i++) {
+                if (!s->compact)
+                        fputs("    ", s->f);
+                stream_value(s, f((const uint8_t *)items + i * size), 2);
+                if (i + 1 < n)
+                        fputs(s->compact ? "," : ",\n", s->f);
+                else if (!s->compact)
+                        fputs("\n", s->f);
+        }
+        fputs(s->compact ? "]" : "  ]", s->f);
+}
+
+static json_object *unit_item(const void *p) {
+        return unit_to_json(p);
+}
+
+static json_object *group_item(const void *p) {
+        return group_to_json(p);
+}
+
+static json_object *device_item(const void *p) {
+        return device_to_json(p);
+}
+
+int inventory_write_json(const Inventory *inv, FILE *f, bool compact) {
+        JsonStream s = { .f = f, .compact = compact };
+
+        fputs(compact ? "{" : "{\n", f);
+        stream_key(&s, "host", true);
+        stream_value(&s, host_info_to_json(&inv->host), 1);
+        stream_array(&s, "units", inv->units, inv->n_units, sizeof(Unit), unit_item);
+        stream_array(&s, "groups", inv->groups, inv->n_groups, sizeof(Group), group_item);
+        stream_array(&s, "devices", inv->devices, inv->n_devices, sizeof(Device), device_item);
+        stream_key(&s, "errors", false);
+        stream_value(&s, item_errors_to_json(&inv->errors), 1);
+        fputs(compact ? "}\n" : "\n}\n", f);
+        return ferror(f) ? -EIO : 0;
 }

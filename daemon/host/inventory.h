@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,12 @@ typedef struct HostInfo {
          * DOMAIN_TYPE_UNKNOWN when the command line leaves it to Kconfig and the IOMMU driver. */
         DomainType cmdline_default_type;
         char *cmdline_default_type_source; /* e.g. "iommu=pt", "iommu.strict=0" */
+
+        /* Driver options on the command line that make the IOMMU driver force a device's domain
+         * type, replayed in order as the kernel parses them. */
+        int intel_intgpu_mapped;   /* -1 not said; 1 intel_iommu=on, 0 intel_iommu=intgpu_off (Debian) */
+        bool intel_igfx_off;       /* intel_iommu=igfx_off */
+        bool amd_force_isolation;  /* amd_iommu=force_isolation */
 
         /* VFIO */
         bool vfio_loaded;              /* proc/modules or sys/module/vfio */
@@ -169,6 +176,13 @@ typedef struct Device {
         uint16_t acs_cap, acs_ctrl;
         bool serial_present;
         uint64_t serial;
+        /* PCIe extended capabilities the IOMMU drivers judge a device by (meaningful only when
+         * config_extended): ATS, PRI and PASID make AMD-Vi keep a device in an identity domain. */
+        bool ats, pri, pasid;
+        /* sys/.../removable as printed ("removable", "fixed", "unknown"); NULL when the file does not
+         * exist. The PCI core marks a device removable exactly when it marks it untrusted (below a
+         * port the firmware calls external-facing), and creates no file for the others. */
+        char *removable;
 
         char **reset_methods; /* strv, NULL when the kernel has no reset_method file */
         int boot_vga;         /* -1 when no file, else 0/1 */
@@ -182,6 +196,8 @@ typedef struct Device {
 /* A driver that may stay bound while VFIO uses the group: vfio-pci, its variants, pci-stub, pcieport
  * (the kernel's driver_managed_dma drivers). */
 bool driver_is_dma_managed(const char *driver);
+/* vfio-pci or one of its variant drivers. */
+bool driver_is_vfio(const char *driver);
 
 /* ---- groups ---------------------------------------------------------------------------------- */
 
@@ -191,22 +207,47 @@ typedef struct ReservedRegion {
         char *type; /* "direct", "direct-relaxable", "reserved", "msi" */
 } ReservedRegion;
 
+typedef enum BlockerKind {
+        BLOCKER_DRIVER,        /* a member's driver: preparing the whole group moves it */
+        BLOCKER_DIRECT_REGION, /* a region the kernel keeps mapped 1:1: nothing iommud does helps */
+        _BLOCKER_KIND_MAX,
+} BlockerKind;
+
+const char *blocker_kind_to_string(BlockerKind k); /* "driver", "direct-region" */
+
 typedef struct Blocker {
-        char *device;
+        BlockerKind kind;
+        char *device; /* NULL for a blocker of the whole group (a direct region) */
         char *driver;
-        char *reason; /* human sentence naming group, device and driver and the fix */
+        char *reason; /* human sentence naming group, device or region, and the fix if there is one */
 } Blocker;
+
+/* A type the kernel refuses for a group whatever is bound to it: no unbinding can make it writable. */
+typedef struct TypeRefusal {
+        char *type;   /* kernel spelling, or "auto" */
+        char *reason; /* names the member or unit and the kernel rule */
+} TypeRefusal;
 
 typedef struct TypeChangeRules {
         bool writable;   /* the running kernel can write this group's type at all */
-        char **allowed;  /* strv of types that may be written now, in kernel spelling plus "auto" */
+        char **allowed;  /* strv of types that may be written now, without unbinding anything, in kernel
+                          * spelling plus "auto" */
         char *reason;    /* why not (or what must happen first), NULL when nothing is in the way */
+        TypeRefusal *refused; /* types the kernel refuses for this group in any state */
+        size_t n_refused;
+        /* The kernel lets drivers that manage DMA themselves (vfio-pci, pci-stub, pcieport) stay bound
+         * while the type changes (6.4 on); otherwise every member must be unbound first. */
+        bool managed_drivers_may_stay;
 } TypeChangeRules;
+
+/* The refusal of 'type' for this group, NULL when the kernel would accept it (after unbinding). */
+const TypeRefusal *type_change_refusal(const TypeChangeRules *t, const char *type);
 
 typedef struct Group {
         unsigned id;
         char *type_raw; /* exactly as read, without the newline; NULL when unreadable */
         DomainType type;
+        int type_mode;  /* permission bits of the type attribute, -1 when they could not be read */
         ReservedRegion *reserved_regions;
         size_t n_reserved_regions;
         char **devices; /* strv of member addresses, sorted */
@@ -302,5 +343,8 @@ int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFu
 
 /* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
 json_object *inventory_to_json(const Inventory *inv);
+/* The same JSON written to f item by item, never holding more than one item's tree: the dump of a
+ * large host needs no memory beyond the model. compact: one line. -EIO when writing failed. */
+int inventory_write_json(const Inventory *inv, FILE *f, bool compact);
 json_object *device_to_json(const Device *device);
 json_object *group_to_json(const Group *group);

@@ -70,3 +70,10 @@ HostRoots *host_roots_free(HostRoots *roots) {
         free(roots);
         return NULL;
 }
+
+bool host_roots_proc_is_live(const HostRoots *roots) {
+        struct stat root, proc;
+
+        return stat("/", &root) >= 0 && fstat(roots->proc_fd, &proc) >= 0 && root.st_dev == proc.st_dev &&
+               root.st_ino == proc.st_ino;
+}

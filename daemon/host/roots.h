@@ -1,6 +1,8 @@
 /* The directories the host layer reads: --sysfs-root, --proc-root, --dev-root (each defaults to "/"). */
 #pragma once
 
+#include <stdbool.h>
+
 typedef struct HostRoots {
         char *sysfs_path; /* e.g. "/" or a fixture tree; we read <sysfs_path>/sys/... */
         char *proc_path;  /* we read <proc_path>/proc/... */
@@ -17,3 +19,7 @@ HostRoots *host_roots_free(HostRoots *roots);
 static inline void host_roots_freep(HostRoots **r) {
         host_roots_free(*r);
 }
+
+/* Whether the proc root is this machine's own "/" (not a fixture or captured tree): only then may
+ * the process's own credentials and namespaces be compared with what the tree shows. */
+bool host_roots_proc_is_live(const HostRoots *roots);

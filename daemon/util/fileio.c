@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,25 +44,33 @@ int open_in_root(int dir_fd, const char *path, int flags) {
         return fd >= 0 ? fd : -errno;
 }
 
-static int read_fd_all(int fd, size_t max_size, uint8_t **ret, size_t *ret_size) {
-        _cleanup_(freep) uint8_t *buf = NULL;
-        size_t size = 0, allocated = 0;
+/* Reads the whole file into an allocation of exactly its size (+1 for a NUL). A page on the stack
+ * takes the common case in one read. short_read_is_eof: a read that returns less than asked ends the
+ * file, which is true of sysfs attributes (one show() per open) and of regular files, and saves the
+ * read() that would return 0; procfs files may return short reads mid-file and must not use it. */
+static int read_fd_all(int fd, size_t max_size, bool short_read_is_eof, uint8_t **ret, size_t *ret_size) {
+        _cleanup_(freep) uint8_t *heap = NULL;
+        uint8_t page[4096];
+        size_t size = 0, allocated = sizeof(page);
+        uint8_t *buf = page;
 
         for (;;) {
                 ssize_t k;
 
-                if (allocated - size < 1024) {
-                        size_t n = allocated ? allocated * 2 : 4096;
+                if (size == allocated) {
+                        size_t n = allocated * 2;
                         uint8_t *p;
 
+                        if (size > max_size)
+                                return -EFBIG;
                         if (n > max_size + 1)
                                 n = max_size + 1;
-                        if (n <= size)
-                                return -EFBIG;
-                        p = realloc(buf, n + 1);
+                        p = realloc(heap, n);
                         if (!p)
                                 return -ENOMEM;
-                        buf = p;
+                        if (!heap)
+                                memcpy(p, page, size);
+                        heap = buf = p;
                         allocated = n;
                 }
 
@@ -76,10 +85,15 @@ static int read_fd_all(int fd, size_t max_size, uint8_t **ret, size_t *ret_size)
                 size += (size_t)k;
                 if (size > max_size)
                         return -EFBIG;
+                if (short_read_is_eof && size < allocated)
+                        break;
         }
 
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
+        *ret = malloc(size + 1);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, buf, size);
+        (*ret)[size] = 0;
         *ret_size = size;
         return 0;
 }
@@ -155,7 +169,7 @@ bool utf8_is_valid(const char *s, size_t size) {
         return true;
 }
 
-int read_attr_at(int dir_fd, const char *path, char **ret) {
+static int read_text_at(int dir_fd, const char *path, bool short_read_is_eof, char **ret) {
         _cleanup_(closep) int fd = -1;
         uint8_t *buf = NULL;
         size_t size = 0;
@@ -165,7 +179,7 @@ int read_attr_at(int dir_fd, const char *path, char **ret) {
         if (fd < 0)
                 return fd;
 
-        r = read_fd_all(fd, ATTR_MAX_SIZE, &buf, &size);
+        r = read_fd_all(fd, ATTR_MAX_SIZE, short_read_is_eof, &buf, &size);
         if (r < 0)
                 return r;
 
@@ -183,6 +197,19 @@ int read_attr_at(int dir_fd, const char *path, char **ret) {
 
         *ret = (char *)buf;
         return 0;
+}
+
+int read_attr_at(int dir_fd, const char *path, char **ret) {
+        return read_text_at(dir_fd, path, false, ret);
+}
+
+int read_sysfs_attr_at(int dir_fd, const char *path, char **ret) {
+        return read_text_at(dir_fd, path, true, ret);
+}
+
+/* One name below dir_fd: no lookup that could leave the root, so the *at() call needs no openat2. */
+static bool is_single_component(const char *path) {
+        return *path && !strchr(path, '/') && strcmp(path, ".") != 0 && strcmp(path, "..") != 0;
 }
 
 static int open_parent_in_root(int dir_fd, const char *path, const char **ret_base) {
@@ -212,11 +239,14 @@ int read_link_at(int dir_fd, const char *path, char **ret) {
         char buf[4096];
         ssize_t n;
 
-        parent_fd = open_parent_in_root(dir_fd, path, &base);
-        if (parent_fd < 0)
-                return parent_fd;
-
-        n = readlinkat(parent_fd, base, buf, sizeof(buf) - 1);
+        if (is_single_component(path))
+                n = readlinkat(dir_fd, path, buf, sizeof(buf) - 1);
+        else {
+                parent_fd = open_parent_in_root(dir_fd, path, &base);
+                if (parent_fd < 0)
+                        return parent_fd;
+                n = readlinkat(parent_fd, base, buf, sizeof(buf) - 1);
+        }
         if (n < 0)
                 return -errno;
         buf[n] = 0;
@@ -250,39 +280,33 @@ static int compare_strings(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {
+int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
         _cleanup_(strv_freep) char **names = NULL;
-        _cleanup_(closedirp) DIR *d = NULL;
+        /* getdents64 straight into a stack buffer: no DIR, no 32 KiB allocation per directory. */
+        uint8_t buf[8192] __attribute__((aligned(8)));
         size_t n = 0;
-        int fd;
-
-        fd = open_in_root(dir_fd, path, O_RDONLY | O_DIRECTORY);
-        if (fd < 0)
-                return fd;
-        d = fdopendir(fd);
-        if (!d) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
 
         for (;;) {
-                struct dirent *de;
-                int r;
+                long k = syscall(SYS_getdents64, fd, buf, sizeof(buf));
 
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                return -errno;
-                        break;
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
                 }
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
+                if (k == 0)
+                        break;
+                for (long off = 0; off < k;) {
+                        const struct dirent64 *de = (const struct dirent64 *)(buf + off);
+                        int r;
 
-                r = strv_push_dup(&names, &n, de->d_name);
-                if (r < 0)
-                        return r;
+                        off += de->d_reclen;
+                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                                continue;
+                        r = strv_push_dup(&names, &n, de->d_name);
+                        if (r < 0)
+                                return r;
+                }
         }
 
         if (n > 0)
@@ -299,11 +323,45 @@ int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {
         return 0;
 }
 
+int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {
+        _cleanup_(closep) int fd = -1;
+
+        fd = open_in_root(dir_fd, path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0)
+                return fd;
+        return read_dir_fd(fd, ret, ret_n);
+}
+
+int mode_at(int dir_fd, const char *path, mode_t *ret) {
+        _cleanup_(closep) int parent_fd = -1;
+        const char *base;
+        struct stat st;
+
+        if (is_single_component(path)) {
+                if (fstatat(dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                *ret = st.st_mode;
+                return 0;
+        }
+        parent_fd = open_parent_in_root(dir_fd, path, &base);
+        if (parent_fd < 0)
+                return parent_fd;
+        if (fstatat(parent_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        *ret = st.st_mode;
+        return 0;
+}
+
 int exists_at(int dir_fd, const char *path) {
         _cleanup_(closep) int parent_fd = -1;
         const char *base;
         struct stat st;
 
+        if (is_single_component(path)) {
+                if (fstatat(dir_fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                return 1;
+        }
         parent_fd = open_parent_in_root(dir_fd, path, &base);
         if (parent_fd == -ENOENT || parent_fd == -ENOTDIR)
                 return 0;
@@ -313,4 +371,68 @@ int exists_at(int dir_fd, const char *path) {
         if (fstatat(parent_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : -errno;
         return 1;
+}
+
+/* fsync() of the directory holding path: a rename or unlink is durable only then. */
+static int fsync_parent(const char *path) {
+        _cleanup_(freep) char *dir = strdup(path);
+        _cleanup_(closep) int fd = -1;
+        char *slash;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
+                slash[1] = 0;
+        else
+                *slash = 0;
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int write_file_durable(const char *path, const char *content) {
+        _cleanup_(freep) char *tmp = NULL;
+        _cleanup_(closep) int fd = -1;
+        size_t len = strlen(content), done = 0;
+        int r = 0;
+
+        if (asprintf(&tmp, "%s.tmp", path) < 0) {
+                tmp = NULL;
+                return -ENOMEM;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        while (done < len) {
+                ssize_t k = write(fd, content + done, len - done);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                done += (size_t)k;
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlink(tmp);
+                return r;
+        }
+        return fsync_parent(path);
+}
+
+int unlink_durable(const char *path) {
+        if (unlink(path) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return fsync_parent(path);
 }

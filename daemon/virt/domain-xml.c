@@ -51,22 +51,36 @@ static int address_part(xmlNode *n, const char *name, unsigned long max, bool op
         return 0;
 }
 
+/* <hostdev mode='subsystem' type='pci'>, and <interface type='hostdev'> (an SR-IOV VF given as a
+ * network interface: libvirt assigns it through VFIO just the same). */
+static bool is_pci_hostdev(xmlNode *n) {
+        if (name_is(n, "hostdev"))
+                return attribute_is(n, "mode", "subsystem", "subsystem") && attribute_is(n, "type", "pci", "");
+        return name_is(n, "interface") && attribute_is(n, "type", "hostdev", "");
+}
+
 static int hostdev_address(xmlNode *hostdev, char **ret, char **ret_message) {
         xmlNode *source = child(hostdev, "source"), *address = source ? child(source, "address") : NULL;
+        const char *what = name_is(hostdev, "interface") ? "<interface type='hostdev'>" : "PCI <hostdev>";
         unsigned long domain, bus, slot, function;
 
         if (!address) {
-                *ret_message = strprintf("a PCI <hostdev> (line %ld) has no <source><address>",
-                                         xmlGetLineNo(hostdev));
+                *ret_message = strprintf("a %s (line %ld) has no <source><address>", what, xmlGetLineNo(hostdev));
+                return -EINVAL;
+        }
+        /* An interface's source address says its bus; only PCI is a VFIO device (type='usb' is not). */
+        if (!attribute_is(address, "type", "pci", "pci")) {
+                *ret_message = strprintf("the %s source address on line %ld is not a PCI address (type='pci')", what,
+                                         xmlGetLineNo(address));
                 return -EINVAL;
         }
         if (address_part(address, "domain", 0xffff, true, &domain) < 0 ||
             address_part(address, "bus", 0xff, false, &bus) < 0 ||
             address_part(address, "slot", 0x1f, false, &slot) < 0 ||
             address_part(address, "function", 0x7, false, &function) < 0) {
-                *ret_message = strprintf("the PCI <hostdev> source address on line %ld is not a PCI address "
+                *ret_message = strprintf("the %s source address on line %ld is not a PCI address "
                                          "(domain 0-0xffff, bus 0-0xff, slot 0-0x1f, function 0-7)",
-                                         xmlGetLineNo(address));
+                                         what, xmlGetLineNo(address));
                 return -EINVAL;
         }
         *ret = strprintf("%04lx:%02lx:%02lx.%lx", domain, bus, slot, function);
@@ -115,8 +129,7 @@ int domain_xml_parse(const char *xml, size_t size, DomainXml *ret, char **ret_me
         for (xmlNode *h = devices ? devices->children : NULL; h; h = h->next) {
                 _cleanup_(freep) char *address = NULL;
 
-                if (!name_is(h, "hostdev") || !attribute_is(h, "mode", "subsystem", "subsystem") ||
-                    !attribute_is(h, "type", "pci", ""))
+                if (!is_pci_hostdev(h))
                         continue;
                 r = hostdev_address(h, &address, ret_message);
                 if (r < 0)

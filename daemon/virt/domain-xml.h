@@ -9,8 +9,8 @@ typedef struct DomainXml {
         char **addresses; /* NULL-terminated, "0000:00:02.0", each once, in document order */
 } DomainXml;
 
-/* Only <hostdev mode='subsystem' type='pci'> counts; its <source><address domain= bus= slot=
- * function=/> is the host device. Malformed XML is -EBADMSG, a root other than <domain> or an
+/* <hostdev mode='subsystem' type='pci'> and <interface type='hostdev'> (a VF given as a network
+ * interface) count; their <source><address domain= bus= slot= function=/> is the host device. Malformed XML is -EBADMSG, a root other than <domain> or an
  * address out of range -EINVAL, both with *ret_message saying why (the caller frees it). */
 int domain_xml_parse(const char *xml, size_t size, DomainXml *ret, char **ret_message);
 void domain_xml_done(DomainXml *d);

@@ -70,7 +70,7 @@ def schema_problems(dump):
             if set(r) != {"start", "end", "type"} or r["type"] not in REGION_TYPES and not g["errors"]:
                 problems.append(f"group {g['id']}: bad reserved region {r}")
         for b in g.get("blockers", []):
-            if set(b) != {"device", "driver", "reason"}:
+            if set(b) != {"device", "driver", "reason", "kind"} or b["kind"] not in ("driver", "direct-region"):
                 problems.append(f"group {g['id']}: bad blocker {b}")
     for d in dump["devices"]:
         for key in ("vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id"):
@@ -80,7 +80,8 @@ def schema_problems(dump):
             problems.append(f"device {d['address']}: class {d['class']!r} is not 6 lowercase hex digits")
         for key in ("address", "driver", "group", "vendor_name", "device_name", "class_name", "header_type",
                     "driver_override", "iommu_unit", "numa_node", "parent", "sriov", "acs", "serial",
-                    "reset_methods", "boot_vga", "net_interfaces", "block_devices", "drm_cards", "modalias"):
+                    "reset_methods", "boot_vga", "net_interfaces", "block_devices", "drm_cards", "modalias",
+                    "ats", "pri", "pasid", "removable"):
             if key not in d:
                 problems.append(f"device {d.get('address')}: field '{key}' missing")
     return problems
@@ -103,6 +104,8 @@ def consistency_problems(dump):
             if member["group"] != g["id"] and not g["errors"] and not has_error(member, "/iommu_group"):
                 problems.append(f"group {g['id']} lists {address}, whose group is not {g['id']}")
         for b in g["blockers"]:
+            if b["kind"] == "direct-region" and b["device"] is None:
+                continue  # a blocker of the whole group: a reserved region, no member
             if b["device"] not in g["devices"]:
                 problems.append(f"group {g['id']}: blocker {b['device']} is not a member")
         if g["viable"] == bool(g["blockers"]):
@@ -171,6 +174,8 @@ def check_desktop_gpu(dump, desc):
          and (find(devs, "address", "0000:00:1b.0")["acs"] or {}).get("ctrl") == "001d", None),
         ("the NIC has interface enp0s31f6", find(devs, "address", "0000:00:1f.6")["net_interfaces"] == ["enp0s31f6"], None),
         ("the SATA disk is found under ata*/host*", find(devs, "address", "0000:00:17.0")["block_devices"] == ["sda"], None),
+        ("the iGPU is not forced to identity: intel_iommu=on maps it",
+         find(groups, "id", igpu["group"])["type_change"]["refused"] == [], find(groups, "id", igpu["group"])),
         ("iommu=pt makes the command-line default identity",
          dump["host"].get("cmdline_default_domain_type") == "identity", dump["host"]),
     ]
@@ -212,6 +217,10 @@ def check_server_sriov(dump, desc):
         ("the BMC VGA shares a group with its PCIe-to-PCI bridge", vga["devices"] == ["0000:02:00.0", "0000:03:00.0"], vga),
         ("the LOM group carries the RMRR as direct",
          {"start": "0x000000007b800000", "end": "0x000000007b800fff", "type": "direct"} in lom["reserved_regions"], lom),
+        ("the RMRR makes the LOM group not viable on 6.1's VT-d, with a blocker naming the region",
+         not lom["viable"] and any(b["kind"] == "direct-region" and b["device"] is None
+                                   and "0x000000007b800000-0x000000007b800fff is direct" in b["reason"]
+                                   for b in lom["blockers"]), lom["blockers"]),
         ("a group of a vfio-pci VF is viable", find(groups, "id", find(devs, "address", "0000:18:02.0")["group"])["viable"], None),
         ("iommu.strict=1 is parsed from the command line",
          dump["host"]["kernel_params"].get("iommu.strict") == "1", dump["host"]),
@@ -241,6 +250,16 @@ def check_amd_host(dump, desc):
          gpu_group["devices"] == ["0000:0c:00.0", "0000:0c:00.1"] and gpu_group["type"] == "identity"
          and gpu["parent"] == "0000:0b:00.0" and find(devs, "address", "0000:0b:00.0")["parent"] == "0000:0a:00.0",
          gpu_group),
+        ("the GPU has ATS, PRI and PASID, so AMD-Vi forces identity: DMA and DMA-FQ refused naming it",
+         (gpu["ats"], gpu["pri"], gpu["pasid"]) == (True, True, True)
+         and sorted(r["type"] for r in gpu_group["type_change"]["refused"]) == ["DMA", "DMA-FQ"]
+         and all("0000:0c:00.0" in r["reason"] for r in gpu_group["type_change"]["refused"]),
+         gpu_group["type_change"]),
+        ("the dock NIC below the external-facing port is removable (untrusted): DMA only, identity refused",
+         find(devs, "address", "0000:03:00.0")["removable"] == "removable"
+         and "identity" not in find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])["type_change"]["allowed"]
+         and [r["type"] for r in find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])["type_change"]["refused"]]
+         == ["identity"], find(groups, "id", find(devs, "address", "0000:03:00.0")["group"])),
         ("the switch ports are bridges", find(devs, "address", "0000:0a:00.0")["header_type"] == "bridge", None),
         ("the Radeon is boot_vga with card0", gpu["boot_vga"] is True and gpu["drm_cards"] == ["card0"], None),
         ("the data-fabric functions 00:18.0-7 form one group",

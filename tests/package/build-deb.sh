@@ -17,7 +17,7 @@ rm -rf "$out"
 mkdir -p "$out/src/iommud-$version"
 if [ -e "$src/.git" ]; then
         (cd "$src" && git ls-files -z --cached --others --exclude-standard |
-                xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}"' |
+                xargs -0 -I{} sh -c 'if [ -e "{}" ] || [ -L "{}" ]; then printf "%s\0" "{}"; fi' |
                 cpio --quiet -0 -pdm "$out/src/iommud-$version")
 else
         (cd "$src" && find . -path './build*' -prune -o -print0 | cpio --quiet -0 -pdm "$out/src/iommud-$version")

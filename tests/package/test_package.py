@@ -31,6 +31,7 @@ import tap  # noqa: E402  tests/tap.py
 SYSTEM_DIRS = {
     'systemdsystemunitdir': ('systemd', 'systemdsystemunitdir', ''),
     'sysusersdir': ('systemd', 'sysusersdir', ''),
+    'catalogdir': ('systemd', 'catalogdir', ''),
     'dbus_system_services_dir': ('dbus-1', 'system_bus_services_dir', ''),
     'dbus_system_policy_dir': ('dbus-1', 'datadir', 'dbus-1/system.d'),
     'polkit_actions_dir': ('polkit-gobject-1', 'policydir', ''),

@@ -133,10 +133,26 @@ static void test_defaults(void **state) {
         assert_int_equal(c.admins.items[0].kind, PRINCIPAL_UID);
         assert_int_equal(c.admins.items[0].uid, 0);
         assert_true(c.default_roles);
-        assert_int_equal(c.limits.max_connections, 64);
+        assert_null(c.tls_crl);
+        assert_int_equal(c.group_refresh_sec, 300);
+        assert_int_equal(c.limits.max_connections, 256);
+        assert_int_equal(c.limits.max_connections_per_peer, 16);
+        assert_int_equal(c.limits.reserved_connections, 32);
+        assert_int_equal(c.limits.max_handshakes, 64);
         assert_int_equal(c.limits.max_streams, 100);
         assert_int_equal(c.limits.max_message_size, 4 * 1024 * 1024);
         assert_int_equal(c.limits.max_header_list_size, 16 * 1024);
+        assert_int_equal(c.limits.max_header_fields, 64);
+        assert_int_equal(c.limits.max_connection_memory, 16 * 1024 * 1024);
+        assert_int_equal(c.limits.max_peer_memory, 32 * 1024 * 1024);
+        assert_int_equal(c.limits.max_memory, 256 * 1024 * 1024);
+        assert_int_equal(c.limits.max_send_queue, 4 * 1024 * 1024);
+        assert_int_equal(c.limits.handshake_timeout_sec, 10);
+        assert_int_equal(c.limits.header_timeout_sec, 10);
+        assert_int_equal(c.limits.request_timeout_sec, 30);
+        assert_int_equal(c.limits.idle_timeout_sec, 300);
+        assert_int_equal(c.limits.keepalive_sec, 60);
+        assert_int_equal(c.limits.keepalive_timeout_sec, 20);
         assert_int_equal(c.limits.max_watchers, 64);
         assert_int_equal(c.limits.max_queued_operations, 32);
         assert_int_equal(c.limits.operation_timeout_sec, 120);
@@ -150,7 +166,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 29);
+        assert_int_equal(n, 47);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -189,12 +205,17 @@ static void test_full_file(void **state) {
                 "TLS=[0:0::0]:7443 ; all IPv6 addresses\n"
                 "InsecureTCP=127.0.0.1:7080\n"
                 "\n"
+                "[Metrics]\n"
+                "Listen=[0::1]:9109\n"
+                "\n"
                 "[TLS]\n"
                 "Certificate=/etc/iommud/tls/server.pem\n"
                 "Key=/etc/iommud/tls/server.key\n"
                 "ClientCA=/etc/iommud/tls/clients.pem\n"
+                "CRL=/etc/iommud/tls/clients.crl\n"
                 "\n"
                 "[Roles]\n"
+                "GroupRefreshSec=60\n"
                 "Reader=unix:* tls:*\n"
                 "Reader=insecure:*\n"
                 "Operator=group:root gid:4242 cn:orchestrator\n"
@@ -202,9 +223,23 @@ static void test_full_file(void **state) {
                 "\n"
                 "[Limits]\n"
                 "MaxConnections=10\n"
+                "MaxConnectionsPerPeer=3\n"
+                "ReservedConnections=2\n"
+                "MaxHandshakes=4\n"
                 "MaxStreams=20\n"
                 "MaxMessageSize=8M\n"
                 "MaxHeaderListSize=32K\n"
+                "MaxHeaderFields=30\n"
+                "MaxConnectionMemory=16M\n"
+                "MaxPeerMemory=20M\n"
+                "MaxMemory=40M\n"
+                "MaxSendQueue=1M\n"
+                "HandshakeTimeoutSec=3\n"
+                "HeaderTimeoutSec=4\n"
+                "RequestTimeoutSec=5\n"
+                "IdleTimeoutSec=0\n"
+                "KeepaliveSec=7\n"
+                "KeepaliveTimeoutSec=2\n"
                 "MaxWatchers=5\n"
                 "MaxQueuedOperations=7\n"
                 "OperationTimeoutSec=600\n"
@@ -233,6 +268,7 @@ static void test_full_file(void **state) {
         assert_string_equal(c.tls_listen[0], "192.0.2.10:7443");
         assert_string_equal(c.tls_listen[1], "[::]:7443"); /* canonical */
         assert_string_equal(c.insecure_tcp, "127.0.0.1:7080");
+        assert_string_equal(c.metrics_listen, "[::1]:9109"); /* canonical; any address may serve metrics */
 
         assert_string_equal(c.tls_certificate, "/etc/iommud/tls/server.pem");
         assert_string_equal(c.tls_key, "/etc/iommud/tls/server.key");
@@ -257,10 +293,26 @@ static void test_full_file(void **state) {
         assert_int_equal(c.admins.items[2].kind, PRINCIPAL_SUBJECT);
         assert_string_equal(c.admins.items[2].name, "CN=admin,O=example");
 
+        assert_string_equal(c.tls_crl, "/etc/iommud/tls/clients.crl");
+        assert_int_equal(c.group_refresh_sec, 60);
         assert_int_equal(c.limits.max_connections, 10);
+        assert_int_equal(c.limits.max_connections_per_peer, 3);
+        assert_int_equal(c.limits.reserved_connections, 2);
+        assert_int_equal(c.limits.max_handshakes, 4);
         assert_int_equal(c.limits.max_streams, 20);
         assert_int_equal(c.limits.max_message_size, 8 * 1024 * 1024);
         assert_int_equal(c.limits.max_header_list_size, 32 * 1024);
+        assert_int_equal(c.limits.max_header_fields, 30);
+        assert_int_equal(c.limits.max_connection_memory, 16 * 1024 * 1024);
+        assert_int_equal(c.limits.max_peer_memory, 20 * 1024 * 1024);
+        assert_int_equal(c.limits.max_memory, 40 * 1024 * 1024);
+        assert_int_equal(c.limits.max_send_queue, 1024 * 1024);
+        assert_int_equal(c.limits.handshake_timeout_sec, 3);
+        assert_int_equal(c.limits.header_timeout_sec, 4);
+        assert_int_equal(c.limits.request_timeout_sec, 5);
+        assert_int_equal(c.limits.idle_timeout_sec, 0);
+        assert_int_equal(c.limits.keepalive_sec, 7);
+        assert_int_equal(c.limits.keepalive_timeout_sec, 2);
         assert_int_equal(c.limits.max_watchers, 5);
         assert_int_equal(c.limits.max_queued_operations, 7);
         assert_int_equal(c.limits.operation_timeout_sec, 600);
@@ -325,6 +377,9 @@ static void test_bad_values(void **state) {
                 { "[LibvirtHook]\nOnUnreachable=ignore\n", 2,
                   "[LibvirtHook] OnUnreachable=ignore: expected start or fail" },
                 { "[Roles]\nReader=uid:1000 friends\n", 2, "unknown principal 'friends'" },
+                { "[Roles]\nReader=san-uri:scheduler\n", 2, "'san-uri:scheduler' is not a URI such as" },
+                { "[Roles]\nReader=san-dns:\n", 2, "'san-dns:' names nothing" },
+                { "[Roles]\nReader=san-dns:h\xc3\xa9.example\n", 2, "a name in a certificate is printable ASCII" },
                 { "[Roles]\nReader=uid:-3\n", 2, "'uid:-3': '-3' is not a numeric id" },
                 { "[Roles]\nAdmin=user:no-such-user-iommud\n", 2, "unknown user 'no-such-user-iommud'" },
                 { "[Roles]\nAdmin=group:no-such-group-iommud\n", 2, "unknown group 'no-such-group-iommud'" },
@@ -535,6 +590,16 @@ static void test_verify(void **state) {
         assert_contains(log, "both use 127.0.0.1:7443");
         free(log);
 
+        /* Metrics on the address of a gRPC listener. */
+        assert_int_equal(config_set(&c, "Listen", "InsecureTCP", "", "test"), 0);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "127.0.0.1:7443", "test"), 0);
+        capture_begin();
+        assert_int_equal(config_verify(&c), -EINVAL);
+        log = capture_end();
+        assert_contains(log, "[Metrics] Listen= (--metrics-listen) both use 127.0.0.1:7443");
+        free(log);
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "", "test"), 0);
+
         /* TLS files without a TLS listener are only a warning. */
         assert_int_equal(config_set(&c, "Listen", "TLS", "", "test"), 0);
         capture_begin();
@@ -545,8 +610,35 @@ static void test_verify(void **state) {
         config_done(&c);
 }
 
+/* Limits that would lock clients out are refused, naming the option and its flag. */
+static void test_verify_limits(void **state) {
+        static const struct {
+                const char *key, *value, *what;
+        } cases[] = {
+                { "ReservedConnections", "128", "ReservedConnections= (--reserved-connections) 128 must be less than half" },
+                { "MaxConnectionMemory", "7M", "MaxConnectionMemory= (--max-connection-memory) 7340032 must be at least twice" },
+                { "MaxPeerMemory", "8M", "MaxPeerMemory= (--max-peer-memory) 8388608 is below MaxConnectionMemory=" },
+                { "MaxMemory", "63M", "MaxMemory= (--max-memory) 66060288 must be at least twice MaxPeerMemory=" },
+        };
+        char *log;
+
+        FOREACH_ARRAY(t, cases, ELEMENTSOF(cases)) {
+                Config c;
+
+                assert_int_equal(config_init_defaults(&c), 0);
+                assert_int_equal(config_set(&c, "Limits", t->key, t->value, "test"), 0);
+                capture_begin();
+                assert_int_equal(config_verify(&c), -EINVAL);
+                log = capture_end();
+                assert_contains(log, t->what);
+                free(log);
+                config_done(&c);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_verify_limits),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_option_table),
                 cmocka_unit_test(test_full_file),

@@ -20,32 +20,6 @@ static const HostInfo host_6_12 = {.kernel_version_known = true, .kernel_major =
 static const HostInfo host_5_10 = {.kernel_version_known = true, .kernel_major = 5, .kernel_minor = 10};
 static const HostInfo host_unknown = {.kernel_version_known = false};
 
-/* A VT-d unit the way 6.x lays it out: a virtual class device, no parent. */
-static void add_intel(FakeTree *t, const char *name, const char *cap, const char *ecap) {
-        char path[256], target[256];
-
-        snprintf(path, sizeof(path), "sys/devices/virtual/iommu/%s/intel-iommu/cap", name);
-        fake_tree_write(t, path, cap);
-        snprintf(path, sizeof(path), "sys/devices/virtual/iommu/%s/intel-iommu/ecap", name);
-        fake_tree_write(t, path, ecap);
-        snprintf(path, sizeof(path), "sys/devices/virtual/iommu/%s/intel-iommu/version", name);
-        fake_tree_write(t, path, "1:0\n");
-        snprintf(path, sizeof(path), "sys/devices/virtual/iommu/%s/intel-iommu/address", name);
-        fake_tree_write(t, path, "fed90000\n");
-        snprintf(path, sizeof(path), "sys/class/iommu/%s", name);
-        snprintf(target, sizeof(target), "../../devices/virtual/iommu/%s", name);
-        fake_tree_symlink(t, path, target);
-}
-
-/* QEMU's amd-iommu at 00:00.2 (the PCI function that is the IOMMU). */
-static void add_amd(FakeTree *t, const char *features) {
-        fake_tree_write(t, "sys/devices/pci0000:00/0000:00:00.2/iommu/ivhd0/amd-iommu/cap", "1f03000f\n");
-        fake_tree_write(t, "sys/devices/pci0000:00/0000:00:00.2/iommu/ivhd0/amd-iommu/features", features);
-        fake_tree_symlink(t, "sys/devices/pci0000:00/0000:00:00.2/iommu/ivhd0/device",
-                          "../../../0000:00:00.2");
-        fake_tree_symlink(t, "sys/class/iommu/ivhd0", "../../devices/pci0000:00/0000:00:00.2/iommu/ivhd0");
-}
-
 static void load(FakeTree *t, const HostInfo *host, Unit **units, size_t *n) {
         assert_int_equal(units_load(fake_tree_roots(t), host, units, n), 0);
 }
@@ -85,9 +59,9 @@ static void test_intel(void **state) {
         size_t n;
 
         /* caching-mode=on; dmar1 is QEMU with pt=off; dmar2 is x-scalable-mode=on. */
-        add_intel(t, "dmar0", "d2008c22260286\n", "f00f4a\n");
-        add_intel(t, "dmar1", "d2008c22260206\n", "f00f0a\n");
-        add_intel(t, "dmar2", "d2008c22260206\n", "480080f00f4a\n");
+        fake_tree_add_intel_unit(t, "dmar0", "d2008c22260286\n", "f00f4a\n");
+        fake_tree_add_intel_unit(t, "dmar1", "d2008c22260206\n", "f00f0a\n");
+        fake_tree_add_intel_unit(t, "dmar2", "d2008c22260206\n", "480080f00f4a\n");
         fake_tree_symlink(t, "sys/devices/virtual/iommu/dmar0/devices/0000:00:1f.0",
                           "../../../../pci0000:00/0000:00:1f.0");
         fake_tree_symlink(t, "sys/devices/virtual/iommu/dmar0/devices/0000:00:02.0",
@@ -141,7 +115,7 @@ static void test_intel_garbage(void **state) {
         Unit *units;
         size_t n;
 
-        add_intel(t, "dmar0", "d2008c22260286\n", "zz\n");
+        fake_tree_add_intel_unit(t, "dmar0", "d2008c22260286\n", "zz\n");
         fake_tree_unlink(t, "sys/devices/virtual/iommu/dmar0/intel-iommu/version");
         load(t, &host_6_1, &units, &n);
         assert_int_equal(n, 1);
@@ -184,7 +158,7 @@ static char *amd_features(const char *text, const HostInfo *host, size_t *ret_er
         char *joined = NULL;
         FILE *f;
 
-        add_amd(t, text);
+        fake_tree_add_amd_unit(t, text);
         load(t, host, &units, &n);
         assert_int_equal(n, 1);
         f = open_memstream(&joined, &len);
@@ -229,7 +203,7 @@ static void test_amd_unknown_version(void **state) {
         Unit *units;
         size_t n;
 
-        add_amd(t, "0:29d3\n");
+        fake_tree_add_amd_unit(t, "0:29d3\n");
         load(t, &host_unknown, &units, &n);
         assert_int_equal(n, 1);
         assert_true(has_error(&units[0], "sys/class/iommu/ivhd0/amd-iommu/features"));
@@ -255,7 +229,7 @@ static void test_amd_garbage(void **state) {
                 Unit *units;
                 size_t n;
 
-                add_amd(t, bad[i]);
+                fake_tree_add_amd_unit(t, bad[i]);
                 load(t, &host_6_12, &units, &n);
                 assert_int_equal(n, 1);
                 assert_true(has_error(&units[0], "sys/class/iommu/ivhd0/amd-iommu/features"));
@@ -331,7 +305,7 @@ static void test_json(void **state) {
         Unit *units;
         size_t n, i = 0;
 
-        add_amd(t, "29d3:0\n");
+        fake_tree_add_amd_unit(t, "29d3:0\n");
         fake_tree_mkdir(t, "sys/devices/platform/foo-iommu/iommu/foo0");
         fake_tree_symlink(t, "sys/class/iommu/foo0", "../../devices/platform/foo-iommu/iommu/foo0");
         load(t, &host_6_12, &units, &n);

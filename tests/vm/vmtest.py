@@ -10,6 +10,7 @@ import argparse
 import fnmatch
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -45,8 +46,10 @@ class Topology:
     expect-group: BDF BDF ...      these devices must form one IOMMU group, and only they
     init: systemd                  PID 1 of the guest: busybox (default: chroot into the host
                                    root and run the scenarios) or systemd (sdboot.py)
-    scenarios: 90-* 91-x           the scenarios this topology runs (globs); default: all
-    scenario-timeout: 240          seconds each scenario may take (default: SCENARIO_TIMEOUT)
+    include: NAME.devices          the lines of that file (in topologies/) in this place
+
+    The keys of a realistic host (HostKeys: writable disks, which scenarios run, reboots) are
+    documented there.
     """
 
     def __init__(self, path):
@@ -54,14 +57,9 @@ class Topology:
         self.kernels, self.modules, self.cmdline = [], [], []
         self.machine, self.kind, self.iommu = 'q35,kernel-irqchip=split', None, None
         self.qemu_args, self.hotplug_ports, self.expect_groups = [], [], []
-        self.init, self.scenarios, self.scenario_timeout = 'busybox', [], SCENARIO_TIMEOUT
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            line = line.split('#', 1)[0].strip()
-            if not line:
-                continue
-            key, sep, value = (s.strip() for s in line.partition(':'))
-            if not sep or not value:
-                raise ValueError(f'{path}:{number}: expected "key: value"')
+        self.init = 'busybox'
+        self.host = HostKeys()
+        for where, key, value in topology_lines(path):
             if key == 'kernels':
                 self.kernels = value.split()
             elif key == 'kind':
@@ -84,18 +82,97 @@ class Topology:
                 self.expect_groups.append(value.split())
             elif key == 'init':
                 if value not in ('busybox', 'systemd'):
-                    raise ValueError(f'{path}:{number}: init is busybox or systemd, not {value!r}')
+                    raise ValueError(f'{where}: init is busybox or systemd, not {value!r}')
                 self.init = value
-            elif key == 'scenarios':
-                self.scenarios += value.split()
-            elif key == 'scenario-timeout':
-                if not value.isdigit() or int(value) < 1:
-                    raise ValueError(f'{path}:{number}: scenario-timeout is a number of seconds')
-                self.scenario_timeout = int(value)
+            elif self.host.parse(key, value):
+                pass
             else:
-                raise ValueError(f'{path}:{number}: unknown key {key!r}')
+                raise ValueError(f'{where}: unknown key {key!r}')
         if not (self.kernels and self.kind and self.iommu):
             raise ValueError(f'{path}: kernels, kind and iommu are required')
+
+
+def topology_lines(path, seen=()):
+    """(where, key, value) of each `key: value` line; `include: FILE` (relative to the topology
+    folder) stands for that file's lines, so that topologies can share their devices."""
+    if path.name in seen:
+        raise ValueError(f'{path}: included twice ({" -> ".join(seen)})')
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split('#', 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = (s.strip() for s in line.partition(':'))
+        if not sep or not value:
+            raise ValueError(f'{path}:{number}: expected "key: value"')
+        if key == 'include':
+            yield from topology_lines(path.parent / value, (*seen, path.name))
+        else:
+            yield f'{path}:{number}', key, value
+
+
+class HostKeys:
+    """The topology keys of a realistic host:
+
+    disk: ID,SIZE                  a sparse raw image of SIZE (e.g. 2G, 64M) made in the work
+                                   folder, as the block node ID (`drive=ID` of a -device); it
+                                   lives as long as the QEMU process, so it survives reboots
+    scenarios: PATTERN ...         the scenarios this topology runs, in this order (fnmatch
+                                   patterns over names relative to scenarios/, such as
+                                   `hypervisor/*`); without it: every scenario at the top level
+    reboot: yes                    QEMU runs without -no-reboot: a scenario may reboot the guest,
+                                   and after the reboot the scenarios that have not finished run
+    scenario-timeout: SECONDS      the time each scenario has (default SCENARIO_TIMEOUT)
+    """
+
+    SIZE = re.compile(r'^(\d+)([KMG]?)$')
+
+    def __init__(self):
+        self.disks, self.scenarios, self.reboot, self.scenario_timeout = [], None, False, None
+
+    def parse(self, key, value):
+        """Takes one key; False when it is not one of these."""
+        if key == 'disk':
+            disk_id, _, size = value.partition(',')
+            match = self.SIZE.match(size.strip())
+            if not (disk_id.strip() and match):
+                raise ValueError(f'disk: expected ID,SIZE, got {value!r}')
+            scale = {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[match[2]]
+            self.disks.append((disk_id.strip(), int(match[1]) * scale))
+        elif key == 'scenarios':
+            self.scenarios = (self.scenarios or []) + value.split()
+        elif key == 'reboot':
+            if value not in ('yes', 'no'):
+                raise ValueError(f'reboot: expected yes or no, got {value!r}')
+            self.reboot = value == 'yes'
+        elif key == 'scenario-timeout':
+            self.scenario_timeout = int(value)
+        else:
+            return False
+        return True
+
+    def select(self, available):
+        """The scenarios to run, in order."""
+        if self.scenarios is None:
+            return [name for name in available if '/' not in name]
+        chosen = []
+        for pattern in self.scenarios:
+            chosen += [n for n in available if fnmatch.fnmatchcase(n, pattern) and n not in chosen]
+        if not chosen:
+            raise ValueError(f'scenarios: {" ".join(self.scenarios)} match no scenario')
+        return chosen
+
+    def qemu_args(self, work):
+        """Creates the disk images in work/disks; the -blockdev arguments for them."""
+        args = []
+        if self.disks:
+            (work / 'disks').mkdir(exist_ok=True)
+        for disk_id, size in self.disks:
+            image = work / 'disks' / f'{disk_id}.img'
+            with open(image, 'wb') as f:
+                f.truncate(size)
+            args += ['-blockdev', f'driver=file,node-name={disk_id}-file,filename={image}',
+                     '-blockdev', f'driver=raw,node-name={disk_id},file={disk_id}-file']
+        return args
 
 
 def topologies():
@@ -103,22 +180,11 @@ def topologies():
                   key=lambda t: t.name)
 
 
-def scenario_init(path):
-    """The init a scenario needs: a line `# vmtest: init=systemd` near its top, or any."""
-    with open(path, errors='replace') as f:
-        head = f.read(512)
-    return 'systemd' if '\n# vmtest: init=systemd\n' in head else None
-
-
-def scenarios(topo=None):
-    """The scenarios of a topology: those its `scenarios:` globs name (default: all), without those
-    that need another init than the topology boots."""
-    paths = sorted(p for p in (VMDIR / 'scenarios').iterdir() if p.is_file() and os.access(p, os.X_OK))
-    if topo is None:
-        return [p.name for p in paths]
-    return [p.name for p in paths
-            if (not topo.scenarios or any(fnmatch.fnmatchcase(p.name, g) for g in topo.scenarios))
-            and scenario_init(p) in (None, topo.init)]
+def scenarios():
+    """Every executable under scenarios/, by its path relative to it (`hypervisor/10-build`)."""
+    root = VMDIR / 'scenarios'
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*')
+                  if p.is_file() and os.access(p, os.X_OK))
 
 
 class Qmp:
@@ -166,13 +232,14 @@ def qemu_argv(topo, kern, initrd, work):
     append = ' '.join(['console=ttyS0', 'panic=-1', *topo.cmdline,
                        *(sdboot.kernel_cmdline() if systemd else [])])
     return [
-        QEMU, '-nodefaults', '-display', 'none', '-no-reboot',
+        QEMU, '-nodefaults', '-display', 'none', *([] if topo.host.reboot else ['-no-reboot']),
         '-machine', topo.machine, '-accel', 'tcg,thread=multi', '-cpu', 'max',
         '-smp', '2', '-m', str(sdboot.MEMORY_MB if systemd else 1024),
         '-kernel', str(kern.vmlinuz), '-initrd', str(initrd), '-append', append,
         '-serial', f'file:{work / "console.log"}',
         '-qmp', f'unix:{work / "qmp.sock"},server=on,wait=off',
         '-device', topo.iommu,
+        *topo.host.qemu_args(work),
         *topo.qemu_args,
         '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
         '-virtfs', f'local,path={work / "results"},mount_tag=results,security_model=none,'
@@ -235,7 +302,7 @@ def report(names, results, log):
         text = out.read_text(errors='replace') if out.exists() else ''
         seconds = results / name / 'seconds'
         if seconds.exists():
-            log(f'{name} ran {seconds.read_text().strip()} s')
+            log(f'{name} ran {" + ".join(seconds.read_text().split())} s')
         if rc == 77:
             reason = text.strip().splitlines()[-1] if text.strip() else 'skipped'
             print(f'ok {i} - {name} # SKIP {reason}')
@@ -253,7 +320,8 @@ def report(names, results, log):
 
 def install_fixture(results, failed, dest):
     """Unpack the fixture.tar (holding fixture/) that a passing scenario left, as dest."""
-    tars = [t for t in results.glob('*/fixture.tar') if t.parent.name not in failed]
+    tars = [t for t in results.rglob('fixture.tar')
+            if str(t.parent.relative_to(results)) not in failed]
     if len(tars) != 1:
         print(f'Bail out! expected one passing scenario to leave a fixture.tar, found {len(tars)}')
         return False
@@ -331,7 +399,10 @@ def main():
             if path.resolve().parts[1] in GUEST_TMPFS:
                 raise kernel.SetupError(f'{path} is under /{path.resolve().parts[1]}, '
                                         'which the guest covers with a tmpfs')
-        names = args.scenario or scenarios(topo)
+        names = args.scenario or topo.host.select(scenarios())
+        unknown = set(names) - set(scenarios())
+        if unknown:
+            raise kernel.SetupError(f'no such scenario: {" ".join(sorted(unknown))}')
         deb = sdboot.find_deb(args.deb) if topo.init == 'systemd' and args.deb else None
         kern = kernel.fetch(args.kernel, args.cache)
         log(f'{topo.name} on {kern.release} ({topo.init}), scenarios: {" ".join(names)}')
@@ -353,7 +424,7 @@ def main():
         'HOTPLUG_PORTS': ' '.join(topo.hotplug_ports),
         'EXPECT_GROUPS': ';'.join(' '.join(g) for g in topo.expect_groups),
         'SCENARIOS': ' '.join(names),
-        'SCENARIO_TIMEOUT': topo.scenario_timeout,
+        'SCENARIO_TIMEOUT': topo.host.scenario_timeout or SCENARIO_TIMEOUT,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
         'GUEST_INIT': topo.init,
         'IOMMUD_DEB': deb or '',

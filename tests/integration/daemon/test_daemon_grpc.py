@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """The real iommud daemon on fixture host trees, called over gRPC with stock python3-grpcio.
 
-usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT
+usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT IOMMUCTL
 
 Builds tests/fixtures/hosts/desktop-gpu.json with gen-host.py, generates Python stubs from proto/
 with grpc_tools.protoc and a test PKI with openssl, then starts `IOMMUD --root TREE --udev=no
 --rescan-interval=0` several times (Unix socket in a temporary directory; TCP with mutual TLS for
 one of them) and checks what a client sees: reads and their filters, status codes, roles over Unix
 and TLS, reflection, health, Watch latency after Rescan, SIGHUP/SIGUSR1/SIGTERM, the watcher limit,
-bad settings files and malformed requests. Readiness and reloads are awaited through NOTIFY_SOCKET.
+bad settings files and malformed requests, and a daemon whose state directory is read-only (reads
+served, every mutation refused with the reason, shown by GetHost and `iommuctl status`). Readiness
+and reloads are awaited through NOTIFY_SOCKET.
 
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools, and openssl. Fails (does not
 skip) without them. Prints one line per check ("ok N - ..." / "not ok N - ..."), exits 1 if any
@@ -41,8 +43,9 @@ except ImportError:
           "python3-grpc-tools (Debian's /usr/bin/python3 has them)")
     sys.exit(1)
 
-IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 3 else None
-SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 3 else None
+IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 4 else None
+SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 4 else None
+IOMMUCTL = os.path.abspath(sys.argv[3]) if len(sys.argv) == 4 else None
 FIXTURE = "desktop-gpu"
 LATENCY_LIMIT = 0.100  # seconds from Rescan to the WatchEvent
 RPC_TIMEOUT = 5
@@ -206,20 +209,25 @@ def die_with_test():
 class Daemon:
     """One iommud process with its own directory, Unix socket, log and NOTIFY_SOCKET."""
 
-    def __init__(self, name, tree, *flags, tls_port=None):
+    def __init__(self, name, tree, *flags, tls_port=None, read_only_state=False):
         self.name = name
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir)
         self.sock = os.path.join(self.dir, "iommud.sock")
         self.log = os.path.join(self.dir, "stderr.log")
+        self.state = os.path.join(self.dir, "state")
+        os.makedirs(self.state)
         self.tls_port = tls_port
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(os.path.join(self.dir, "notify"))
-        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}"]
+        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}",
+                f"--state-directory={self.state}", f"--runtime-directory={os.path.join(self.dir, 'run')}"]
         if tls_port:
             args += [f"--listen-tls=127.0.0.1:{tls_port}", f"--tls-certificate={pki('server.crt')}",
                      f"--tls-key={pki('server.key')}", f"--tls-client-ca={pki('ca.crt')}"]
         args += list(flags)
+        if read_only_state:
+            args = read_only(self.state, args)
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          env=dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify")),
@@ -290,6 +298,16 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         self.notify.close()
+
+
+def read_only(directory, args):
+    """The command args with directory read-only as a read-only file system makes it: a read-only bind
+    mount in a mount namespace of the daemon's own (root), or mode 0555 (another user)."""
+    if os.geteuid() != 0:
+        os.chmod(directory, 0o555)
+        return args
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, directory, "--"] + args
 
 
 def manager(channel):
@@ -752,6 +770,66 @@ def check_bad_config(tree):
                 p.stderr)
 
 
+def iommuctl(d, *args):
+    return subprocess.run([IOMMUCTL, "--socket", d.sock, *args], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+
+
+def check_read_only_state(tree):
+    """A state directory iommud cannot write: it starts, serves reads, refuses every mutation (dry runs
+    too) with the reason, and GetHost and `iommuctl status` say so. A writable one says so too."""
+    d = Daemon("read-only", tree, read_only_state=True)
+    errno_text = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    reason = f"state directory {d.state} is not writable: {errno_text}; iommud serves reads only"
+    with d.channel() as ch:
+        host = manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT)
+        T.check(host.daemon.read_only and host.daemon.read_only_reason == reason,
+                "read-only state directory: GetHost says read_only with the reason", str(host.daemon))
+        T.check(host.group_count == 10 and len(list_groups(ch)) == 10,
+                "read-only state directory: reads are served (GetHost, ListGroups)")
+        w = Watch(ch)
+        t, first = w.next()
+        T.check(isinstance(first, PB.api.WatchEvent) and first.snapshot.daemon.read_only_reason == reason,
+                "read-only state directory: the Watch snapshot carries the reason", first)
+        w.cancel()
+        # A dry run of an operation is refused too: no step would run. ApplyPolicy's dry run runs no
+        # operation (it is the plan, a read) and answers.
+        for name in MUTATIONS:
+            for dry_run in (True, False):
+                request = dict(MUTATION_REQUESTS[name][0], dry_run=dry_run)
+                status, reply = call_outcome(ch, name, request)
+                if name == "ApplyPolicy" and dry_run:
+                    T.check(status == "OK", "read-only state directory: ApplyPolicy (dry run) answers with the plan",
+                            f"got {status}: {reply}")
+                    continue
+                T.check(status == "FAILED_PRECONDITION" and reply == reason,
+                        f"read-only state directory: {name} ({'dry run' if dry_run else 'real'}) is "
+                        "FAILED_PRECONDITION with the reason", f"got {status}: {reply}")
+    r = iommuctl(d, "status")
+    T.check(r.returncode == 0 and f"refused: {reason}" in r.stdout,
+            "read-only state directory: iommuctl status shows Operations: refused and the reason", r.stdout + r.stderr)
+    r = iommuctl(d, "--json", "status")
+    status = json.loads(r.stdout) if r.returncode == 0 else {}
+    T.check(status.get("daemon") == {"read_only": True, "read_only_reason": reason},
+            "read-only state directory: iommuctl --json status has daemon.read_only and the reason",
+            r.stdout + r.stderr)
+    r = iommuctl(d, "prepare", "1")
+    T.check(r.returncode != 0 and reason in r.stderr, "read-only state directory: iommuctl prepare fails naming the "
+            "reason", r.stdout + r.stderr)
+    T.check(os.listdir(d.state) == [], "read-only state directory: nothing was written to it", os.listdir(d.state))
+    T.check(d.stop() == 0, "read-only daemon: SIGTERM exits 0")
+
+    w = Daemon("writable", tree)
+    with w.channel() as ch:
+        host = manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT)
+        T.check(not host.daemon.read_only and host.daemon.read_only_reason == "",
+                "writable state directory: GetHost says not read_only", str(host.daemon))
+    r = iommuctl(w, "status")
+    T.check(r.returncode == 0 and "Operations:" in r.stdout and "allowed" in r.stdout,
+            "writable state directory: iommuctl status shows Operations: allowed", r.stdout + r.stderr)
+    T.check(w.stop() == 0, "writable daemon: SIGTERM exits 0")
+
+
 def check_main_daemon(pristine):
     tree = copy_tree(pristine, "tree-main")
     set_group_type(tree, 9, "DMA-FQ")
@@ -780,7 +858,7 @@ def section(name, fn, *args):
 def main():
     global TMP
     if not IOMMUD or not SOURCE_ROOT:
-        print("usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT", file=sys.stderr)
+        print("usage: test_daemon_grpc.py IOMMUD SOURCE_ROOT IOMMUCTL", file=sys.stderr)
         return 2
     # meson's timeout sends SIGTERM: leave through the finally below.
     signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(1))
@@ -795,6 +873,7 @@ def main():
         section("watcher limit", check_max_watchers, pristine)
         section("SIGHUP reload", check_reload, pristine)
         section("bad settings files", check_bad_config, pristine)
+        section("read-only state directory", check_read_only_state, pristine)
     except Exception:
         T.check(False, "setup", traceback.format_exc())
     finally:

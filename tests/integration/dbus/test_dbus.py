@@ -115,12 +115,21 @@ def start_bus():
     return address
 
 
-def start_iommud(address, tree, *extra):
+def start_iommud(address, tree, *extra, state=None, read_only_state=False):
     log = open(os.path.join(TMP, "iommud.log"), "a")
-    p = start([IOMMUD, "--root", tree, "--dbus", address, "--unix-socket", os.path.join(TMP, "grpc.sock"),
-               "--udev=no", "--rescan-interval=0", "--runtime-directory", os.path.join(TMP, "run"),
-               "--state-directory", os.path.join(TMP, "state"), *extra],
-              stdout=log, stderr=subprocess.STDOUT)
+    state = state or os.path.join(TMP, "state")
+    argv = [IOMMUD, "--root", tree, "--dbus", address, "--unix-socket", os.path.join(TMP, "grpc.sock"),
+            "--udev=no", "--rescan-interval=0", "--runtime-directory", os.path.join(TMP, "run"),
+            "--state-directory", state, *extra]
+    if read_only_state:
+        # A read-only bind mount in a mount namespace of the daemon's own (root), or mode 0555.
+        os.makedirs(state, exist_ok=True)
+        if os.geteuid() != 0:
+            os.chmod(state, 0o555)
+        else:
+            script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"'
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, state, "--"] + argv
+    p = start(argv, stdout=log, stderr=subprocess.STDOUT)
     bus = dbus.bus.BusConnection(address)
     deadline = time.monotonic() + TIMEOUT
     while not bus.name_has_owner(NAME):
@@ -266,6 +275,8 @@ def check_properties(address, bus, objects, members, inv):
     T.check(manager_props.get("NGroups") == len(inv["groups"]) and manager_props.get("NDevices") == len(inv["devices"])
             and manager_props.get("IommuEnabled") == host["iommu_enabled"],
             "Manager properties match the inventory", manager_props)
+    T.check(manager_props.get("ReadOnly") is False and manager_props.get("ReadOnlyReason") == "",
+            "Manager ReadOnly is false with a writable state directory", manager_props)
 
     # Every property of every object, one Get each, equal to what GetAll and GetManagedObjects say.
     bad = []
@@ -531,6 +542,26 @@ DAEMON = None
 OBJECTS_AT_START = None
 
 
+def check_read_only_state(address, tree, inv):
+    """A second daemon whose state directory is read-only: Manager says so, operations are refused
+    with org.iommud1.Error.ReadOnly and the reason."""
+    state = os.path.join(TMP, "read-only-state")
+    daemon, bus = start_iommud(address, tree, "--admin=uid:0", state=state, read_only_state=True)
+    errno_text = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+    reason = f"state directory {state} is not writable: {errno_text}; iommud serves reads only"
+    props = unwrap(dbus.Interface(bus.get_object(NAME, ROOT_PATH), dbus.PROPERTIES_IFACE).GetAll(
+        "org.iommud1.Manager"))
+    T.check(props.get("ReadOnly") is True and props.get("ReadOnlyReason") == reason,
+            "read-only state directory: Manager ReadOnly and ReadOnlyReason say so", props)
+    group = bus.get_object(NAME, f"/org/iommud1/group/{inv['groups'][0]['id']}")
+    T.dbus_error(lambda: group.Block(dbus_interface="org.iommud1.Group"), "org.iommud1.Error.ReadOnly",
+                 "read-only state directory: Block is refused with org.iommud1.Error.ReadOnly", [reason])
+    T.dbus_error(lambda: bus.get_object(NAME, ROOT_PATH).ApplyPolicy(False, dbus_interface="org.iommud1.Manager"),
+                 "org.iommud1.Error.ReadOnly", "read-only state directory: ApplyPolicy is refused", [reason])
+    daemon.terminate()
+    T.check(daemon.wait(TIMEOUT) == 0, "the read-only daemon exits 0 on SIGTERM", daemon_log())
+
+
 def main():
     global TMP, DAEMON
     if not IOMMUD:
@@ -566,6 +597,7 @@ def main():
 
         DAEMON.terminate()
         T.check(DAEMON.wait(TIMEOUT) == 0, "iommud exits 0 on SIGTERM", daemon_log())
+        check_read_only_state(address, tree, inv)
         T.check("runtime error" not in daemon_log() and "Sanitizer" not in daemon_log(),
                 "no sanitizer reports in the daemon's log", daemon_log())
     except Exception:

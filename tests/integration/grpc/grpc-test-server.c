@@ -292,7 +292,7 @@ int main(int argc, char *argv[]) {
                         o.limits.max_header_list_size = strtoul(optarg, NULL, 10);
                         break;
                 case 'B':
-                        o.limits.max_connection_buffer = strtoul(optarg, NULL, 10);
+                        o.limits.max_connection_memory = strtoul(optarg, NULL, 10);
                         break;
                 case 'T':
                         o.limits.handshake_timeout_ms = (unsigned)strtoul(optarg, NULL, 10);

@@ -775,7 +775,7 @@ class Limits(unittest.TestCase):
                 s.sendall(conn.data_to_send())
             res = h2_events_until(s, conn, sids[2])
             self.assertEqual(res['headers'].get('grpc-status'), '8', res)
-            self.assertIn('buffered', res['headers'].get('grpc-message', ''))
+            self.assertIn('memory budget', res['headers'].get('grpc-message', ''))
             s.close()
             with server.unix_channel() as ch:
                 self.assertEqual(health_check(ch), PB['health'].HealthCheckResponse.SERVING)

@@ -18,6 +18,13 @@
         "<hostdev mode='subsystem' type='pci' managed='no'><source>"                                        \
         "<address domain='0x0000' bus='0x00' slot='0x02' function='0x0'/></source></hostdev>"               \
         "</devices></domain>"
+/* An SR-IOV VF given to the guest as a network interface: assigned through VFIO like a hostdev. */
+#define VF_DOMAIN_XML                                                                                       \
+        "<domain type='test'><name>vf-net</name><uuid>1c6e5c8e-6f0a-4d55-8b8e-2a0d3a9f7a02</uuid>"          \
+        "<memory>65536</memory><os><type>hvm</type></os><devices>"                                          \
+        "<interface type='hostdev' managed='no'><mac address='52:54:00:6d:90:02'/><source>"                 \
+        "<address type='pci' domain='0x0000' bus='0x18' slot='0x02' function='0x1'/></source></interface>"  \
+        "</devices></domain>"
 #define HOSTDEV_XML                                                                                         \
         "<hostdev mode='subsystem' type='pci' managed='no'><source>"                                        \
         "<address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/></source></hostdev>"
@@ -55,7 +62,7 @@ int main(void) {
         struct event_base *base = event_base_new();
         VirtTracker *t = NULL;
         virConnectPtr ctl;
-        virDomainPtr dom;
+        virDomainPtr dom, vf;
         const char *name, *uuid;
         int n = 0, r;
 
@@ -84,6 +91,14 @@ int main(void) {
         else
                 check(wait_for(base, t, "0000:03:00.0", "tracked"), &n,
                       "an attached hostdev is tracked (event)");
+
+        vf = virDomainCreateXML(ctl, VF_DOMAIN_XML, 0);
+        assert(vf);
+        check(wait_for(base, t, "0000:18:02.1", "vf-net"), &n,
+              "a VF given as <interface type='hostdev'> is tracked like a hostdev (event)");
+        assert(virDomainDestroy(vf) == 0);
+        check(wait_for(base, t, "0000:18:02.1", NULL), &n, "and is free once that domain is destroyed");
+        virDomainFree(vf);
 
         assert(virDomainDestroy(dom) == 0);
         check(wait_for(base, t, "0000:00:02.0", NULL), &n, "a destroyed domain's hostdev is free (event)");

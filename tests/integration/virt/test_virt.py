@@ -14,6 +14,10 @@ with grpc_tools.protoc. Then:
 - the hook (IOMMUD_SOCKET, IOMMUD_HOOK_DRY_RUN=1: a fixture tree has no kernel to bind drivers) on
   sample domain XML: non-PCI hostdevs ignored, two devices of one group prepared once, an unknown
   address refused with iommud's NOT_FOUND message, malformed XML refused, other operations exit 0
+  without contacting iommud, release only of groups held for that domain.
+- VFs given as network interfaces (<interface type='hostdev'>), on server-sriov.json: a running test
+  domain's VF makes its group IN_USE, owned by the domain; the hook prepares the group of each VF
+  interface of a domain it starts.
   without contacting iommud, release only of groups held for that domain; its iommud.conf
   (IOMMUD_CONFIG_FILE): [LibvirtHook] OnUnreachable=start|fail when iommud is not running, a bad
   value refused, the socket taken from [Listen] Unix=.
@@ -276,6 +280,35 @@ def test_hook(tree):
         stopped(d)
 
 
+def device_group(d, address):
+    return d.api.GetDevice(PB.api.GetDeviceRequest(address=address), timeout=RPC_TIMEOUT).group
+
+
+def test_vf_interfaces(tree):
+    d = Daemon("vf-tracked", tree, "test://" + os.path.join(HERE, "test-driver-vf.xml"))
+    try:
+        gid = device_group(d, "0000:18:02.0")
+        g = wait_state(d, gid, PB.api.GROUP_STATE_IN_USE)
+        check(g.state == PB.api.GROUP_STATE_IN_USE and g.owner.domain_name == "vm-vf",
+              "a VF given as <interface type='hostdev'> makes its group IN_USE, owned by the domain",
+              f"{PB.api.GroupState.Name(g.state)} {g.owner}\n{d.log_text()}")
+        code, msg = refusal(d.api.ReleaseGroup, PB.api.ReleaseGroupRequest(group=gid, dry_run=True))
+        check(code == "FAILED_PRECONDITION" and "libvirt domain 'vm-vf'" in msg,
+              "ReleaseGroup of that VF's group is refused naming the domain", f"{code}: {msg}")
+        other = d.group(device_group(d, "0000:18:02.1"))
+        check(other.state != PB.api.GROUP_STATE_IN_USE, "the other VFs' groups are not in use",
+              PB.api.GroupState.Name(other.state))
+
+        groups = sorted({device_group(d, a) for a in ("0000:18:02.1", "0000:18:02.2")})
+        rc, out, err = hook(d.sock, "vf-vm", "prepare", "begin", "domain-vf-interface.xml")
+        check(rc == 0 and all(f"prepared group {g} (dry run)" in out for g in groups)
+              and out.count("prepared group") == 2,
+              "the hook prepares the group of each VF interface, and ignores the network interface",
+              f"{rc}\n{out}\n{err}")
+    finally:
+        stopped(d)
+
+
 def main():
     try:
         generate_stubs()
@@ -286,6 +319,11 @@ def main():
         test_tracking(tree)
         test_libvirt_down(tree)
         test_hook(tree)
+        sriov = os.path.join(TMP, "server-sriov")
+        subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tests", "fixtures", "gen-host.py"),
+                        os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "server-sriov.json"), sriov],
+                       check=True, stdout=subprocess.DEVNULL)
+        test_vf_interfaces(sriov)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"1..{T.count}")

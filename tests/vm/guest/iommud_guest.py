@@ -67,28 +67,11 @@ def endpoints(group):
     return [d for d in members(group) if header_type(d) == 0]
 
 
-class Daemon:
-    """iommud on the guest's real /sys, on its own socket and state directories."""
+class Client:
+    """A gRPC client of an iommud that is already running (e.g. started by systemd)."""
 
-    SOCKET = "/run/iommud-test.sock"
-
-    def __init__(self, *extra_args, fault_after_step=0, udev=False):
-        env = dict(os.environ)
-        if fault_after_step:
-            env["IOMMUD_FAULT_AFTER_STEP"] = str(fault_after_step)
-        self.log = open(os.path.join(RESULTS, "iommud.log"), "a")
-        if os.path.exists(self.SOCKET):
-            os.unlink(self.SOCKET)  # a previous daemon's, so that we wait for this one's
-        self.process = subprocess.Popen(
-            [IOMMUD, "--unix-socket", self.SOCKET, f"--udev={'yes' if udev else 'no'}", "--rescan-interval=0",
-             "--runtime-directory=/run/iommud-ops", "--state-directory=/run/iommud-state", *extra_args],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(self.SOCKET) and self.process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not os.path.exists(self.SOCKET):
-            sys.exit("iommud did not start; see iommud.log")
-        self.channel = grpc.insecure_channel("unix://" + self.SOCKET)
+    def __init__(self, socket):
+        self.channel = grpc.insecure_channel("unix://" + socket)
         self.stub = iommud_pb2_grpc.IommuManagerStub(self.channel)
 
     def call(self, method, **request):
@@ -100,8 +83,42 @@ class Daemon:
         except grpc.RpcError as e:
             return e.code().name, e.details()
 
-    def stop(self):
+    def close(self):
         self.channel.close()
+
+
+class Daemon(Client):
+    """iommud on the guest's real /sys, on its own socket and state directories. wrapper is a
+    command line the daemon runs under (e.g. guest/unit-sandbox); socket, runtime_dir and
+    state_dir replace the defaults."""
+
+    SOCKET = "/run/iommud-test.sock"
+    RUNTIME_DIR = "/run/iommud-ops"
+    STATE_DIR = "/run/iommud-state"
+
+    def __init__(self, *extra_args, fault_after_step=0, udev=False, wrapper=(), socket=None,
+                 runtime_dir=RUNTIME_DIR, state_dir=STATE_DIR):
+        env = dict(os.environ)
+        if fault_after_step:
+            env["IOMMUD_FAULT_AFTER_STEP"] = str(fault_after_step)
+        self.SOCKET = socket or self.SOCKET
+        self.log = open(os.path.join(RESULTS, "iommud.log"), "a")
+        if os.path.exists(self.SOCKET):
+            os.unlink(self.SOCKET)  # a previous daemon's, so that we wait for this one's
+        self.process = subprocess.Popen(
+            [*wrapper, IOMMUD, "--unix-socket", self.SOCKET, f"--udev={'yes' if udev else 'no'}",
+             "--rescan-interval=0", f"--runtime-directory={runtime_dir}", f"--state-directory={state_dir}",
+             *extra_args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.SOCKET) and self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not os.path.exists(self.SOCKET):
+            sys.exit("iommud did not start; see iommud.log")
+        super().__init__(self.SOCKET)
+
+    def stop(self):
+        self.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -1,4 +1,4 @@
-"""What the package scenarios (9?-pkg-*) share: iommud as installed from the .deb, run by systemd
+"""What the package scenarios (scenarios/package/) share: iommud as installed from the .deb, run by systemd
 as PID 1, and called the way users call it: systemctl, iommuctl, busctl, as root or as a user."""
 import os
 import pwd
@@ -98,7 +98,7 @@ def save(name, text):
 
 def installed():
     return check(os.path.exists("/usr/sbin/iommud") and show("LoadState") == "loaded",
-                 "the package is installed (91-pkg-install ran)")
+                 "the package is installed (package/10-install ran)")
 
 
 def wait_active(timeout=60):

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Runs inside iommud.service's sandbox, as an ExecStartPost= of a runtime drop-in that
-92-pkg-sandbox adds: tries for real what the unit must let iommud do (and a few things it must not)
+package/20-sandbox adds: tries for real what the unit must let iommud do (and a few things it must not)
 and writes the outcome as JSON to /run/iommud/sandbox-probe.json. Always exits 0: the scenario
 judges."""
 import json
