@@ -188,6 +188,9 @@ def deb(source, work):
           'libvirt finds the hook: /etc/libvirt/hooks/qemu.d/iommud links to it')
     conffiles = run(['dpkg-deb', '--info', debs[0], 'conffiles']).stdout.split()
     check(conffiles == ['/etc/iommud/iommud.conf'], f'conffiles: {conffiles}')
+    postinst = run(['dpkg-deb', '--info', debs[0], 'postinst']).stdout
+    check('systemd-sysusers' in postinst and postinst.index('systemd-sysusers') < postinst.index('iommud.service'),
+          'postinst creates the user and the group (systemd-sysusers) before it starts iommud.service', postinst)
     return 0
 
 

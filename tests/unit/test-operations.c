@@ -388,6 +388,8 @@ static void test_variant_driver(void **state) {
         start(&f, "6.12.117+deb12-amd64", NULL);
         fake_tree_write(f.tree, "lib/modules/6.12.117+deb12-amd64/modules.alias",
                         "alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\n"
+                        /* Every kernel's own line for vfio-pci, which matches every device. */
+                        "alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n"
                         "alias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n"
                         "alias vfio_pci:v00008086d000010D3sv*sd*bc02sc*i* example_vfio_pci\n");
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result, &message), 0);
