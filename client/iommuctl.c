@@ -23,7 +23,7 @@
 #include "proto-json.h"
 #include "table.h"
 
-#define DEFAULT_SOCKET "/run/iommud/iommud.sock"
+#define DEFAULT_SOCKET IOMMUD_SOCKET
 /* Reads answer in milliseconds; a daemon that does not answer in this time is stuck. */
 #define DEFAULT_TIMEOUT_USEC (30 * UINT64_C(1000000))
 /* Operations wait for drivers to unbind and bind; the daemon's own deadline is 120 s by default. */

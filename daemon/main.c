@@ -1,4 +1,5 @@
 /* iommud's entry point: settings from file and flags, then --dump or the daemon on one event loop. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -29,9 +30,9 @@
 #include "roots.h"
 #include "svc-config.h"
 #include "svc-manager.h"
-#include "virt-tracker.h"
+#include "virt-module.h"
 
-#define DEFAULT_CONFIG_FILE "/etc/iommud/iommud.conf"
+#define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
 #define SHUTDOWN_DRAIN_MS 5000
 
 typedef struct Arguments {
@@ -51,6 +52,8 @@ typedef struct Daemon {
         GrpcServer *grpc;
         SvcManager *svc;
         BusServer *dbus;
+        void *virt_handle; /* the loaded virt module (dlopen) */
+        const VirtModule *virt_module;
         VirtTracker *virt;
         MetricsServer *metrics;
         GroupCache *groups;
@@ -344,6 +347,25 @@ static void on_groups_changed(void *userdata) {
                 bus_server_groups_changed(d->dbus);
 }
 
+/* A denied gRPC call gets core's message, which names who holds the role it needs. */
+static char *on_denial(const GrpcPeer *gp, const char *path, GrpcRole needed, void *userdata) {
+        static const Role roles[] = {
+                [GRPC_ROLE_NONE] = ROLE_NONE,
+                [GRPC_ROLE_READER] = ROLE_READER,
+                [GRPC_ROLE_OPERATOR] = ROLE_OPERATOR,
+                [GRPC_ROLE_ADMIN] = ROLE_ADMIN,
+        };
+        const char *method = strrchr(path, '/');
+        Daemon *d = userdata;
+        Peer peer = peer_from_grpc(gp);
+        char *message = NULL;
+
+        if ((unsigned)needed >= ELEMENTSOF(roles))
+                return NULL;
+        (void)authorize_action(&d->config, &peer, method ? method + 1 : path, roles[needed], &message);
+        return message;
+}
+
 static void update_status(Daemon *d) {
         const Inventory *inv = manager_get_inventory(d->manager);
 
@@ -561,9 +583,33 @@ static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         Daemon *d = userdata;
 
         for (char **a = g->devices; *a; a++)
-                if (virt_tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
+                if (d->virt_module->tracker_find_device(d->virt, *a, &ret->domain_name, &ret->domain_uuid))
                         return true;
         return false;
+}
+
+/* The virt layer is a module: libvirt and what it links are loaded only by a daemon that follows
+ * libvirt. A build tree has it next to the binary, in virt/; an installed daemon in VIRT_MODULE_DIR. */
+static int load_virt_module(Daemon *d) {
+        _cleanup_(freep) char *exe = NULL, *local = NULL;
+        const char *path = VIRT_MODULE_DIR "/" VIRT_MODULE_FILE;
+        char *slash;
+
+        exe = realpath("/proc/self/exe", NULL);
+        slash = exe ? strrchr(exe, '/') : NULL;
+        if (slash) {
+                *slash = 0;
+                local = strprintf("%s/virt/%s", exe, VIRT_MODULE_FILE);
+                if (local && access(local, F_OK) == 0)
+                        path = local;
+        }
+        d->virt_handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!d->virt_handle)
+                return log_error_errno(ENOENT, "Failed to load the libvirt module %s: %s", path, dlerror());
+        d->virt_module = dlsym(d->virt_handle, VIRT_MODULE_SYMBOL);
+        if (!d->virt_module)
+                return log_error_errno(ENOENT, "The libvirt module %s lacks %s.", path, VIRT_MODULE_SYMBOL);
+        return 0;
 }
 
 /* The tracker connects from the loop and retries while libvirtd is down: it never delays the start. */
@@ -572,7 +618,10 @@ static int start_virt(Daemon *d) {
 
         if (streq(d->config.libvirt_uri, "none"))
                 return 0;
-        r = virt_tracker_new(d->base, d->config.libvirt_uri, &d->virt);
+        r = load_virt_module(d);
+        if (r < 0)
+                return r;
+        r = d->virt_module->tracker_new(d->base, d->config.libvirt_uri, &d->virt);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up following libvirt: %m");
         operations_set_user_lookup(d->operations, on_group_user, d);
@@ -617,6 +666,7 @@ static int run_daemon(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gRPC server: %m");
         grpc_server_set_resolver(d->grpc, on_resolve, d);
+        grpc_server_set_denial(d->grpc, on_denial);
         r = grpc_server_add_standard_services(d->grpc);
         if (r >= 0)
                 r = svc_manager_new(d->grpc, d->manager, d->operations, on_authorize, d, &d->svc);
@@ -669,7 +719,9 @@ static void daemon_done(Daemon *d) {
         metrics_server_free(d->metrics);
         /* Queued operations are cancelled first: their replies go to calls the server still knows. */
         operations_free(d->operations);
-        virt_tracker_free(d->virt);
+        if (d->virt_module)
+                d->virt_module->tracker_free(d->virt);
+        /* Not unloaded: libvirt keeps threads and atexit handlers of its own. */
         grpc_server_free(d->grpc);
         bus_server_free(d->dbus);
         svc_manager_free(d->svc);

@@ -1,16 +1,17 @@
 #!/bin/bash
 # Builds iommud three ways and runs every test suite; the last line is "N passed, N failed".
 #
-#   build/        gcc, -Dwerror=true: suites unit, integration, fuzz, vm
+#   build/        gcc, -Dwerror=true: suites unit, integration, fuzz, package, vm
 #   build-asan/   gcc with ASan+UBSan: suites unit, integration, fuzz
 #   build-clang/  clang, -Dwerror=true: compiles everything (warnings are errors)
 #
 # SUITES="unit integration" limits what runs; NO_VM=1 skips the vm suite (it boots real kernels
-# under QEMU and takes minutes).
+# under QEMU and takes minutes). The package suite builds the .deb (dpkg-buildpackage) and runs
+# lintian on it; the vm suite's systemd boot installs that .deb.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-suites=${SUITES:-unit integration fuzz vm}
+suites=${SUITES:-unit integration fuzz package vm}
 failed_steps=()
 
 # A failed build step counts as a failure of its own; failed tests are counted from meson's logs.
@@ -48,7 +49,7 @@ step configure build -Dwerror=true -Dbuildtype=debugoptimized &&
         step ninja -C build &&
         step run_suites build $suites
 
-asan_suites=$(echo "$suites" | sed 's/\bvm\b//')
+asan_suites=$(echo "$suites" | sed -e 's/\bvm\b//' -e 's/\bpackage\b//')
 step configure build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug &&
         step ninja -C build-asan &&
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

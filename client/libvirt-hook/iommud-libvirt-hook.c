@@ -1,6 +1,7 @@
 /* libvirt's qemu hook for iommud: before a domain starts, iommud prepares the IOMMU groups of its PCI
  * host devices for it; after it stopped, iommud releases them. Talks to iommud's gRPC socket only:
- * a hook that calls back into libvirt deadlocks libvirtd. */
+ * a hook that calls back into libvirt deadlocks libvirtd. Reads iommud.conf for the socket and for
+ * what to do when iommud is not running ([LibvirtHook] OnUnreachable=). */
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "build-config.h"
+#include "config.h"
 #include "domain-xml.h"
 #include "grpc-client.h"
 #include "iommud.pb-c.h"
@@ -17,7 +20,6 @@
 #include "string-util.h"
 #include "strv.h"
 
-#define DEFAULT_SOCKET "/run/iommud/iommud.sock"
 /* libvirtd waits for the hook with its locks held: the whole hook is bounded, not only each call. */
 #define DEFAULT_TIMEOUT_SEC 60
 #define MAX_XML_SIZE (16 * 1024 * 1024)
@@ -32,6 +34,8 @@ typedef struct Hook {
         const char *socket;
         bool dry_run;
         GrpcClient *client;
+        bool answered;       /* iommud answered a call: a later failure is an error, not "not running" */
+        int not_running;     /* -ENOENT or -ECONNREFUSED when the first call found no iommud, else 0 */
 } Hook;
 
 typedef struct GroupSeen {
@@ -56,6 +60,7 @@ static int hook_call(Hook *h, const char *method, const ProtobufCMessage *reques
 
         *ret_error = NULL;
         r = grpc_client_call(h->client, method, request, response_type, ret, &st);
+        h->answered = h->answered || r >= 0;
         if (r < 0 || st.code != GRPC_STATUS_OK)
                 *ret_error = TAKE_PTR(st.message);
         if (r < 0)
@@ -66,6 +71,11 @@ static int hook_call(Hook *h, const char *method, const ProtobufCMessage *reques
 }
 
 static int report_unreachable(Hook *h, int r, const char *error) {
+        /* No socket, or nobody listening on it: iommud is not running. Decided in main(). */
+        if (!h->answered && (r == -ENOENT || r == -ECONNREFUSED)) {
+                h->not_running = r;
+                return -1;
+        }
         fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot reach iommud at %s: %s\n", h->domain,
                 h->socket, error ?: strerror(-r));
         return -1;
@@ -299,6 +309,33 @@ static int read_all(FILE *f, char **ret, size_t *ret_size) {
         return 0;
 }
 
+/* iommud was not running when the hook started ([LibvirtHook] OnUnreachable=). Groups it never
+ * prepared are left as they are: libvirt then binds managed='yes' devices itself, and a
+ * managed='no' device must already be on vfio-pci. */
+static int iommud_not_running(const Hook *h, bool prepare, HookUnreachable setting) {
+        const char *why = strerror(-h->not_running);
+
+        if (!prepare) {
+                fprintf(stderr,
+                        "iommud-libvirt-hook: domain '%s': iommud is not running (%s: %s); groups it prepared "
+                        "for the domain stay with vfio-pci until they are released through iommud\n",
+                        h->domain, h->socket, why);
+                return 0;
+        }
+        if (setting == HOOK_UNREACHABLE_FAIL) {
+                fprintf(stderr,
+                        "iommud-libvirt-hook: domain '%s': iommud is not running (%s: %s); not starting the "
+                        "domain ([LibvirtHook] OnUnreachable=fail)\n",
+                        h->domain, h->socket, why);
+                return 1;
+        }
+        fprintf(stderr,
+                "iommud-libvirt-hook: domain '%s': iommud is not running (%s: %s); the domain starts with "
+                "its host devices as they are ([LibvirtHook] OnUnreachable=start)\n",
+                h->domain, h->socket, why);
+        return 0;
+}
+
 static unsigned env_unsigned(const char *name, unsigned fallback) {
         const char *v = getenv(name);
         char *end;
@@ -315,6 +352,8 @@ int main(int argc, char *argv[]) {
         _cleanup_(grpc_client_freep) GrpcClient *client = NULL;
         _cleanup_(freep) char *xml = NULL, *owner = NULL, *message = NULL;
         _cleanup_(domain_xml_done) DomainXml parsed = {};
+        _cleanup_(config_done) Config config = {};
+        const char *config_file = getenv("IOMMUD_CONFIG_FILE") ?: IOMMUD_CONFIG_FILE;
         unsigned timeout_sec = env_unsigned("IOMMUD_HOOK_TIMEOUT_SEC", DEFAULT_TIMEOUT_SEC);
         bool prepare, release;
         size_t size;
@@ -351,13 +390,33 @@ int main(int argc, char *argv[]) {
         if (!parsed.addresses[0])
                 return 0; /* no PCI host devices: nothing for iommud */
 
+        /* The daemon's own settings file, read by the daemon's own parser (problems are on stderr). */
+        r = config_init_defaults(&config);
+        if (r >= 0)
+                r = config_load_file(&config, config_file, false);
+        if (r < 0) {
+                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot use %s (see above)\n", argv[1],
+                        config_file);
+                return 1;
+        }
+        h = (Hook){
+                .domain = argv[1],
+                .socket = getenv("IOMMUD_SOCKET") ?: config.unix_socket,
+                .dry_run = getenv("IOMMUD_HOOK_DRY_RUN") && streq(getenv("IOMMUD_HOOK_DRY_RUN"), "1"),
+        };
+        if (!h.socket) {
+                fprintf(stderr, "iommud-libvirt-hook: domain '%s': %s sets no Unix socket ([Listen] Unix=)\n",
+                        argv[1], config_file);
+                return 1;
+        }
+
         owner = strprintf("libvirt:%s", argv[1]);
         base = event_base_new();
         if (!owner || !base)
                 return 1;
         r = grpc_client_new(base,
                             &(GrpcClientOptions){
-                                    .unix_path = getenv("IOMMUD_SOCKET") ?: DEFAULT_SOCKET,
+                                    .unix_path = h.socket,
                                     .timeout_usec = (uint64_t)timeout_sec * 1000000,
                             },
                             &client);
@@ -365,14 +424,11 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "iommud-libvirt-hook: cannot set up the gRPC client: %s\n", strerror(-r));
                 return 1;
         }
-        h = (Hook){
-                .domain = argv[1],
-                .owner = owner,
-                .socket = getenv("IOMMUD_SOCKET") ?: DEFAULT_SOCKET,
-                .dry_run = getenv("IOMMUD_HOOK_DRY_RUN") && streq(getenv("IOMMUD_HOOK_DRY_RUN"), "1"),
-                .client = client,
-        };
+        h.owner = owner;
+        h.client = client;
         r = prepare ? hook_prepare(&h, parsed.addresses) : hook_release(&h, parsed.addresses);
+        if (h.not_running)
+                return iommud_not_running(&h, prepare, config.hook_on_unreachable);
         if (r == -ENOMEM)
                 fprintf(stderr, "iommud-libvirt-hook: out of memory\n");
         return r < 0 ? 1 : 0;

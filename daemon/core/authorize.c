@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "macro.h"
+#include "string-util.h"
 
 const char *role_to_string(Role r) {
         static const char *const names[] = {
@@ -113,8 +114,64 @@ static int peer_describe(const Peer *p, char **ret) {
         return r < 0 ? -ENOMEM : 0;
 }
 
+static char *principal_to_string(const Principal *pr) {
+        switch (pr->kind) {
+        case PRINCIPAL_UID:
+                return pr->name ? strprintf("user:%s", pr->name) : strprintf("uid:%u", (unsigned)pr->uid);
+        case PRINCIPAL_GID:
+                return pr->name ? strprintf("group:%s", pr->name) : strprintf("gid:%u", (unsigned)pr->gid);
+        case PRINCIPAL_CN:
+                return strprintf("cn:%s", pr->name);
+        case PRINCIPAL_SUBJECT:
+                return strprintf("subject:%s", pr->name);
+        case PRINCIPAL_SAN_DNS:
+                return strprintf("san-dns:%s", pr->name);
+        case PRINCIPAL_SAN_URI:
+                return strprintf("san-uri:%s", pr->name);
+        case PRINCIPAL_ANY_UNIX:
+                return strdup("unix:*");
+        case PRINCIPAL_ANY_TLS:
+                return strdup("tls:*");
+        case PRINCIPAL_ANY_INSECURE:
+                return strdup("insecure:*");
+        }
+        return strdup("?");
+}
+
+/* A [Roles] list as the file spells it: "group:iommud uid:0", or "" when it names nobody. */
+static int principals_describe(const PrincipalList *l, char **ret) {
+        _cleanup_(freep) char *text = strdup("");
+
+        FOREACH_ARRAY(pr, l->items, l->n) {
+                _cleanup_(freep) char *one = principal_to_string(pr);
+                char *more;
+
+                if (!text || !one)
+                        return -ENOMEM;
+                more = strprintf("%s%s%s", text, *text ? " " : "", one);
+                if (!more)
+                        return -ENOMEM;
+                free(text);
+                text = more;
+        }
+        if (!text)
+                return -ENOMEM;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 int authorize_action(const Config *c, const Peer *p, const char *action, Role needed, char **ret_message) {
-        _cleanup_(freep) char *who = NULL;
+        static const char *const keys[] = {
+                [ROLE_READER] = "Reader",
+                [ROLE_OPERATOR] = "Operator",
+                [ROLE_ADMIN] = "Admin",
+        };
+        const PrincipalList *lists[] = {
+                [ROLE_READER] = &c->readers,
+                [ROLE_OPERATOR] = &c->operators,
+                [ROLE_ADMIN] = &c->admins,
+        };
+        _cleanup_(freep) char *who = NULL, *holders = NULL;
         Role have = authorize_peer(c, p);
         char *message;
 
@@ -123,13 +180,15 @@ int authorize_action(const Config *c, const Peer *p, const char *action, Role ne
         if (!ret_message)
                 return -EPERM;
 
-        if (peer_describe(p, &who) < 0)
+        /* Naming who holds the role tells the caller whom to ask, e.g. to be added to a group. */
+        if (peer_describe(p, &who) < 0 || principals_describe(lists[needed], &holders) < 0)
                 return -ENOMEM;
-        if (asprintf(&message, "permission denied: %s needs the %s role; %s has %s%s", action,
+        if (asprintf(&message, "permission denied: %s needs the %s role; %s has %s%s; [Roles] %s=%s%s", action,
                      role_to_string(needed), who, have == ROLE_NONE ? "no role" : role_to_string(have),
                      p->kind == PEER_LOCAL_INSECURE && have == ROLE_NONE
                              ? " (plaintext peers have no identity; see insecure:* in [Roles])"
-                             : "") < 0)
+                             : "",
+                     keys[needed], holders, *holders ? "" : " (nobody)") < 0)
                 return -ENOMEM;
 
         log_debug("%s", message);

@@ -51,6 +51,7 @@ Role authorize_peer(const Config *c, const Peer *p);
 bool authorize_needs_groups(const Config *c);
 
 /* 0 if the peer's role is at least 'needed'. Otherwise -EPERM and, if ret_message is not NULL, a
- * message for the client in *ret_message, e.g. "permission denied: SetDomainType needs the admin
- * role; unix uid=1000 has reader". *ret_message is written only on -EPERM. -ENOMEM. */
+ * message for the client in *ret_message that also names who holds the role, e.g. "permission
+ * denied: ListGroups needs the reader role; unix uid=1000 has no role; [Roles] Reader=group:iommud".
+ * *ret_message is written only on -EPERM. -ENOMEM. */
 int authorize_action(const Config *c, const Peer *p, const char *action, Role needed, char **ret_message);

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/un.h>
 
+#include "build-config.h"
 #include "ini-reader.h"
 #include "log.h"
 #include "macro.h"
@@ -292,6 +293,18 @@ static int parse_listen_address(Config *c, const ConfigOption *o, const char *va
         return 0;
 }
 
+static int parse_hook_unreachable(Config *c, const ConfigOption *o, const char *value, const char *origin) {
+        HookUnreachable *field = FIELD(c, o, HookUnreachable);
+
+        if (strcmp(value, "start") == 0)
+                *field = HOOK_UNREACHABLE_START;
+        else if (strcmp(value, "fail") == 0)
+                *field = HOOK_UNREACHABLE_FAIL;
+        else
+                return log_invalid(origin, o, value, "expected start or fail");
+        return 0;
+}
+
 static void principal_list_done(PrincipalList *l) {
         FOREACH_ARRAY(p, l->items, l->n)
                 free(p->name);
@@ -340,6 +353,9 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 }
                 p.kind = PRINCIPAL_UID;
                 p.uid = pw->pw_uid;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "group:", 6) == 0) {
                 struct group *gr;
 
@@ -353,6 +369,9 @@ static int parse_principal(const ConfigOption *o, const char *token, const char 
                 }
                 p.kind = PRINCIPAL_GID;
                 p.gid = gr->gr_gid;
+                p.name = strdup(arg);
+                if (!p.name)
+                        return log_oom();
         } else if (strncmp(token, "san-dns:", 8) == 0 || strncmp(token, "san-uri:", 8) == 0) {
                 /* Certificates with other bytes in these names are refused, so such a principal
                  * could never match; the value has no spaces anyway (the list splits on them). */
@@ -455,11 +474,11 @@ static const ConfigOption options[] = {
                "Full rescan period besides uevents; 0 disables (default: 300)", parse_interval,
                rescan_interval_sec),
         OPTION("Daemon", "StateDirectory", "state-directory", "DIR",
-               "State kept across reboots (default: /var/lib/iommud)", parse_path, state_directory),
+               "State kept across reboots (default: " IOMMUD_STATE_DIR ")", parse_path, state_directory),
         OPTION("Daemon", "PolicyDirectory", "policy-directory", "DIR",
-               "Policy rules, *.conf (default: /etc/iommud/policy.d)", parse_path, policy_directory),
+               "Policy rules, *.conf (default: " IOMMUD_POLICY_DIR ")", parse_path, policy_directory),
         OPTION("Daemon", "RuntimeDirectory", "runtime-directory", "DIR",
-               "Intent journal and runtime files (default: /run/iommud)", parse_path, runtime_directory),
+               "Intent journal and runtime files (default: " IOMMUD_RUNTIME_DIR ")", parse_path, runtime_directory),
         OPTION("Daemon", "Udev", "udev", "BOOL", "Follow device changes through udev (default: yes)",
                parse_bool_option, udev),
         OPTION("Daemon", "DBus", "dbus", "BUS",
@@ -470,7 +489,7 @@ static const ConfigOption options[] = {
                parse_libvirt_uri, libvirt_uri),
 
         OPTION("Listen", "Unix", "unix-socket", "PATH",
-               "gRPC on a Unix socket; empty: none (default: /run/iommud/iommud.sock)", parse_unix_socket,
+               "gRPC on a Unix socket; empty: none (default: " IOMMUD_SOCKET ")", parse_unix_socket,
                unix_socket),
         OPTION("Listen", "UnixMode", "unix-socket-mode", "MODE",
                "Access mode of the Unix socket; calls are authorized per peer (default: 0666)", parse_mode,
@@ -563,6 +582,11 @@ static const ConfigOption options[] = {
         OPTION("Limits", "KernelWriteTimeoutSec", "kernel-write-timeout", "SECONDS",
                "Time one kernel write may block before its operation is failed (default: 30)", parse_seconds,
                limits.kernel_write_timeout_sec),
+
+        OPTION("LibvirtHook", "OnUnreachable", "libvirt-hook-on-unreachable", "start|fail",
+               "iommud-libvirt-hook, when iommud cannot be reached: let the domain start with its host "
+               "devices as they are, or fail its start (default: start)",
+               parse_hook_unreachable, hook_on_unreachable),
 };
 
 const ConfigOption *config_options(size_t *ret_n) {
@@ -622,10 +646,10 @@ int config_init_defaults(Config *c) {
         c->sysfs_root = strdup("/");
         c->proc_root = strdup("/");
         c->dev_root = strdup("/");
-        c->state_directory = strdup("/var/lib/iommud");
-        c->policy_directory = strdup("/etc/iommud/policy.d");
-        c->runtime_directory = strdup("/run/iommud");
-        c->unix_socket = strdup("/run/iommud/iommud.sock");
+        c->state_directory = strdup(IOMMUD_STATE_DIR);
+        c->policy_directory = strdup(IOMMUD_POLICY_DIR);
+        c->runtime_directory = strdup(IOMMUD_RUNTIME_DIR);
+        c->unix_socket = strdup(IOMMUD_SOCKET);
         c->libvirt_uri = strdup("qemu:///system");
         c->admins.items = malloc(sizeof(Principal));
         if (!c->sysfs_root || !c->proc_root || !c->dev_root || !c->state_directory || !c->policy_directory ||

@@ -25,13 +25,21 @@ typedef struct Principal {
         PrincipalKind kind;
         uid_t uid;  /* PRINCIPAL_UID */
         gid_t gid;  /* PRINCIPAL_GID */
-        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI */
+        char *name; /* PRINCIPAL_CN, PRINCIPAL_SUBJECT, PRINCIPAL_SAN_DNS, PRINCIPAL_SAN_URI; as written
+                     * for user:NAME and group:NAME */
 } Principal;
 
 typedef struct PrincipalList {
         Principal *items;
         size_t n;
 } PrincipalList;
+
+/* [LibvirtHook] OnUnreachable=: what iommud-libvirt-hook does at "prepare begin" when iommud cannot
+ * be reached (not running, no socket). */
+typedef enum HookUnreachable {
+        HOOK_UNREACHABLE_START, /* the domain starts; its host devices stay as they are */
+        HOOK_UNREACHABLE_FAIL,  /* the domain does not start */
+} HookUnreachable;
 
 typedef struct ConfigLimits {
         unsigned max_connections;          /* MaxConnections=256: per listener */
@@ -104,6 +112,9 @@ typedef struct Config {
 
         /* [Limits] */
         ConfigLimits limits;
+
+        /* [LibvirtHook]: read by iommud-libvirt-hook; the daemon only checks it. */
+        HookUnreachable hook_on_unreachable; /* OnUnreachable=start */
 } Config;
 
 typedef struct ConfigOption ConfigOption;

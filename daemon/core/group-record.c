@@ -141,12 +141,12 @@ bool member_record_same_hardware(const MemberRecord *m, const Device *d) {
                 return false;
         if (m->subsystem_device_id >= 0 && d->subsystem_device_id != m->subsystem_device_id)
                 return false;
-        /* The serial is read from config space: unreadable config space cannot confirm one. */
-        if (m->serial_recorded && m->serial_present && (!d->serial_present || d->serial != m->serial))
-                return false;
-        if (m->serial_recorded && !m->serial_present && d->serial_present)
-                return false;
-        return true;
+        /* The serial lives in extended config space. When that cannot be read now (a device in
+         * D3cold reads all ones), the IDs alone decide: taking the same model at the same address
+         * for other hardware costs less than losing the way back for a held group. */
+        if (!m->serial_recorded || !d->config_extended)
+                return true;
+        return m->serial_present == d->serial_present && (!m->serial_present || m->serial == d->serial);
 }
 
 /* "8086:10d3 (subsystem 8086:a01f, serial 0011223344556677)" */
@@ -614,10 +614,12 @@ static bool settle_interrupted(GroupRecords *rs, GroupRecord *r, const Inventory
         return true;
 }
 
-/* Whether the record holds address; false when r was retired. */
-static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *inv) {
+/* Compares r with the host; only the member at 'only' when it is not NULL (after a device event the
+ * other members' entries may not have caught up with udev yet), every member otherwise. Returns
+ * false when r was retired (and freed). */
+static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *inv, const char *only) {
         _cleanup_(freep) char *why = NULL;
-        size_t n_forgotten = 0, n_targets = 0;
+        size_t n_forgotten = 0, n_kept = 0;
 
         if (r->pending != RECORD_SETTLED)
                 return true; /* an operation in flight, or one kept for an admin */
@@ -626,7 +628,7 @@ static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *
                 const Device *d = inventory_find_device(inv, m->address);
                 _cleanup_(freep) char *was = NULL, *is = NULL;
 
-                if (!d || member_record_same_hardware(m, d))
+                if ((only && !streq(only, m->address)) || !d || member_record_same_hardware(m, d))
                         continue;
                 /* Other hardware at a recorded address: the record describes something else. */
                 if (!r->reported_other) {
@@ -642,7 +644,8 @@ static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *
                 }
                 return true;
         }
-        r->reported_other = false;
+        if (!only)
+                r->reported_other = false;
         if (r->state != GROUP_VFIO_READY)
                 return true; /* blocks are re-applied by operations, not retired */
 
@@ -654,14 +657,17 @@ static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *
                 return false;
         }
         FOREACH_ARRAY(m, r->members, r->n_members) {
+                bool judged = !only || streq(only, m->address);
                 int h = member_held(r, m, inventory_find_device(inv, m->address));
 
-                n_targets += h >= 0;
-                n_forgotten += h == 0;
+                if (judged && h == 0)
+                        n_forgotten++;
+                else if (m->target)
+                        n_kept++;
         }
         if (n_forgotten == 0)
                 return true;
-        if (n_forgotten == n_targets) {
+        if (n_kept == 0) {
                 retire(rs, r,
                        "the kernel forgot the driver_override iommud set on every member (the device was "
                        "removed and came back, or someone cleared it)",
@@ -675,7 +681,7 @@ static bool reconcile_record(GroupRecords *rs, GroupRecord *r, const Inventory *
                 const Device *d = inventory_find_device(inv, m->address);
                 _cleanup_(freep) char *now = NULL, *message = NULL;
 
-                if (member_held(r, m, d) != 0) {
+                if ((only && !streq(only, m->address)) || member_held(r, m, d) != 0) {
                         i++;
                         continue;
                 }
@@ -705,7 +711,7 @@ bool group_records_reconcile_address(GroupRecords *rs, const Inventory *inv, con
 
                 FOREACH_ARRAY(m, r->members, r->n_members)
                         holds = holds || streq(m->address, address);
-                if (holds && !reconcile_record(rs, r, inv)) {
+                if (holds && !reconcile_record(rs, r, inv, address)) {
                         retired = true;
                         continue; /* removed: the next one moved to i */
                 }
@@ -721,7 +727,7 @@ void group_records_reconcile_all(GroupRecords *rs, const Inventory *inv, Journal
                 if (r->pending != RECORD_SETTLED &&
                     !settle_interrupted(rs, r, inv, fate ? fate(r->pending_operation, userdata) : JOURNAL_ABSENT))
                         continue;
-                if (!reconcile_record(rs, r, inv))
+                if (!reconcile_record(rs, r, inv, NULL))
                         continue;
                 i++;
         }

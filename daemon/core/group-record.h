@@ -60,7 +60,8 @@ static inline void group_record_freep(GroupRecord **r) {
 }
 
 /* Whether d is the hardware m was recorded from: vendor, device, subsystem IDs and serial number.
- * What cannot be read now does not match. */
+ * IDs that cannot be read now do not match; the serial counts when extended config space can be
+ * read now. */
 bool member_record_same_hardware(const MemberRecord *m, const Device *d);
 
 /* The records in one directory, loaded at start and kept in step with it. */

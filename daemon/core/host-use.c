@@ -138,7 +138,13 @@ static const char *stacked_kind(const BlockDevice *b) {
 /* The block device a path in the host's tables names: "/dev/nvme0n1p2", "/dev/mapper/vg-swap" (a
  * link to ../dm-N with udev, a node of its own without), or any other node, by its number. */
 static const BlockDevice *block_by_path(const HostRoots *roots, const HostUsage *u, const char *path) {
+        const char *dev = strstr(path, "/dev/");
         char number[64];
+
+        /* The kernel prints the path as seen from the reader's root: swap switched on inside a chroot
+         * or another mount namespace shows as "/srv/chroot/dev/sda2". */
+        if (dev)
+                path = dev;
 
         if (strncmp(path, "/dev/mapper/", 12) == 0)
                 FOREACH_ARRAY(b, u->blocks, u->n_blocks)
@@ -181,40 +187,11 @@ static char *btrfs_use(const HostRoots *roots, const HostUsage *u, const Btrfs *
 /* The processes holding b open, under any of its names or by its number, each once. */
 static int block_holders(const HostUsage *u, const BlockDevice *b, NodeHolder **ret, size_t *ret_n) {
         _cleanup_(freep) char *node = strprintf("/dev/%s", b->name), *mapper = NULL, *number = NULL;
-        const char *keys[3];
-        NodeHolder *all = NULL;
-        size_t n_all = 0;
 
         if (!node || (b->dm_name && !(mapper = strprintf("/dev/mapper/%s", b->dm_name))) ||
             (b->devnum && !(number = strprintf("block:%s", b->devnum))))
                 return -ENOMEM;
-        keys[0] = node;
-        keys[1] = mapper;
-        keys[2] = number;
-        for (size_t k = 0; k < ELEMENTSOF(keys); k++) {
-                const NodeHolder *holders;
-                size_t n;
-
-                if (!keys[k])
-                        continue;
-                holders = host_usage_node_holders(u, keys[k], &n);
-                for (size_t i = 0; i < n; i++) {
-                        bool seen = false;
-
-                        for (size_t j = 0; j < n_all && !seen; j++)
-                                seen = all[j].pid == holders[i].pid;
-                        if (seen)
-                                continue;
-                        if (!array_append(&all, &n_all, sizeof(NodeHolder))) {
-                                free(all);
-                                return -ENOMEM;
-                        }
-                        all[n_all - 1] = holders[i]; /* borrowed strings */
-                }
-        }
-        *ret = all;
-        *ret_n = n_all;
-        return 0;
+        return host_usage_holders_merge(u, (const char *const[]){ node, mapper, number }, 3, ret, ret_n);
 }
 
 /* What uses block device b itself, as phrases ("mounted on /", "used as swap"). */
@@ -575,13 +552,15 @@ static int judge_nodes(Judge *j) {
                 return r;
         for (char **node = nodes; *node; node++) {
                 _cleanup_(freep) char *path = strprintf("/dev/%s", *node), *who = NULL;
-                const NodeHolder *holders;
+                _cleanup_(freep) NodeHolder *holders = NULL;
                 HostUseKind kind;
                 size_t n;
 
                 if (!path)
                         return -ENOMEM;
-                holders = host_usage_node_holders(j->u, path, &n);
+                r = host_usage_device_holders(j->roots, j->u, path, &holders, &n);
+                if (r < 0)
+                        return r;
                 if (n == 0) {
                         if (j->u->open_nodes_unknown) {
                                 _cleanup_(freep) char *what = strprintf("is used through %s", path);
@@ -633,12 +612,11 @@ static char *describe_vf(Judge *j, const Device *vf, GroupDescribeFunc describe,
 
         if (g) {
                 _cleanup_(freep) char *node = strprintf("/dev/vfio/%u", g->id);
-                const NodeHolder *holders;
+                _cleanup_(freep) NodeHolder *holders = NULL;
                 size_t n;
 
-                if (!node)
+                if (!node || host_usage_device_holders(j->roots, j->u, node, &holders, &n) < 0)
                         return NULL;
-                holders = host_usage_node_holders(j->u, node, &n);
                 if (n > 0) {
                         _cleanup_(freep) char *who = describe_holders(holders, n);
 
@@ -660,14 +638,14 @@ static char *describe_vf(Judge *j, const Device *vf, GroupDescribeFunc describe,
  * that is never forced. */
 static int check_vf_held(Judge *j, const Device *vf) {
         _cleanup_(freep) char *node = vf->group >= 0 ? strprintf("/dev/vfio/%d", vf->group) : NULL, *who = NULL;
-        const NodeHolder *holders = NULL;
+        _cleanup_(freep) NodeHolder *holders = NULL;
         size_t n = 0;
         int count = 0;
 
         if (vf->group >= 0 && !node)
                 return -ENOMEM;
-        if (node)
-                holders = host_usage_node_holders(j->u, node, &n);
+        if (node && host_usage_device_holders(j->roots, j->u, node, &holders, &n) < 0)
+                return -ENOMEM;
         if (vf->vfio_bound)
                 count = pci_device_enable_count(j->roots, vf->address);
         if (count == -ENOMEM)
@@ -724,7 +702,7 @@ static int judge_sriov(Judge *j, GroupDescribeFunc describe, void *userdata) {
 int host_use_judge_group(const HostRoots *roots, const HostUsage *u, const Inventory *inv, const Group *g,
                          GroupDescribeFunc describe, void *userdata, HostUses *uses) {
         _cleanup_(freep) char *node = strprintf("/dev/vfio/%u", g->id);
-        const NodeHolder *holders;
+        _cleanup_(freep) NodeHolder *holders = NULL;
         size_t n;
         int r;
 
@@ -757,7 +735,9 @@ int host_use_judge_group(const HostRoots *roots, const HostUsage *u, const Inven
         }
 
         /* The legacy group node: whoever holds it owns the whole group's DMA. */
-        holders = host_usage_node_holders(u, node, &n);
+        r = host_usage_device_holders(roots, u, node, &holders, &n);
+        if (r < 0)
+                return r;
         if (n > 0) {
                 _cleanup_(freep) char *who = describe_holders(holders, n);
 

@@ -367,6 +367,13 @@ static int build_set_type(Operations *ops, const Inventory *inv, const Group *g,
         }
         if (g->type_raw && streq(g->type_raw, req->type))
                 return 0; /* nothing to do: no steps */
+        /* A VFIO user owns the group's DMA: the kernel refuses every new default domain then (EPERM
+         * from 6.4, EBUSY before), except DMA -> DMA-FQ in place from 6.4. */
+        if (!(may_stay && g->type == DOMAIN_TYPE_DMA && streq(req->type, "DMA-FQ"))) {
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, req->force, ret_message);
+                if (r < 0)
+                        return r;
+        }
         if (strv_contains(g->type_change.allowed, req->type))
                 return transaction_add(t, STEP_WRITE_TYPE, NULL, req->type, g->type_raw);
 
@@ -410,6 +417,7 @@ static int check_kernel_viability(const Group *g, char **ret_message) {
 
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                          const HostUses *uses, Transaction *t, GroupRecord **ret_record, char **ret_message) {
+        const GroupRecord *record;
         _cleanup_(strv_freep) char **loaded = NULL;
         _cleanup_(freep) char **targets = NULL; /* per member: its variant module, or NULL */
         size_t n_loaded = 0;
@@ -422,8 +430,20 @@ static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, 
                 if (d && d->header_type == 0 && !d->vfio_bound)
                         all_ready = false;
         }
-        if (all_ready && group_records_find(ops->records, inv, g))
-                return 0; /* prepared already */
+        record = all_ready ? group_records_find(ops->records, inv, g) : NULL;
+        if (record) {
+                /* Prepared already: fine for whom it was prepared, as long as nobody else holds it. */
+                r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+                if (r < 0)
+                        return r;
+                if (record->owner && req->owner && !streq(record->owner, req->owner)) {
+                        *ret_message = strprintf("group %u is prepared for %s already; it is given to another owner "
+                                                 "only after a release",
+                                                 g->id, record->owner);
+                        return -EBUSY;
+                }
+                return 0;
+        }
 
         r = check_kernel_viability(g, ret_message);
         if (r < 0)
@@ -567,6 +587,10 @@ static int build_block(Operations *ops, const Inventory *inv, const Group *g, co
         const GroupRecord *held = group_records_find(ops->records, inv, g);
         int r;
 
+        /* Who holds it first: that is what an admin needs to know. */
+        r = check_uses(g, uses, 1u << HOST_USE_VFIO, false, ret_message);
+        if (r < 0)
+                return r;
         if (held) {
                 *ret_message = strprintf("group %u is held by iommud already (%s); release or unblock it first", g->id,
                                          group_state_to_string(held->state));
@@ -1204,9 +1228,13 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
             d && (d->group < 0 || !group_busy(ops, (unsigned)d->group)))
                 (void)group_records_reconcile_address(ops->records, manager_get_inventory(m), d->address);
 
+        /* A device that comes back is published before the group it joins (which may have a new
+         * number): its group's events re-apply the block too. */
         if ((c->kind == INVENTORY_DEVICE_ADDED || c->kind == INVENTORY_DEVICE_DRIVER_CHANGED) && d && d->group >= 0 &&
             needs_block(ops, d))
                 reapply_block(ops, (unsigned)d->group);
+        else if ((c->kind == INVENTORY_GROUP_ADDED || c->kind == INVENTORY_GROUP_UPDATED) && c->new_group)
+                reapply_block(ops, c->new_group->id);
         else if (c->kind == INVENTORY_DEVICE_ADDED && d->group >= 0 && ops->policy->n_rules > 0)
                 (void)operations_apply_policy(ops, d->group, false, on_policy_applied, NULL, NULL);
 }

@@ -18,9 +18,9 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "modules.h"
 #include "string-util.h"
 #include "strv.h"
-#include "modules.h"
 #include "sysfs-write.h"
 
 /* How long a bind or a /dev/vfio node may take to show after the write that causes it (generous:
@@ -110,13 +110,13 @@ char *step_describe(const Step *s, unsigned group) {
                 return strprintf("wait for /dev/vfio/%u", group);
         case STEP_LOAD_MODULE:
                 return strprintf("load module %s", s->value);
+        case STEP_LOAD_DRIVER:
+                return strprintf("load the module of driver %s for %s", s->value, s->device);
         case STEP_SET_NUMVFS:
                 return streq(s->value, "0")
                                ? strprintf("disable SR-IOV on %s: its %s virtual functions are lost", s->device,
                                            s->previous ?: "?")
                                : strprintf("enable %s SR-IOV virtual functions on %s", s->value, s->device);
-        case STEP_LOAD_DRIVER:
-                return strprintf("load the module of driver %s for %s", s->value, s->device);
         default:
                 return NULL;
         }

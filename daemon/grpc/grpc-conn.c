@@ -320,12 +320,15 @@ static void call_fail_over_budget(GrpcCall *call, const char *message) {
         (void)grpc_call_fail_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, message);
 }
 
-int grpc_call_send(GrpcCall *call, const ProtobufCMessage *msg) {
+/* Queues one framed message of size bytes: msg packed in place, or packed bytes copied. */
+static int call_queue(GrpcCall *call, size_t size, const ProtobufCMessage *msg, const uint8_t *packed) {
         if (!grpc_call_is_active(call))
                 return -ECONNRESET;
 
-        size_t size = protobuf_c_message_get_packed_size(msg);
-        if (evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue)
+        /* The queue bounds what a slow reader makes us hold: one message is always taken when nothing
+         * waits (a large host's ListGroups is one ~11 MB reply); the memory budgets below still apply. */
+        if (evbuffer_get_length(call->out) > 0 &&
+            evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue)
                 return -ENOBUFS;
         if (!grpc_conn_budget_allows(call->conn, GRPC_FRAME_HEADER_SIZE + size)) {
                 call_fail_over_budget(call, "responses not read by the client hold too much memory");
@@ -342,7 +345,10 @@ int grpc_call_send(GrpcCall *call, const ProtobufCMessage *msg) {
             v.iov_len < GRPC_FRAME_HEADER_SIZE + size)
                 return -ENOMEM;
         memcpy(v.iov_base, header, GRPC_FRAME_HEADER_SIZE);
-        protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE);
+        if (msg)
+                protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE);
+        else
+                memcpy((uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE, packed, size);
         v.iov_len = GRPC_FRAME_HEADER_SIZE + size;
         if (evbuffer_commit_space(call->out, &v, 1) < 0)
                 return -ENOMEM;
@@ -352,6 +358,14 @@ int grpc_call_send(GrpcCall *call, const ProtobufCMessage *msg) {
                 return grpc_call_send_headers(call);
         call_resume(call);
         return 0;
+}
+
+int grpc_call_send(GrpcCall *call, const ProtobufCMessage *msg) {
+        return call_queue(call, protobuf_c_message_get_packed_size(msg), msg, NULL);
+}
+
+int grpc_call_send_packed(GrpcCall *call, const uint8_t *packed, size_t size) {
+        return call_queue(call, size, NULL, packed);
 }
 
 /* Sends a bare HTTP status (415, 405): the request is not gRPC at all. */
@@ -638,9 +652,11 @@ static void call_on_request_headers(GrpcCall *call) {
                                         c->description, grpc_role_to_string(e->method->role),
                                         grpc_role_to_string(role));
                 s->stats.permission_denied++;
+                _cleanup_(freep) char *denial =
+                        s->denial ? s->denial(&c->peer, call->path, e->method->role, s->authorize_userdata) : NULL;
                 snprintf(buf, sizeof(buf), "%.200s requires role %s", call->path,
                          grpc_role_to_string(e->method->role));
-                (void)grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, buf);
+                (void)grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, denial ?: buf);
                 return;
         }
 

@@ -69,6 +69,7 @@ struct GrpcServer {
         struct event_base *base;
         GrpcLimits limits;
         GrpcAuthorizeFunc authorize;
+        GrpcDenialFunc denial;
         void *authorize_userdata;
         GrpcResolveFunc resolve;
         void *resolve_userdata;

@@ -204,6 +204,10 @@ static void on_shutdown_done(evutil_socket_t fd, short what, void *userdata) {
                 done(s, s->shutdown_userdata);
 }
 
+void grpc_server_set_denial(GrpcServer *s, GrpcDenialFunc denial) {
+        s->denial = denial;
+}
+
 int grpc_server_new(struct event_base *base, const GrpcLimits *limits, GrpcAuthorizeFunc authorize,
                     void *authorize_userdata, GrpcServer **ret) {
         _cleanup_(grpc_server_freep) GrpcServer *s = NULL;

@@ -63,6 +63,10 @@ typedef GrpcRole (*GrpcAuthorizeFunc)(const GrpcPeer *peer, void *userdata);
  * database). 0: yes. 1: not yet; a lookup runs elsewhere and its owner calls
  * grpc_server_peers_resolved() when it is done. The connection reads nothing meanwhile. */
 typedef int (*GrpcResolveFunc)(const GrpcPeer *peer, void *userdata);
+/* Optional: the message of a call denied for its role (the authorizer's own words, e.g. naming who
+ * holds the role). Returns a malloc'ed string, or NULL for the transport's generic message. Called
+ * with the authorizer's userdata. */
+typedef char *(*GrpcDenialFunc)(const GrpcPeer *peer, const char *path, GrpcRole needed, void *userdata);
 
 /* ---- methods ---------------------------------------------------------------------------------- */
 
@@ -137,6 +141,7 @@ typedef struct GrpcTlsConfig {
 /* limits NULL = defaults. authorize NULL = every peer has GRPC_ROLE_NONE. */
 int grpc_server_new(struct event_base *base, const GrpcLimits *limits, GrpcAuthorizeFunc authorize,
                     void *authorize_userdata, GrpcServer **ret);
+void grpc_server_set_denial(GrpcServer *s, GrpcDenialFunc denial);
 /* Closes everything at once (cancel callbacks run); use grpc_server_shutdown() first for a graceful end. */
 GrpcServer *grpc_server_free(GrpcServer *s);
 static inline void grpc_server_freep(GrpcServer **s) {
@@ -238,8 +243,12 @@ void grpc_call_set_cancel(GrpcCall *c, GrpcCancelFunc func, void *userdata);
 
 /* Streaming: sends response headers now, so the client sees the call is live. */
 int grpc_call_send_headers(GrpcCall *c);
-/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client). */
+/* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client); a message
+ * is always taken when nothing is queued, however large (the memory budgets still apply). */
 int grpc_call_send(GrpcCall *c, const ProtobufCMessage *msg);
+/* The same with a message packed already (protobuf_c_message_pack()): one event packed once can go to
+ * every Watch stream. */
+int grpc_call_send_packed(GrpcCall *c, const uint8_t *packed, size_t size);
 /* Finishes with status OK after the queued messages. */
 int grpc_call_finish(GrpcCall *c);
 /* Unary: send + finish. */

@@ -29,6 +29,10 @@ struct SvcManager {
         GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
         void *authorize_userdata;
         Watcher *watchers; /* open Watch streams, ended at shutdown */
+        /* The last event, packed once for every watcher it goes to. */
+        uint64_t packed_sequence; /* 0: nothing packed */
+        uint8_t *packed;
+        size_t packed_size;
 };
 
 #define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
@@ -330,15 +334,41 @@ static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChang
         }
 }
 
-static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+/* The watchers are told one after another: the first packs the event, the others send the bytes. */
+static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
-        Watcher *w = userdata;
         ProtoArena arena = {};
-        int r;
+        uint8_t *buf;
+        size_t size;
 
+        if (svc->packed_sequence == event->sequence)
+                return 0;
         e.sequence = event->sequence;
         fill_event(&arena, manager_get_inventory(m), event->change, &e);
-        r = send_event(w, &arena, &e);
+        if (arena.oom) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        size = protobuf_c_message_get_packed_size(&e.base);
+        buf = realloc(svc->packed, size ?: 1);
+        if (!buf) {
+                proto_arena_done(&arena);
+                return -ENOMEM;
+        }
+        svc->packed = buf;
+        svc->packed_size = protobuf_c_message_pack(&e.base, buf);
+        svc->packed_sequence = event->sequence;
+        proto_arena_done(&arena);
+        return 0;
+}
+
+static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        Watcher *w = userdata;
+        int r;
+
+        r = pack_event(w->svc, m, event);
+        if (r >= 0)
+                r = grpc_call_send_packed(w->call, w->svc->packed, w->svc->packed_size);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
                 log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
@@ -831,6 +861,7 @@ SvcManager *svc_manager_free(SvcManager *svc) {
                 return NULL;
         while (svc->watchers)
                 watcher_free(svc->watchers);
+        free(svc->packed);
         free(svc);
         return NULL;
 }

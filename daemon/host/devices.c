@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fileio.h"
+#include "intern.h"
 #include "inventory-private.h"
 #include "macro.h"
 #include "parse.h"
@@ -163,13 +164,34 @@ static void read_identity(DeviceReader *r) {
         reader_hex(r, "revision", 0xff, &d->revision);
 }
 
-/* pci.ids names; NULL when the database does not know the ID (never a made-up "Device 1234"). */
+/* pci.ids names, interned; NULL when the database does not know the ID (never a made-up "Device 1234"). */
 static char *lookup_name(struct pci_access *pacc, int flags, int a, int b, int c, int d) {
         char buf[256], *name;
 
         name = pci_lookup_name(pacc, buf, sizeof(buf), flags | PCI_LOOKUP_NO_NUMBERS | PCI_LOOKUP_NO_HWDB, a, b,
                                c, d);
-        return name ? strdup(name) : NULL;
+        return (char *)intern(name);
+}
+
+/* Replaces a freshly read string by its interned copy. */
+static void intern_field(char **field) {
+        char *s = *field;
+
+        *field = (char *)intern(s);
+        free(s);
+}
+
+/* The empty list every device without interfaces shares (device_done() leaves it alone). */
+static char *empty_strv[] = { NULL };
+
+static void finish_list(char ***l) {
+        if (!*l)
+                *l = empty_strv;
+}
+
+static void free_list(char **l) {
+        if (l != empty_strv)
+                strv_free(l);
 }
 
 static void read_names(DeviceReader *r) {
@@ -210,7 +232,7 @@ static void read_driver(DeviceReader *r) {
                                 "link target '%s' is not a PCI driver (bus/pci/drivers/NAME)", target);
                 return;
         }
-        d->driver = strdup(name);
+        d->driver = (char *)intern(name);
 }
 
 static void read_binding(DeviceReader *r) {
@@ -246,6 +268,7 @@ static void read_binding(DeviceReader *r) {
         /* The IOMMU's own PCI function (AMD-Vi, virtio-iommu) has an iommu/ directory holding its
          * class device instead of a link: it is translated by no unit. */
         k = reader_has(r, "iommu") ? read_link_basename_at(r->dir_fd, "iommu", &d->iommu_unit) : -ENOENT;
+        intern_field(&d->iommu_unit);
         if (k < 0 && k != -ENOENT && !(k == -EINVAL && exists_at(r->dir_fd, "iommu/.") > 0))
                 item_errors_add(&d->errors, reader_path(r, "iommu", path, sizeof(path)), k, "cannot read link");
 
@@ -288,8 +311,9 @@ static void read_sriov(DeviceReader *r) {
                 d->sriov_role = SRIOV_VF;
 }
 
+/* The words of s, each interned: free only the array. */
 static int split_words(const char *s, char ***ret) {
-        _cleanup_(strv_freep) char **l = calloc(1, sizeof(char *));
+        _cleanup_(freep) char **l = calloc(1, sizeof(char *));
         size_t n = 0;
 
         if (!l)
@@ -302,9 +326,10 @@ static int split_words(const char *s, char ***ret) {
                 len = strcspn(s, " \t");
                 if (len == 0)
                         break;
-                w = strndup(s, len);
+                w = (char *)intern_n(s, (unsigned)len);
                 if (!w || strv_push(&l, &n, w) < 0) {
-                        free(w);
+                        free(l);
+                        l = NULL;
                         return -ENOMEM;
                 }
                 s += len;
@@ -331,10 +356,12 @@ static void read_misc(DeviceReader *r) {
                                         "invalid value '%s'", vga);
         }
 
-        (void)reader_attr(r, "modalias", false, &d->modalias);
+        if (reader_attr(r, "modalias", false, &d->modalias) >= 0)
+                intern_field(&d->modalias);
 
         /* Only devices the PCI core marked removable have the file (5.14 on); see inventory.h. */
-        (void)reader_attr(r, "removable", true, &d->removable);
+        if (reader_attr(r, "removable", true, &d->removable) >= 0)
+                intern_field(&d->removable);
 }
 
 static void append_dir_entries(DeviceReader *r, const char *dir, const char *required_prefix, char ***list,
@@ -422,17 +449,14 @@ static void read_host_interfaces(DeviceReader *r) {
         Device *d = r->device;
         size_t n_net = 0, n_block = 0, n_drm = 0;
 
-        d->net_interfaces = calloc(1, sizeof(char *));
-        d->block_devices = calloc(1, sizeof(char *));
-        d->drm_cards = calloc(1, sizeof(char *));
-        if (!d->net_interfaces || !d->block_devices || !d->drm_cards)
-                return;
-
         if (r->entries)
                 collect_interfaces(r, "", r->entries, r->n_entries, 0, &n_net, &n_block);
         read_nvme_namespaces(r, &n_block);
         if (reader_has(r, "drm"))
                 append_dir_entries(r, "drm", "card", &d->drm_cards, &n_drm);
+        finish_list(&d->net_interfaces);
+        finish_list(&d->block_devices);
+        finish_list(&d->drm_cards);
 }
 
 static void read_config_space(DeviceReader *r) {
@@ -554,9 +578,9 @@ static int device_load_at(const HostRoots *roots, struct pci_access *pacc, const
         dir_fd = open_in_root(roots->sysfs_fd, entry, O_RDONLY | O_DIRECTORY);
         if (dir_fd < 0) {
                 item_errors_add(&d->errors, entry, dir_fd, "cannot open device directory");
-                d->net_interfaces = calloc(1, sizeof(char *));
-                d->block_devices = calloc(1, sizeof(char *));
-                d->drm_cards = calloc(1, sizeof(char *));
+                finish_list(&d->net_interfaces);
+                finish_list(&d->block_devices);
+                finish_list(&d->drm_cards);
                 return 0;
         }
         r.dir_fd = dir_fd;
@@ -578,25 +602,17 @@ int device_load(const HostRoots *roots, struct pci_access *pacc, const HostListi
         return device_load_at(roots, pacc, listing, -1, address, d);
 }
 
+/* Names, driver, IOMMU unit, modalias, removable and reset methods are interned: not freed here. */
 void device_done(Device *d) {
         free(d->address);
-        free(d->vendor_name);
-        free(d->device_name);
-        free(d->subsystem_vendor_name);
-        free(d->subsystem_name);
-        free(d->class_name);
-        free(d->driver);
         free(d->driver_override);
-        free(d->iommu_unit);
         free(d->parent);
         free(d->sysfs_path);
         free(d->sriov_pf);
-        strv_free(d->reset_methods);
-        strv_free(d->net_interfaces);
-        strv_free(d->block_devices);
-        strv_free(d->drm_cards);
-        free(d->modalias);
-        free(d->removable);
+        free(d->reset_methods);
+        free_list(d->net_interfaces);
+        free_list(d->block_devices);
+        free_list(d->drm_cards);
         item_errors_done(&d->errors);
 }
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "fileio.h"
+#include "intern.h"
 #include "inventory-private.h"
 #include "macro.h"
 #include "parse.h"
@@ -57,9 +58,10 @@ static int parse_reserved_region(const char *line, ReservedRegion *ret) {
         if (!known)
                 return -EBADMSG;
 
-        ret->start = strdup(start);
-        ret->end = strdup(end);
-        ret->type = strdup(type);
+        /* Interned: most groups share their regions (the MSI window). */
+        ret->start = (char *)intern(start);
+        ret->end = (char *)intern(end);
+        ret->type = (char *)intern(type);
         if (!ret->start || !ret->end || !ret->type)
                 return -ENOMEM;
         ret->start_addr = s;
@@ -87,21 +89,14 @@ static void read_reserved_regions(int dir_fd, Group *g, const char *dir) {
                 lineno++;
                 k = parse_reserved_region(line, &region);
                 if (k < 0) {
-                        free(region.start);
-                        free(region.end);
-                        free(region.type);
                         item_errors_add(&g->errors, path, 0, "ignoring line %u '%s': %s", lineno, line,
                                         k == -EBADMSG ? "unknown region type" : "not 'START END TYPE'");
                         continue;
                 }
                 ReservedRegion *slot = array_append(&g->reserved_regions, &g->n_reserved_regions,
                                                     sizeof(ReservedRegion));
-                if (!slot) {
-                        free(region.start);
-                        free(region.end);
-                        free(region.type);
+                if (!slot)
                         return;
-                }
                 *slot = region;
         }
 }
@@ -570,6 +565,12 @@ static int group_read(const HostRoots *roots, const Inventory *inv, const HostLi
         if (asprintf(&path, "%s/type", dir) < 0)
                 return -ENOMEM;
         k = dir_fd < 0 ? dir_fd : read_sysfs_attr_at(dir_fd, "type", &g->type_raw);
+        if (k >= 0) {
+                char *raw = g->type_raw;
+
+                g->type_raw = (char *)intern(raw);
+                free(raw);
+        }
         if (k < 0)
                 item_errors_add(&g->errors, path, k, "cannot read");
         else {
@@ -641,13 +642,8 @@ int group_load(const HostRoots *roots, const Inventory *inv, const HostListing *
         return 0;
 }
 
+/* The type and the reserved regions' strings are interned: not freed here. */
 void group_done(Group *g) {
-        free(g->type_raw);
-        FOREACH_ARRAY(r, g->reserved_regions, g->n_reserved_regions) {
-                free(r->start);
-                free(r->end);
-                free(r->type);
-        }
         free(g->reserved_regions);
         strv_free(g->devices);
         FOREACH_ARRAY(b, g->blockers, g->n_blockers) {

@@ -39,15 +39,13 @@ void host_usage_open_nodes_done(HostUsage *u) {
 
 /* Terminals, pseudo-terminals and the memory and random devices are open everywhere and never
  * belong to a PCI device; leaving them out keeps the table small. */
-static bool node_is_interesting(const char *target) {
+static bool node_is_interesting(const char *dev) {
         static const char *const common[] = { "/dev/pts/", "/dev/tty", "/dev/null", "/dev/zero", "/dev/random",
                                               "/dev/urandom", "/dev/ptmx", "/dev/kmsg", "/dev/shm/", "/dev/log",
                                               "/dev/console", "/dev/full", "/dev/mqueue/", "/dev/hugepages/" };
 
-        if (strncmp(target, "/dev/", 5) != 0)
-                return false;
         for (size_t i = 0; i < ELEMENTSOF(common); i++)
-                if (strncmp(target, common[i], strlen(common[i])) == 0)
+                if (strncmp(dev, common[i], strlen(common[i])) == 0)
                         return false;
         return true;
 }
@@ -61,10 +59,12 @@ static int held_add(Held **held, size_t *n_held, const char *node, int pid) {
         return 0;
 }
 
-/* Returns 0 when read, -errno when the fd table could not be (ENOENT: the process is gone). On the
- * live host every block device held is also recorded by number ("block:254:1"): the link names
- * whatever node was opened (/dev/mapper/vg0-lv is a node of its own without udev), the number is
- * the device. */
+/* Returns 0 when read, -errno when the fd table could not be (ENOENT: the process is gone). A link
+ * names the node as seen from the reader's root: a process of another mount namespace (iommud's
+ * own unit has one) or of a chroot may show "/srv/chroot/dev/vfio/12", so the part from "/dev/" on
+ * is what is kept. On the live host every device node held is also recorded by its number
+ * ("block:254:1", "char:245:12"), which no naming can hide: /dev/mapper/vg0-lv is a node of its
+ * own without udev, and a node may be a copy made with mknod. */
 static int scan_process(int proc_fd, const char *pid, bool live, Held **held, size_t *n_held) {
         _cleanup_(freep) char *path = strprintf("proc/%s/fd", pid);
         _cleanup_(closedirp) DIR *d = NULL;
@@ -83,27 +83,33 @@ static int scan_process(int proc_fd, const char *pid, bool live, Held **held, si
                 return -errno;
         }
         for (struct dirent *de; (de = readdir(d));) {
-                char target[4096];
+                char target[4096], number[64];
+                const char *dev;
                 struct stat st;
                 ssize_t k;
 
                 if (de->d_name[0] == '.')
                         continue;
                 k = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
-                if (k < 0)
-                        continue; /* closed meanwhile */
+                if (k < 0) {
+                        if (errno == ENOENT)
+                                continue; /* closed meanwhile */
+                        return -errno; /* listed but not readable: this process is not inspected */
+                }
                 target[k] = 0;
-                if (!node_is_interesting(target))
+                dev = strstr(target, "/dev/");
+                if (!dev || !node_is_interesting(dev))
                         continue;
-                if (held_add(held, n_held, target, parsed) < 0)
-                        return -ENOMEM;
-                if (live && fstatat(dirfd(d), de->d_name, &st, 0) >= 0 && S_ISBLK(st.st_mode)) {
-                        char number[64];
-
-                        snprintf(number, sizeof(number), "block:%u:%u", major(st.st_rdev), minor(st.st_rdev));
+                if (live) {
+                        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !(S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode)))
+                                continue; /* closed meanwhile, or a file that merely has /dev/ in its path */
+                        snprintf(number, sizeof(number), "%s:%u:%u", S_ISBLK(st.st_mode) ? "block" : "char",
+                                 major(st.st_rdev), minor(st.st_rdev));
                         if (held_add(held, n_held, number, parsed) < 0)
                                 return -ENOMEM;
                 }
+                if (held_add(held, n_held, dev, parsed) < 0)
+                        return -ENOMEM;
         }
         return 0;
 }
@@ -230,4 +236,51 @@ const NodeHolder *host_usage_node_holders(const HostUsage *u, const char *node, 
         }
         *ret_n = 0;
         return NULL;
+}
+
+int host_usage_holders_merge(const HostUsage *u, const char *const *keys, size_t n_keys, NodeHolder **ret,
+                             size_t *ret_n) {
+        NodeHolder *all = NULL;
+        size_t n_all = 0;
+
+        for (size_t k = 0; k < n_keys; k++) {
+                const NodeHolder *holders;
+                size_t n;
+
+                if (!keys[k])
+                        continue;
+                holders = host_usage_node_holders(u, keys[k], &n);
+                for (size_t i = 0; i < n; i++) {
+                        bool seen = false;
+
+                        for (size_t j = 0; j < n_all && !seen; j++)
+                                seen = all[j].pid == holders[i].pid;
+                        if (seen)
+                                continue;
+                        if (!array_append(&all, &n_all, sizeof(NodeHolder))) {
+                                free(all);
+                                return -ENOMEM;
+                        }
+                        all[n_all - 1] = holders[i];
+                }
+        }
+        *ret = all;
+        *ret_n = n_all;
+        return 0;
+}
+
+int host_usage_device_holders(const HostRoots *roots, const HostUsage *u, const char *path, NodeHolder **ret,
+                              size_t *ret_n) {
+        _cleanup_(closep) int fd = -1;
+        const char *keys[2] = { path, NULL };
+        char number[64];
+        struct stat st;
+
+        fd = open_in_root(roots->dev_fd, path, O_PATH);
+        if (fd >= 0 && fstat(fd, &st) >= 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+                snprintf(number, sizeof(number), "%s:%u:%u", S_ISBLK(st.st_mode) ? "block" : "char",
+                         major(st.st_rdev), minor(st.st_rdev));
+                keys[1] = number;
+        }
+        return host_usage_holders_merge(u, keys, ELEMENTSOF(keys), ret, ret_n);
 }

@@ -127,8 +127,17 @@ bool host_usage_path_on_device(const char *device_path, const char *path);
 
 const BlockDevice *host_usage_find_block(const HostUsage *u, const char *name);
 const NetInterface *host_usage_find_interface(const HostUsage *u, const char *name);
-/* The processes holding node open ("/dev/vfio/12"), NULL (and *ret_n 0) when none was seen. */
+/* The processes holding node open under exactly that key ("/dev/vfio/12", or a device number as
+ * "char:245:12", "block:254:1"), NULL (and *ret_n 0) when none was seen. */
 const NodeHolder *host_usage_node_holders(const HostUsage *u, const char *node, size_t *ret_n);
+/* The processes holding any of the keys (NULL keys are skipped), each process once. *ret is an
+ * array to free(); its strings are borrowed from u. */
+int host_usage_holders_merge(const HostUsage *u, const char *const *keys, size_t n_keys, NodeHolder **ret,
+                             size_t *ret_n);
+/* The processes holding the device node at path ("/dev/vfio/12") open: by its name, and by its
+ * device number when the node below the dev root is one (the live host). */
+int host_usage_device_holders(const HostRoots *roots, const HostUsage *u, const char *path, NodeHolder **ret,
+                              size_t *ret_n);
 
 /* The NVMe multipath head ("nvme0n1") that a hidden path disk ("nvme0c1n1") serves, NULL for
  * other names. */

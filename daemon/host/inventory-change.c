@@ -247,6 +247,8 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
         }
 
         pos = group_position(inv, id, &found);
+        /* Counted here, not over the whole model: an event costs the same on any host. */
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->groups[pos].errors.n : 0);
         /* In place first: whoever is told about the change reads the inventory as it is now. */
         r = array_put((void **)&inv->groups, &inv->n_groups, sizeof(Group), pos, found, exists ? &new : NULL, &old);
         if (r < 0) {
@@ -286,6 +288,7 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
         pos = device_position(inv, address, &found);
         if (found)
                 old_group = inv->devices[pos].group;
+        inv->n_errors += (exists ? new.errors.n : 0) - (found ? inv->devices[pos].errors.n : 0);
         /* In place first: whoever is told about the change reads the inventory as it is now. */
         r = array_put((void **)&inv->devices, &inv->n_devices, sizeof(Device), pos, found, exists ? &new : NULL,
                       &old);
@@ -308,8 +311,6 @@ int inventory_refresh_device(HostReader *reader, Inventory *inv, const char *add
                 if (r < 0)
                         return r;
         }
-
-        inventory_count_errors(inv);
         return 0;
 }
 

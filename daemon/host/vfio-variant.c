@@ -42,6 +42,10 @@ int vfio_variant_lookup(const HostRoots *roots, const char *release, const char 
                         continue;
                 if (sscanf(line + 15, "%511s %127s", pattern, module) != 2)
                         continue;
+                /* vfio-pci itself claims every device ("vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci"): it is
+                 * the default, not a variant, and its driver is named "vfio-pci", not "vfio_pci". */
+                if (streq(module, "vfio_pci"))
+                        continue;
                 if (fnmatch(pattern, modalias + 4, 0) == 0) {
                         *ret = strdup(module);
                         return *ret ? 0 : -ENOMEM;

@@ -1,97 +1,134 @@
 #!/usr/bin/env python3
-"""Benchmark: how long one full inventory read takes, next to what operators run today.
+"""Benchmark: one full read of a host, side by side with the floor and with lspci, and the memory it takes.
 
-Builds synthetic hosts of several sizes with tests/fixtures/gen-host.py and times, on each, in one run:
-  iommud     `iommud --dump --root TREE` (every file of docs/HOST-FILES.md, names, config space)
-  lspci      `lspci -nn -D -xxxx` over the same tree's sysfs (names, all config space; no groups)
-  loop       the shell loop from distribution wikis: for each group, `lspci -nns` per member
-             (run on the smallest tree only, it is slow; reported per device)
-Machines here are noisy, so the results are ratios between tools measured side by side.
+On the generated 16,640-device host (bench_hosts.py "large"), in one run, rounds of:
+  iommud   `iommud --dump --root TREE` (every file of docs/HOST-FILES.md, names, config space,
+           groups, viability, type-change rules, JSON out)
+  bare     tests/bench/bare-reader: the same files opened relative to their directories and read
+           once, nothing parsed or printed (the floor)
+  lspci    `lspci -nnk` over the same tree's sysfs (names, drivers, no groups)
+Reported: the best time of each, the ratios, the peak RSS of --dump, and the daemon's RSS once it
+serves, on that host and on a captured real-kernel snapshot (tests/fixtures/captured/intel-6.12).
+With strace installed, also the syscalls of one --dump per device.
 
-Usage: bench-inventory.py BUILD_DIR [--runs N] [--sizes 64,1024,4096]
+Usage: bench-inventory.py BUILD_DIR [--runs N] [--workdir DIR]
+Run it under `flock /work/heavy.lock` on shared machines.
 """
 import argparse
-import json
 import os
+import re
 import shutil
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHELL_LOOP = r'''
-for g in $(ls "$ROOT/sys/kernel/iommu_groups" | sort -n); do
-    echo "IOMMU group $g:"
-    for d in "$ROOT/sys/kernel/iommu_groups/$g/devices/"*; do
-        echo "    $(lspci -A linux-sysfs -O sysfs.path="$ROOT/sys/bus/pci" -nns "${d##*/}")"
-    done
-done
-'''
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_hosts  # noqa: E402
+
+SOURCE = bench_hosts.SOURCE
 
 
-def make_tree(endpoints, workdir):
-    with open(os.path.join(SOURCE, "tests/fixtures/hosts/synthetic-4096.json")) as f:
-        description = json.load(f)
-    synthetic = description["synthetic"]
-    # 8 functions per downstream port, 8 downstream ports per root port: scale domains and root ports.
-    per_root_port = synthetic["downstream_ports"] * synthetic["functions"]
-    root_ports = max(1, endpoints // per_root_port)
-    synthetic["domains"] = max(1, root_ports // 16)
-    synthetic["root_ports"] = min(16, root_ports)
-    description["units"] = description["units"][: synthetic["domains"]]
-    path = os.path.join(workdir, f"desc-{endpoints}.json")
-    with open(path, "w") as f:
-        json.dump(description, f)
-    tree = os.path.join(workdir, f"tree-{endpoints}")
-    subprocess.run([sys.executable, os.path.join(SOURCE, "tests/fixtures/gen-host.py"), path, tree], check=True)
-    return tree
+def run_once(argv):
+    """Wall time and peak RSS (KiB) of one run, output discarded."""
+    start = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"{argv[0]} failed with status {status}")
+    return elapsed, usage.ru_maxrss
 
 
-def timed(argv, runs, env=None):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def daemon_rss(iommud, tree, workdir):
+    """VmRSS and VmHWM (KiB) of the daemon serving tree, once it listens."""
+    state = tempfile.mkdtemp(dir=workdir)
+    sock = os.path.join(state, "sock")
+    p = subprocess.Popen([iommud, "--config=/dev/null", "--root", tree, "--udev=no", "--rescan-interval=0",
+                          "--dbus=none", "--libvirt-uri=none", "--state-directory=" + state,
+                          "--runtime-directory=" + state + "/run", "--policy-directory=" + state + "/p",
+                          "--unix-socket=" + sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(sock)
+                break
+            except OSError:
+                time.sleep(0.05)
+        status = open(f"/proc/{p.pid}/status").read()
+        rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+        hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+        return rss, hwm
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def syscalls_per_device(iommud, tree, n):
+    if not shutil.which("strace"):
+        return None
+    out = tempfile.mktemp()
+    subprocess.run(["strace", "-f", "-c", "-o", out, iommud, "--dump", "--root", tree], check=True,
+                   stdout=subprocess.DEVNULL)
+    counts = {}
+    for line in open(out):
+        m = re.match(r"\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d*)\s*(\w+)$", line)
+        if m:
+            counts[m.group(3)] = (int(m.group(1)), int(m.group(2) or 0))
+    os.unlink(out)
+    return {k: (c / n, e / n) for k, (c, e) in counts.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("build_dir")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--sizes", default="64,1024,4096")
+    parser.add_argument("--workdir", default=None, help="where generated hosts are kept (default BUILD_DIR/bench)")
     args = parser.parse_args()
 
     iommud = os.path.join(args.build_dir, "daemon", "iommud")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    workdir = tempfile.mkdtemp(prefix="iommud-bench-")
-    try:
-        print(f"{'endpoints':>9} {'devices':>8} {'iommud s':>9} {'lspci s':>8} {'iommud/lspci':>13} {'per device ms':>14}")
-        loop_result = None
-        for size in sizes:
-            tree = make_tree(size, workdir)
-            dump = json.loads(subprocess.run([iommud, "--dump", "--root", tree], check=True,
-                                             capture_output=True, text=True).stdout)
-            n_devices = len(dump["devices"])
-            problems = sum(len(d["errors"]) for d in dump["devices"] + dump["groups"]) + len(dump["errors"])
-            if problems:
-                sys.exit(f"{tree}: {problems} read errors; the benchmark needs a clean tree")
-            t_iommud = timed([iommud, "--dump", "--root", tree], args.runs)
-            t_lspci = timed(["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={tree}/sys/bus/pci", "-nn", "-D", "-xxxx"],
-                            args.runs)
-            print(f"{size:>9} {n_devices:>8} {t_iommud:>9.3f} {t_lspci:>8.3f} {t_iommud / t_lspci:>13.2f} "
-                  f"{1000 * t_iommud / n_devices:>14.3f}")
-            if loop_result is None:
-                t_loop = timed(["bash", "-c", SHELL_LOOP], 1, env=dict(os.environ, ROOT=tree))
-                loop_result = (size, n_devices, t_loop, t_iommud)
-        size, n_devices, t_loop, t_iommud = loop_result
-        print(f"\nshell loop on {n_devices} devices: {t_loop:.2f} s ({1000 * t_loop / n_devices:.1f} ms per device); "
-              f"iommud is {t_loop / t_iommud:.0f}x faster and also reports types, reserved regions and viability")
-    finally:
-        shutil.rmtree(workdir)
+    bare = os.path.join(args.build_dir, "tests", "bench", "bare-reader")
+    workdir = args.workdir or os.path.join(args.build_dir, "bench")
+    tree = bench_hosts.host("large", workdir)
+    n = bench_hosts.n_devices(tree)
+    lspci = ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={tree}/sys/bus/pci", "-nnk"]
+    tools = {"iommud": [iommud, "--dump", "--root", tree], "bare": [bare, tree], "lspci": lspci}
+
+    for argv in tools.values():  # warm the page cache
+        run_once(argv)
+    best = {k: float("inf") for k in tools}
+    peak = {k: 0 for k in tools}
+    for _ in range(args.runs):
+        for k, argv in tools.items():
+            t, rss = run_once(argv)
+            best[k] = min(best[k], t)
+            peak[k] = max(peak[k], rss)
+
+    print(f"## Inventory: {n} PCI devices, best of {args.runs}, one run, {time.strftime('%Y-%m-%d')}\n")
+    print("| tool | time (s) | per device (µs) | peak RSS (MiB) | iommud / tool |")
+    print("|---|---:|---:|---:|---:|")
+    for k in tools:
+        print(f"| {k} | {best[k]:.3f} | {1e6 * best[k] / n:.1f} | {peak[k] / 1024:.1f} | "
+              f"{best['iommud'] / best[k]:.2f} |")
+
+    captured = os.path.join(SOURCE, "tests/fixtures/captured/intel-6.12")
+    print("\n| daemon serving | devices | RSS (MiB) | peak RSS (MiB) |")
+    print("|---|---:|---:|---:|")
+    for name, t in (("generated host", tree), ("captured intel-6.12", captured)):
+        rss, hwm = daemon_rss(iommud, t, workdir)
+        print(f"| {name} | {bench_hosts.n_devices(t)} | {rss / 1024:.1f} | {hwm / 1024:.1f} |")
+
+    per = syscalls_per_device(iommud, tree, n)
+    if per:
+        print("\n| syscall (one --dump) | per device | failed per device |")
+        print("|---|---:|---:|")
+        for k in ("openat2", "openat", "read", "pread64", "close", "getdents64", "readlinkat", "newfstatat"):
+            if k in per:
+                print(f"| {k} | {per[k][0]:.2f} | {per[k][1]:.3f} |")
 
 
 if __name__ == "__main__":

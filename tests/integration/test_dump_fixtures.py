@@ -17,27 +17,15 @@ import sys
 import tempfile
 import time
 
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import tap as tap_module  # noqa: E402
+
 HEX4 = re.compile(r"^[0-9a-f]{4}$")
 HEX6 = re.compile(r"^[0-9a-f]{6}$")
 DOMAIN_TYPES = {"identity", "DMA", "DMA-FQ", "blocked", "unmanaged", "unknown"}
 REGION_TYPES = {"direct", "direct-relaxable", "reserved", "msi"}
 NO_GOLDEN = {"synthetic-4096"}
-
-
-class Tap:
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        self.count += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.count} - {what}")
-        if not ok and detail:
-            for line in str(detail).splitlines()[:40]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return ok
 
 
 def diff(expected, actual, path="$"):
@@ -441,7 +429,7 @@ def main(argv):
         sys.exit(f"usage: {argv[0]} IOMMUD SOURCE_ROOT [--update]")
     iommud, source_root = argv[1], argv[2]
     update = "--update" in argv[3:] or os.environ.get("UPDATE_GOLDEN") == "1"
-    tap = Tap()
+    tap = tap_module.Tap(detail_head=True)
     names = sorted(f[:-5] for f in os.listdir(os.path.join(source_root, "tests/fixtures/hosts")) if f.endswith(".json"))
     with tempfile.TemporaryDirectory(prefix="iommud-fixtures-") as workdir:
         for name in names:

@@ -96,15 +96,7 @@ static char *driver_link_target(FakeKernel *k, const char *device_dir, const cha
         return target;
 }
 
-/* The PCI enable count as the kernel keeps it: a driver that uses the device enables it in probe;
- * vfio-pci does so only when a user opens the device; unbinding disables it. */
-static void set_enable(const char *device_dir, bool enabled) {
-        _cleanup_(freep) char *path = strprintf("%s/enable", device_dir);
-        _cleanup_(fclosep) FILE *f = fopen(path, "we");
-
-        assert_non_null(f);
-        fputs(enabled ? "1\n" : "0\n", f);
-}
+static void set_enable(FakeKernel *k, const char *address, const char *count);
 
 static void bind(FakeKernel *k, const char *address, const char *driver) {
         _cleanup_(freep) char *dev = NULL, *dir = NULL, *link = NULL, *target = NULL, *group_link = NULL,
@@ -127,7 +119,8 @@ static void bind(FakeKernel *k, const char *address, const char *driver) {
         link = strprintf("%s/driver", dir);
         target = driver_link_target(k, dir, driver);
         assert_int_equal(symlink(target, link), 0);
-        set_enable(dir, !strstr(driver, "vfio"));
+        /* A host driver enables the device when it binds; vfio-pci only when a user opens it. */
+        set_enable(k, address, strstr(driver, "vfio") ? "0\n" : "1\n");
 
         if (strstr(driver, "vfio")) {
                 group_link = strprintf("sys/bus/pci/devices/%s/iommu_group", address);
@@ -135,6 +128,12 @@ static void bind(FakeKernel *k, const char *address, const char *driver) {
                 node = strprintf("dev/vfio/%s", group);
                 fake_tree_write(k->tree, node, "");
         }
+}
+
+static void set_enable(FakeKernel *k, const char *address, const char *count) {
+        _cleanup_(freep) char *path = strprintf("sys/bus/pci/devices/%s/enable", address);
+
+        fake_tree_write(k->tree, path, count);
 }
 
 static char *read_override(FakeKernel *k, const char *address) {
@@ -161,13 +160,9 @@ static void handle(FakeKernel *k, const Fifo *f, const char *address) {
         if (f->driver) {
                 /* unbind: only from the driver it is bound to, as the kernel checks. */
                 if (bound(k, address, &driver) && streq(driver, f->driver)) {
-                        _cleanup_(freep) char *dev = strprintf("%s/sys/bus/pci/devices/%s", k->tree->root, address),
-                                             *dir = realpath(dev, NULL);
-
                         link = strprintf("%s/sys/bus/pci/devices/%s/driver", k->tree->root, address);
                         assert_int_equal(unlink(link), 0);
-                        if (dir)
-                                set_enable(dir, false);
+                        set_enable(k, address, "0\n");
                 }
                 return;
         }

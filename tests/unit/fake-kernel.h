@@ -12,7 +12,8 @@ typedef struct FakeKernel FakeKernel;
  * - "ADDRESS" to drivers/X/unbind: the device's driver link goes;
  * - "ADDRESS" to drivers_probe: an unbound device binds to its driver_override when that driver is
  *   registered ("none" binds nothing), otherwise to its preferred driver (fake_kernel_prefer());
- *   a device bound to vfio-pci gets dev/vfio/<group>. */
+ *   a device bound to vfio-pci gets dev/vfio/<group>;
+ * - the PCI enable count follows: 1 on a host driver, 0 unbound or on vfio-pci (nobody opened it). */
 FakeKernel *fake_kernel_start(FakeTree *t);
 /* Stops the thread and turns the FIFOs back into plain files. */
 void fake_kernel_stop(FakeKernel *k);

@@ -306,24 +306,49 @@ static void test_denial_message(void **state) {
         assert_int_equal(authorize_action(&c, &reader, "SetDomainType", ROLE_ADMIN, &message), -EPERM);
         assert_string_equal(message,
                             "permission denied: SetDomainType needs the admin role; "
-                            "unix uid=1000 has reader");
+                            "unix uid=1000 has reader; [Roles] Admin= (nobody)");
         free(message);
 
         assert_int_equal(authorize_action(&c, &stranger, "Prepare", ROLE_OPERATOR, &message), -EPERM);
         assert_string_equal(message,
-                            "permission denied: Prepare needs the operator role; unix uid=1002 has no role");
+                            "permission denied: Prepare needs the operator role; unix uid=1002 has no role; "
+                            "[Roles] Operator= (nobody)");
         free(message);
 
         assert_int_equal(authorize_action(&c, &tls_op1, "Watch", ROLE_READER, &message), -EPERM);
         assert_string_equal(message,
                             "permission denied: Watch needs the reader role; "
-                            "tls CN=op1,O=example has no role");
+                            "tls CN=op1,O=example has no role; [Roles] Reader=uid:1000");
         free(message);
 
         assert_int_equal(authorize_action(&c, &insecure, "Watch", ROLE_READER, &message), -EPERM);
         assert_string_equal(message,
                             "permission denied: Watch needs the reader role; plaintext loopback client has "
-                            "no role (plaintext peers have no identity; see insecure:* in [Roles])");
+                            "no role (plaintext peers have no identity; see insecure:* in [Roles]); "
+                            "[Roles] Reader=uid:1000");
+        free(message);
+        config_done(&c);
+
+        /* Names as the file spells them, so that the message says which group to join. */
+        config_with_roles(&c, "group:root cn:op2", NULL, "user:root uid:7");
+        assert_int_equal(authorize_action(&c, &tls_op1, "Watch", ROLE_READER, &message), -EPERM);
+        assert_string_equal(message,
+                            "permission denied: Watch needs the reader role; "
+                            "tls CN=op1,O=example has no role; [Roles] Reader=group:root cn:op2");
+        free(message);
+        assert_int_equal(authorize_action(&c, &stranger, "Block", ROLE_ADMIN, &message), -EPERM);
+        assert_string_equal(message,
+                            "permission denied: Block needs the admin role; unix uid=1002 has no role; "
+                            "[Roles] Admin=user:root uid:7");
+        free(message);
+        config_done(&c);
+
+        /* The built-in default: root is admin. */
+        assert_int_equal(config_init_defaults(&c), 0);
+        assert_int_equal(authorize_action(&c, &stranger, "Block", ROLE_ADMIN, &message), -EPERM);
+        assert_string_equal(message,
+                            "permission denied: Block needs the admin role; unix uid=1002 has no role; "
+                            "[Roles] Admin=uid:0");
         free(message);
         config_done(&c);
 }

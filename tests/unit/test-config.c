@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "build-config.h"
 #include "config.h"
 #include "macro.h"
 #include "strv.h"
@@ -114,11 +115,12 @@ static void test_defaults(void **state) {
         assert_string_equal(c.dev_root, "/");
         assert_null(c.pci_ids);
         assert_int_equal(c.rescan_interval_sec, 300);
-        assert_string_equal(c.state_directory, "/var/lib/iommud");
-        assert_string_equal(c.runtime_directory, "/run/iommud");
+        assert_string_equal(c.state_directory, IOMMUD_STATE_DIR);
+        assert_string_equal(c.runtime_directory, IOMMUD_RUNTIME_DIR);
         assert_true(c.udev);
-        assert_string_equal(c.unix_socket, "/run/iommud/iommud.sock");
+        assert_string_equal(c.unix_socket, IOMMUD_SOCKET);
         assert_string_equal(c.libvirt_uri, "qemu:///system");
+        assert_int_equal(c.hook_on_unreachable, HOOK_UNREACHABLE_START);
         assert_int_equal(c.unix_mode, 0666);
         assert_null(c.tls_listen);
         assert_null(c.insecure_tcp);
@@ -164,7 +166,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 46);
+        assert_int_equal(n, 47);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -240,7 +242,10 @@ static void test_full_file(void **state) {
                 "KeepaliveTimeoutSec=2\n"
                 "MaxWatchers=5\n"
                 "MaxQueuedOperations=7\n"
-                "OperationTimeoutSec=600\n";
+                "OperationTimeoutSec=600\n"
+                "\n"
+                "[LibvirtHook]\n"
+                "OnUnreachable=fail\n";
         _cleanup_(freep) char *log = NULL, *path = NULL;
         Config c;
 
@@ -311,6 +316,7 @@ static void test_full_file(void **state) {
         assert_int_equal(c.limits.max_watchers, 5);
         assert_int_equal(c.limits.max_queued_operations, 7);
         assert_int_equal(c.limits.operation_timeout_sec, 600);
+        assert_int_equal(c.hook_on_unreachable, HOOK_UNREACHABLE_FAIL);
 
         assert_int_equal(config_verify(&c), 0);
         config_done(&c);
@@ -368,6 +374,8 @@ static void test_bad_values(void **state) {
                 { "[Limits]\nMaxMessageSize=8192M\n", 2, "expected a size" },
                 { "[Limits]\nMaxHeaderListSize=K\n", 2, "expected a size" },
                 { "[Limits]\nOperationTimeoutSec=0\n", 2, "expected a number of seconds between 1" },
+                { "[LibvirtHook]\nOnUnreachable=ignore\n", 2,
+                  "[LibvirtHook] OnUnreachable=ignore: expected start or fail" },
                 { "[Roles]\nReader=uid:1000 friends\n", 2, "unknown principal 'friends'" },
                 { "[Roles]\nReader=san-uri:scheduler\n", 2, "'san-uri:scheduler' is not a URI such as" },
                 { "[Roles]\nReader=san-dns:\n", 2, "'san-dns:' names nothing" },

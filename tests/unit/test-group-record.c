@@ -238,6 +238,58 @@ static void test_hardware_changed(void **state) {
         fake_tree_free(t);
 }
 
+/* 0000:00:02.0 as a PCIe device with 4 KiB of config space and, when serial is not 0, a Device Serial
+ * Number capability holding it. */
+static void write_serial_config(FakeTree *t, uint64_t serial) {
+        uint8_t config[4096] = { 0x86, 0x80, 0xd3, 0x10 };
+
+        config[0x06] = 0x10; /* status: capability list */
+        config[0x34] = 0x40;
+        config[0x40] = 0x10; /* PCI Express, end of list */
+        config[0x42] = 0x02;
+        if (serial) {
+                config[0x100] = 0x03; /* Device Serial Number, version 1, last */
+                config[0x102] = 0x01;
+                for (int i = 0; i < 8; i++)
+                        config[0x104 + i] = (uint8_t)(serial >> (8 * i));
+        }
+        fake_tree_write_config(t, "0000:00:02.0", NULL, config, sizeof(config));
+}
+
+/* The serial decides between two cards of one model at one address, when it can be read. */
+static void test_serial(void **state) {
+        static const struct {
+                uint64_t serial; /* 0: no DSN capability */
+                bool extended;   /* 4 KiB of config space readable (else 64 bytes) */
+                bool same;
+        } cases[] = {
+                { 0x0011223344556677, true, true },
+                { 0x0011223344556678, true, false },
+                { 0, true, false },
+                { 0, false, true }, /* extended config space unreadable now: the IDs decide */
+        };
+
+        FOREACH_ARRAY(c, cases, ELEMENTSOF(cases)) {
+                _cleanup_(freep) char *record = NULL;
+                FakeTree *t = host("vfio-pci", "vfio-pci");
+                Loaded l = {};
+
+                record = strprintf("{\"version\":2,\"state\":\"vfio-ready\",\"group\":1,\"boot_id\":\"%s\","
+                                   "\"pending\":null,\"members\":[{\"address\":\"0000:00:02.0\",\"vendor_id\":32902,"
+                                   "\"device_id\":4307,\"subsystem_vendor_id\":32902,\"subsystem_device_id\":0,"
+                                   "\"serial\":\"0011223344556677\",\"driver\":\"e1000e\",\"driver_override\":null,"
+                                   "\"target\":\"vfio-pci\"}]}",
+                                   BOOT_A);
+                fake_tree_write(t, "state/groups/0000:00:02.0-7.json", record);
+                if (c->extended)
+                        write_serial_config(t, c->serial);
+                assert_int_equal(settle(t, BOOT_A, JOURNAL_ABSENT, &l) != NULL, c->same);
+                assert_true(record_exists(t)); /* held, or left alone: never removed */
+                unload(&l);
+                fake_tree_free(t);
+        }
+}
+
 /* A record that cannot be written is not kept: the caller is told which file and why. */
 static void test_store_fails(void **state) {
         _cleanup_(freep) char *message = NULL, *dir = NULL;
@@ -265,6 +317,7 @@ int main(void) {
                 cmocka_unit_test(test_crash_points),
                 cmocka_unit_test(test_forgotten_after_reboot),
                 cmocka_unit_test(test_hardware_changed),
+                cmocka_unit_test(test_serial),
                 cmocka_unit_test(test_store_fails),
         };
 

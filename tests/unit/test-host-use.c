@@ -193,7 +193,8 @@ static void test_md_raid_and_swap(void **state) {
                       "30 21 9:0 / /srv/vm\\040images rw - xfs /dev/md0 rw\n");
         fake_tree_write(t, "proc/swaps",
                         "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
-                        "/dev/nvme0n1p2                          partition\t1048572\t\t0\t\t-2\n"
+                        /* switched on in a chroot: the kernel prints the path from the reader's root */
+                        "/srv/chroot/dev/nvme0n1p2               partition\t1048572\t\t0\t\t-2\n"
                         "/swapfile                               file\t\t65532\t\t0\t\t-3\n");
 
         judge(t, 1, &v);
@@ -432,9 +433,10 @@ static void test_vfio_users(void **state) {
         assert_int_equal(v.uses.n, 0);
         verdict_done(&v);
 
-        /* QEMU has the device open (vfio-pci enabled it) and another user holds the group node. */
+        /* QEMU has the device open (vfio-pci enabled it) and another user holds the group node;
+         * that process lives in another mount namespace, so its link shows a longer path. */
         fake_tree_write(t, "sys/devices/pci0000:00/0000:00:04.0/enable", "1\n");
-        add_process(t, 812, "python3", 65534, "/dev/vfio/5");
+        add_process(t, 812, "python3", 65534, "/var/lib/machines/c1/dev/vfio/5");
         judge(t, 5, &v);
         u = EXPECT(&v, HOST_USE_VFIO, "/dev/vfio/5 is held open by pid 812 (python3, uid 65534)");
         assert_false(u->forcible);
@@ -445,6 +447,13 @@ static void test_vfio_users(void **state) {
         /* A VFIO cdev (6.6+, IOMMUFD kernels) held by a process. */
         fake_tree_write(t, "sys/devices/pci0000:00/0000:00:04.0/enable", "0\n");
         fake_tree_unlink(t, "proc/812/fd/7");
+        /* A process whose fds are listed but cannot be read is not inspected: never "free". */
+        fake_tree_write(t, "proc/813/fd/4", "not a link");
+        judge(t, 5, &v);
+        EXPECT(&v, HOST_USE_UNKNOWN, "cannot tell whether /dev/vfio/5 is held open",
+               "1 process could not be inspected (proc/813/fd: Invalid argument)");
+        verdict_done(&v);
+        fake_tree_unlink(t, "proc/813/fd/4");
         fake_tree_mkdir(t, "sys/devices/pci0000:00/0000:00:04.0/vfio-dev/vfio0");
         fake_tree_write(t, "proc/66/fd", ""); /* an uninspectable process */
         /* Kernels without IOMMUFD show vfio-dev/vfio0 in sysfs but have no cdev to hold. */

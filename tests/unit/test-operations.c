@@ -23,6 +23,7 @@
 #include "operations.h"
 #include "string-util.h"
 #include "strv.h"
+#include "uevent-monitor.h"
 
 static const char msi[] = "0x00000000fee00000 0x00000000feefffff msi\n";
 
@@ -160,6 +161,7 @@ static int run_real(Fixture *f, OperationRequest req, Result *result) {
         req.client = "test";
         r = operations_start(f->ops, &req, on_done, result, &message);
         if (r < 0) {
+                print_message("refused: %s\n", message ?: "?");
                 result->message = TAKE_PTR(message);
                 return r;
         }
@@ -386,6 +388,8 @@ static void test_variant_driver(void **state) {
         start(&f, "6.12.117+deb12-amd64", NULL);
         fake_tree_write(f.tree, "lib/modules/6.12.117+deb12-amd64/modules.alias",
                         "alias pci:v00008086d000010D3sv*sd*bc*sc*i* e1000e\n"
+                        /* Every kernel's own line for vfio-pci, which matches every device. */
+                        "alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n"
                         "alias vfio_pci:v000015B3d0000101Esv*sd*bc*sc*i* mlx5_vfio_pci\n"
                         "alias vfio_pci:v00008086d000010D3sv*sd*bc02sc*i* example_vfio_pci\n");
         assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result, &message), 0);
@@ -501,6 +505,10 @@ static void start_real(Fixture *f) {
         fake_tree_mkdir(f->tree, "sys/bus/pci/drivers/vfio-pci");
         fake_tree_mkdir(f->tree, "dev/vfio");
         fake_tree_write(f->tree, "proc/sys/kernel/random/boot_id", BOOT_A "\n");
+        /* Enabled by their drivers; nothing holds them through VFIO. */
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:00:02.0/enable", "1\n");
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:01:01.0/enable", "1\n");
+        fake_tree_write(f->tree, "sys/bus/pci/devices/0000:01:02.0/enable", "1\n");
         f->kernel = fake_kernel_start(f->tree);
         /* What the kernel binds by the drivers' ID tables. */
         fake_kernel_prefer(f->kernel, "0000:00:02.0", "e1000e");
@@ -757,6 +765,88 @@ static void test_reboot(void **state) {
         stop(&f);
 }
 
+
+/* udev's events for a device that is unplugged and plugged back, maybe into another group: the
+ * device is published before the group it joins, and the groups only after. */
+static void replug(Fixture *f, const char *address, const char *parent, unsigned old_group, unsigned new_group,
+                   const char *driver) {
+        _cleanup_(freep) char *bus_link = strprintf("sys/bus/pci/devices/%s", address),
+                              *group_link = strprintf("sys/kernel/iommu_groups/%u/devices/%s", old_group, address),
+                              *dir = fake_tree_device_dir(address, parent), *command = NULL;
+
+        fake_tree_unlink(f->tree, bus_link);
+        fake_tree_unlink(f->tree, group_link);
+        manager_handle_uevent(f->manager, UEVENT_PCI, "remove", address);
+        /* The device's directory goes with it: the kernel makes a new one. */
+        command = strprintf("rm -rf '%s/%s'", f->tree->root, dir);
+        assert_int_equal(system(command), 0);
+        if (new_group != old_group)
+                fake_tree_add_group(f->tree, new_group, "DMA\n", msi);
+        fake_tree_add_pci_device(f->tree, address, parent, driver, new_group, 0);
+        manager_handle_uevent(f->manager, UEVENT_PCI, "add", address);
+}
+
+/* 0000:00:02.0, in group 9 now, blocked again and the re-application done. */
+static bool replugged_blocked(Fixture *f, void *userdata) {
+        _cleanup_(freep) char *driver = driver_of(f, "0000:00:02.0"), *override = NULL;
+
+        override = attr(f, "sys/bus/pci/devices/0000:00:02.0/driver_override");
+        return !driver && streq(override, "none") && state_of(f, 9) == GROUP_BLOCKED;
+}
+
+/* A prepared group of two endpoints: the records follow each device as it is read again after the
+ * operation, one at a time, and must hold both; release gives both back. A member unplugged and
+ * plugged back is let go of alone; the other stays held and is given back. */
+static void test_two_members(void **state) {
+        _cleanup_(freep) char *a = NULL, *b = NULL, *record = NULL;
+        _cleanup_(strv_freep) char **findings = NULL;
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 2 }, &result), 0);
+        result_done(&result);
+        assert_int_equal(state_of(&f, 2), GROUP_VFIO_READY);
+        record = record_of(&f, 2);
+        assert_non_null(strstr(record, "0000:01:01.0"));
+        assert_non_null(strstr(record, "0000:01:02.0"));
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 2 }, &result), 0);
+        result_done(&result);
+        a = driver_of(&f, "0000:01:01.0");
+        b = driver_of(&f, "0000:01:02.0");
+        assert_string_equal(a, "e1000");
+        assert_string_equal(b, "e1000");
+
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 2 }, &result), 0);
+        result_done(&result);
+        replug(&f, "0000:01:02.0", "0000:00:04.0", 2, 2, "e1000");
+        findings = findings_of(&f, 2);
+        assert_non_null(findings[0]);
+        assert_non_null(strstr(findings[0], "the kernel forgot the driver_override vfio-pci iommud set on "
+                                            "0000:01:02.0 of group 2"));
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 2 }, &result), 0);
+        assert_int_equal(strv_length(result.steps), 4); /* load e1000, override, unbind, probe: one member */
+        result_done(&result);
+        free(a);
+        a = driver_of(&f, "0000:01:01.0");
+        assert_string_equal(a, "e1000");
+        stop(&f);
+}
+
+/* A blocked device unplugged and plugged back into a group of another number is blocked again: the
+ * group's events catch it when the device's own came too early. */
+static void test_block_replug(void **state) {
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1 }, &result), 0);
+        result_done(&result);
+        replug(&f, "0000:00:02.0", NULL, 1, 9, "e1000e");
+        turn_loop(&f, replugged_blocked, NULL, 30);
+        stop(&f);
+}
+
 /* Unplugged and plugged back in the same boot: the kernel forgot the override; the next look at
  * the device (udev, a rescan) retires the record. */
 static void test_replug(void **state) {
@@ -876,6 +966,46 @@ static void test_sriov_prepare_and_release(void **state) {
         stop(&f);
 }
 
+/* A group iommud prepared for one owner: another owner is refused; while a process holds its node,
+ * every operation names that process, whoever asks. */
+static void test_prepared_group_held(void **state) {
+        Fixture f = {};
+        Result result;
+
+        start_real(&f);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        assert_null(result.steps[0]);
+        result_done(&result);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm2" },
+                                  &result),
+                         -EBUSY);
+        assert_non_null(strstr(result.message, "group 1 is prepared for vm1 already"));
+        result_done(&result);
+
+        fake_tree_write(f.tree, "proc/812/comm", "qemu-system-x86\n");
+        fake_tree_write(f.tree, "proc/812/status", "Name:\tqemu\nUid:\t64055\t64055\t64055\t64055\n");
+        fake_tree_symlink(f.tree, "proc/812/fd/3", "/dev/vfio/1");
+        for (int kind = 0; kind < 3; kind++) {
+                OperationRequest req = { .group = 1, .owner = "vm2", .dry_run = true };
+
+                req.kind = kind == 0 ? OPERATION_PREPARE : kind == 1 ? OPERATION_BLOCK : OPERATION_SET_DOMAIN_TYPE;
+                req.type = "identity";
+                assert_int_equal(run_real(&f, req, &result), -EBUSY);
+                assert_non_null(strstr(result.message, "/dev/vfio/1 is held open by pid 812 (qemu-system-x86, uid 64055)"));
+                result_done(&result);
+        }
+        fake_tree_unlink(f.tree, "proc/812/fd/3");
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_RELEASE, .group = 1 }, &result), 0);
+        result_done(&result);
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -886,6 +1016,7 @@ int main(void) {
                 cmocka_unit_test(test_variant_driver),
                 cmocka_unit_test(test_sriov_pf),
                 cmocka_unit_test(test_sriov_prepare_and_release),
+                cmocka_unit_test(test_prepared_group_held),
                 cmocka_unit_test(test_vfio_user_never_forced),
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
@@ -893,6 +1024,8 @@ int main(void) {
                 cmocka_unit_test(test_ids_across_restarts),
                 cmocka_unit_test(test_reboot),
                 cmocka_unit_test(test_replug),
+                cmocka_unit_test(test_two_members),
+                cmocka_unit_test(test_block_replug),
                 cmocka_unit_test(test_hardware_changed),
                 /* Last: the write it leaves pending is a thread that outlives the test. */
                 cmocka_unit_test(test_unbind_that_hangs),

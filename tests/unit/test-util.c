@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fileio.h"
+#include "intern.h"
 #include "macro.h"
 #include "parse.h"
 #include "strv.h"
@@ -156,8 +157,80 @@ static void test_links_and_dirs(void **state) {
         assert_int_equal(exists_at(tree_fd, "sys/nope/c"), 0);
 }
 
+/* The paths the host readers take: a listing of an open directory, one-read attributes, and links
+ * and stats of one name straight at a directory fd, which must still never leave the tree. */
+static void test_fast_paths(void **state) {
+        _cleanup_(strv_freep) char **names = NULL;
+        _cleanup_(freep) char *s = NULL, *link = NULL, *big = NULL;
+        _cleanup_(closep) int sys_fd = -1, dir_fd = -1;
+        char path[4200];
+        mode_t mode;
+        size_t n;
+        int fd;
+
+        sys_fd = open_in_root(tree_fd, "sys", O_RDONLY | O_DIRECTORY);
+        assert_true(sys_fd >= 0);
+        dir_fd = open_in_root(tree_fd, "sys/dir", O_RDONLY | O_DIRECTORY);
+        assert_true(dir_fd >= 0);
+        assert_int_equal(read_dir_fd(dir_fd, &names, &n), 0);
+        assert_int_equal(n, 2);
+        assert_string_equal(names[0], "a");
+
+        assert_int_equal(read_sysfs_attr_at(sys_fd, "vendor", &s), 0);
+        assert_string_equal(s, "0x8086");
+        assert_int_equal(read_link_at(sys_fd, "driver", &link), 0);
+        assert_string_equal(link, "../../../bus/pci/drivers/e1000e");
+        assert_int_equal(exists_at(sys_fd, "vendor"), 1);
+        assert_int_equal(exists_at(sys_fd, "missing"), 0);
+        assert_int_equal(mode_at(sys_fd, "vendor", &mode), 0);
+        assert_true(S_ISREG(mode));
+        /* ".." is never taken straight: resolved in the root, it stays there. */
+        assert_int_equal(exists_at(sys_fd, ".."), 1);
+        assert_int_equal(exists_at(tree_fd, ".."), 1);
+
+        /* Longer than a page: the one-read shortcut still reads it all. */
+        big = malloc(10001);
+        assert_non_null(big);
+        memset(big, 'x', 10000);
+        big[10000] = 0;
+        snprintf(path, sizeof(path), "%s/sys/big", tree);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, big, 10000), 10000);
+        close(fd);
+        free(s);
+        assert_int_equal(read_sysfs_attr_at(sys_fd, "big", &s), 0);
+        assert_int_equal(strlen(s), 10000);
+        free(s);
+        s = NULL;
+        assert_int_equal(read_attr_at(sys_fd, "big", &s), 0);
+        assert_int_equal(strlen(s), 10000);
+}
+
+static void test_intern(void **state) {
+        char a[] = "QEMU NVM Express Controller", b[] = "QEMU NVM Express Controller";
+        const char *x = intern(a), *y = intern(b);
+
+        assert_ptr_equal(x, y);
+        assert_ptr_not_equal(x, a);
+        assert_string_equal(x, a);
+        assert_ptr_equal(intern_n("QEMU NVM", 8), intern("QEMU NVM"));
+        assert_ptr_not_equal(intern("QEMU NVM"), x);
+        assert_null(intern(NULL));
+        /* Growing keeps every earlier string where it was. */
+        for (int i = 0; i < 5000; i++) {
+                char buf[32];
+
+                snprintf(buf, sizeof(buf), "s%d", i);
+                assert_string_equal(intern(buf), buf);
+        }
+        assert_ptr_equal(intern(b), x);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_fast_paths),
+                cmocka_unit_test(test_intern),
                 cmocka_unit_test(test_parse_u32),
                 cmocka_unit_test(test_parse_int),
                 cmocka_unit_test(test_parse_bool_and_version),

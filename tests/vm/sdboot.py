@@ -9,6 +9,7 @@ scenarios run in vmtest-scenarios.service and the guest powers off.
 """
 
 import subprocess
+from pathlib import Path
 
 import kernel
 
@@ -47,3 +48,13 @@ def params(kern):
 def kernel_cmdline():
     # The host's default target may be graphical; the console shows unit status for debugging.
     return ['systemd.unit=multi-user.target', 'systemd.show_status=1']
+
+
+def find_deb(path):
+    """The iommud .deb: path itself, or the one iommud_*.deb in the folder path."""
+    path = Path(path)
+    debs = sorted(path.glob('iommud_*.deb')) if path.is_dir() else [path] if path.is_file() else []
+    if len(debs) != 1:
+        raise kernel.SetupError(f'expected one iommud .deb at {path}, found {len(debs)}: build it first '
+                                '(meson test -C BUILD deb, or tests/package/build-deb.sh SOURCE DIR)')
+    return debs[0].resolve()

@@ -369,7 +369,8 @@ def main():
     ap.add_argument('--update-fixtures', action='store_true',
                     help='install the captured tree into tests/fixtures/captured/')
     ap.add_argument('--deb', type=Path,
-                    help='the iommud .deb for scenarios that install it (IOMMUD_DEB in the guest)')
+                    help='systemd topologies: the iommud .deb, or the folder holding it, for the '
+                         'scenarios that install it (IOMMUD_DEB in the guest)')
     args = ap.parse_args()
 
     if args.list:
@@ -402,8 +403,7 @@ def main():
         unknown = set(names) - set(scenarios())
         if unknown:
             raise kernel.SetupError(f'no such scenario: {" ".join(sorted(unknown))}')
-        if args.deb and not args.deb.is_file():
-            raise kernel.SetupError(f'{args.deb} is not a file (build it: tests/package/build-deb.sh)')
+        deb = sdboot.find_deb(args.deb) if topo.init == 'systemd' and args.deb else None
         kern = kernel.fetch(args.kernel, args.cache)
         log(f'{topo.name} on {kern.release} ({topo.init}), scenarios: {" ".join(names)}')
         init_params = build_initramfs(topo, kern, work / 'initrd')
@@ -427,7 +427,7 @@ def main():
         'SCENARIO_TIMEOUT': topo.host.scenario_timeout or SCENARIO_TIMEOUT,
         'IOMMUD_VM_CORRUPT': os.environ.get('IOMMUD_VM_CORRUPT', ''),
         'GUEST_INIT': topo.init,
-        'IOMMUD_DEB': args.deb.resolve() if args.deb else '',
+        'IOMMUD_DEB': deb or '',
         **init_params,
     })
     argv = qemu_argv(topo, kern, work / 'initrd', work)

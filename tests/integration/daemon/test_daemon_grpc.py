@@ -31,6 +31,10 @@ import time
 import traceback
 import types
 
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import tap  # noqa: E402
+
 try:
     import grpc
     from google.protobuf import json_format
@@ -72,21 +76,7 @@ DAEMONS = []
 
 # ---- output ---------------------------------------------------------------------------------------
 
-class Tap:
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        self.count += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.count} - {what}")
-        if not ok and detail:
-            for line in str(detail).splitlines()[-40:]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return ok
-
+class Tap(tap.Tap):
     def status(self, call, code, what, contains=()):
         """Runs call(); it must fail with code and a message holding every string in contains."""
         try:
@@ -96,12 +86,6 @@ class Tap:
             return self.check(e.code() == code and not missing, what,
                               f"expected {code.name} naming {list(contains)}, got {e.code().name}: {e.details()!r}")
         return self.check(False, what, f"expected {code.name}, the call succeeded")
-
-    @staticmethod
-    def note(text):
-        for line in text.splitlines():
-            print(f"# {line}")
-        sys.stdout.flush()
 
 
 T = Tap()
@@ -530,13 +514,13 @@ def check_methods_for_role(ch, transport, role):
         else:
             T.status(lambda: call_method(ch, name), grpc.StatusCode.PERMISSION_DENIED,
                      f"{transport}: {name} as {role} is PERMISSION_DENIED naming role {needed}",
-                     [f"requires role {needed}"])
+                     [f"{name} needs the {needed} role"])
     for name in POLICY_READS:
         status, reply = call_outcome(ch, name, {})
         T.check(status == "OK", f"{transport}: {name} as {role} answers", f"got {status}: {reply}")
     if role == "reader":
         T.status(lambda: call_method(ch, "Rescan"), grpc.StatusCode.PERMISSION_DENIED,
-                 f"{transport}: Rescan as reader is PERMISSION_DENIED naming role operator", ["requires role operator"])
+                 f"{transport}: Rescan as reader is PERMISSION_DENIED naming role operator", ["Rescan needs the operator role"])
 
 
 def check_tls(d):
@@ -555,7 +539,7 @@ def check_tls(d):
     with d.tls_channel("stranger") as ch:
         T.status(lambda: call_method(ch, "GetHost"), grpc.StatusCode.PERMISSION_DENIED,
                  "mTLS: a trusted certificate mapped to no role is PERMISSION_DENIED naming role reader",
-                 ["requires role reader"])
+                 ["GetHost needs the reader role"])
     for client, trust, what in ((None, "ca.crt", "without a client certificate"),
                                 ("rogue", "ca.crt", "with a certificate from an untrusted CA")):
         with d.tls_channel(client, trust) as ch:
@@ -753,7 +737,7 @@ def check_reload(tree):
         T.check(manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT).group_count == 10,
                 "--config with Reader=unix:*: root reads GetHost")
         T.status(lambda: call_method(ch, "Rescan"), grpc.StatusCode.PERMISSION_DENIED,
-                 "--config with Reader=unix:*: root is only reader (Rescan needs operator)", ["requires role operator"])
+                 "--config with Reader=unix:*: root is only reader (Rescan needs operator)", ["Rescan needs the operator role"])
 
         write_file(conf, "[Roles]\nAdmin=uid:12345\n[Daemon]\nNoSuchKey=1\n")
         reloaded = d.reload()
@@ -766,7 +750,7 @@ def check_reload(tree):
         T.check(d.reload(), "SIGHUP: RELOADING=1 then READY=1", d.log_text())
         T.status(lambda: call_method(ch, "GetHost"), grpc.StatusCode.PERMISSION_DENIED,
                  "after SIGHUP without Reader=unix:* and Admin=uid:12345, the next call on the same connection "
-                 "is PERMISSION_DENIED", ["requires role reader"])
+                 "is PERMISSION_DENIED, naming who may read", ["GetHost needs the reader role", "[Roles] Reader= (nobody)"])
     T.check(d.stop() == 0, "reload daemon: SIGTERM exits 0")
 
 

@@ -30,6 +30,10 @@ import time
 import traceback
 import xml.etree.ElementTree as ET
 
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import tap  # noqa: E402
+
 try:
     import dbus
 except ImportError:
@@ -50,25 +54,7 @@ TMP = None
 PROCS = []
 
 
-class Tap:
-    def __init__(self):
-        self.count = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        self.count += 1
-        self.failed += not ok
-        print(f"{'ok' if ok else 'not ok'} {self.count} - {what}")
-        if not ok and detail:
-            for line in str(detail).splitlines()[-40:]:
-                print(f"#   {line}")
-        sys.stdout.flush()
-        return ok
-
-    def skip(self, what, why):
-        self.count += 1
-        print(f"ok {self.count} - {what} # SKIP {why}")
-
+class Tap(tap.Tap):
     def dbus_error(self, call, name, what, contains=()):
         try:
             call()

@@ -26,6 +26,7 @@ import unittest
 IOMMUD = os.environ.get('IOMMUD')
 IOMMUCTL = os.environ.get('IOMMUCTL')
 SOURCE_ROOT = os.environ.get('IOMMUD_SOURCE_ROOT', '.')
+COMPLETION = os.environ.get('IOMMUCTL_COMPLETION', os.path.join(SOURCE_ROOT, 'client/iommuctl.bash'))
 FIXTURE = 'desktop-gpu'
 
 
@@ -233,7 +234,7 @@ class Local(unittest.TestCase):
     def test_operation_refusals(self):
         r = ctl('--socket', self.socket, 'set-type', '1', 'DMA', '--dry-run')
         self.assertEqual(r.returncode, 3, r.stderr)  # operator, not admin
-        self.assertIn('requires role admin', r.stderr)
+        self.assertIn('SetDomainType needs the admin role', r.stderr)
         r = ctl('--socket', self.socket, 'release', '1')
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIn('was not prepared by iommud', r.stderr)
@@ -261,6 +262,40 @@ class Local(unittest.TestCase):
         for line in (2, 4, 5):
             self.assertIn(f'{bad}:{line}: ', r.stdout)
         self.assertNotIn(good, r.stdout)
+
+
+class Completion(unittest.TestCase):
+    """The bash completion (client/iommuctl.bash) with bash-completion, against the local daemon."""
+
+    def complete(self, *words, socket_path=None):
+        """The candidates bash offers for the last word of: iommuctl --socket S WORDS..."""
+        line = [IOMMUCTL, '--socket', socket_path or Local.socket, *words]
+        script = (f'source /usr/share/bash-completion/bash_completion && source {COMPLETION} && '
+                  'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; '
+                  '_iommuctl; printf "%s\\n" "${COMPREPLY[@]}"')
+        out = subprocess.run(['bash', '-c', script, 'bash', *line], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return sorted(filter(None, out.stdout.splitlines()))
+
+    def test_verbs_and_options(self):
+        self.assertEqual(self.complete('gr'), ['group', 'groups'])
+        self.assertIn('--dry-run', self.complete('--d'))
+        self.assertEqual(self.complete('set-type', '1', 'D'), ['DMA', 'DMA-FQ'])
+        self.assertEqual(self.complete('policy', ''), ['check'])
+
+    def test_groups_and_addresses_from_the_daemon(self):
+        groups = sorted(str(g['id']) for g in DUMP['groups'])
+        addresses = sorted(d['address'] for d in DUMP['devices'])
+        self.assertEqual(self.complete('group', ''), groups)
+        self.assertEqual(self.complete('device', ''), addresses)
+        self.assertEqual(self.complete('prepare', ''), sorted(groups + addresses))
+        # bash splits words at ':'; the candidates continue the part after the last one.
+        first = addresses[0]
+        self.assertEqual(self.complete('device', first[:9]),
+                         sorted(a[len(first[:8]):] for a in addresses if a.startswith(first[:9])))
+
+    def test_no_daemon_no_candidates(self):
+        self.assertEqual(self.complete('group', '', socket_path=os.path.join(TMP, 'nowhere.sock')), [])
 
 
 class EveryHost(unittest.TestCase):

@@ -18,6 +18,9 @@ with grpc_tools.protoc. Then:
 - VFs given as network interfaces (<interface type='hostdev'>), on server-sriov.json: a running test
   domain's VF makes its group IN_USE, owned by the domain; the hook prepares the group of each VF
   interface of a domain it starts.
+  without contacting iommud, release only of groups held for that domain; its iommud.conf
+  (IOMMUD_CONFIG_FILE): [LibvirtHook] OnUnreachable=start|fail when iommud is not running, a bad
+  value refused, the socket taken from [Listen] Unix=.
 
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools. Prints TAP lines, exits 1 if any
 check failed.
@@ -32,6 +35,10 @@ import sys
 import tempfile
 import time
 import types
+
+# tests/tap.py: the TAP lines every Python test prints.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+import tap  # noqa: E402
 
 try:
     import grpc
@@ -49,17 +56,8 @@ PR_SET_PDEATHSIG = 1
 
 TMP = tempfile.mkdtemp(prefix="iommud-virt-")
 PB = types.SimpleNamespace()
-COUNT = 0
-FAILED = 0
-
-
-def check(ok, what, detail=""):
-    global COUNT, FAILED
-    COUNT += 1
-    FAILED += not ok
-    print(f"{'ok' if ok else 'not ok'} {COUNT} - {what}")
-    if not ok and detail:
-        print("# " + str(detail).replace("\n", "\n# "))
+T = tap.Tap()
+check = T.check
 
 
 def generate_stubs():
@@ -137,8 +135,18 @@ def refusal(fn, request):
         return e.code().name, e.details() or ""
 
 
-def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True):
-    env = dict(os.environ, IOMMUD_SOCKET=daemon_sock, IOMMUD_HOOK_TIMEOUT_SEC="20")
+def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=None):
+    """Runs the hook; config: the text of its iommud.conf (None: there is none)."""
+    config_file = os.path.join(TMP, "hook-iommud.conf")
+    if config is not None:
+        with open(config_file, "w") as f:
+            f.write(config)
+    elif os.path.exists(config_file):
+        os.unlink(config_file)
+    env = dict(os.environ, IOMMUD_HOOK_TIMEOUT_SEC="20", IOMMUD_CONFIG_FILE=config_file)
+    env.pop("IOMMUD_SOCKET", None)
+    if daemon_sock:
+        env["IOMMUD_SOCKET"] = daemon_sock
     env.pop("IOMMUD_HOOK_DRY_RUN", None)
     if dry_run:
         env["IOMMUD_HOOK_DRY_RUN"] = "1"
@@ -241,9 +249,26 @@ def test_hook(tree):
         check(all(r == (0, "", "") for r in results), "other operations exit 0 without reading or calling",
               results)
 
+        # iommud not running: [LibvirtHook] OnUnreachable= decides, and the hook says what it did.
         rc, out, err = hook(nowhere, "gpu-vm", "prepare", "begin", "domain-gpu.xml")
-        check(rc == 1 and "cannot reach iommud" in err, "iommud not running: the start is stopped, saying why",
+        check(rc == 0 and "iommud is not running" in err and nowhere in err and "OnUnreachable=start" in err,
+              "iommud not running, default OnUnreachable=start: the domain starts, saying why", f"{rc}\n{err}")
+        rc, out, err = hook(nowhere, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=fail\n")
+        check(rc == 1 and "iommud is not running" in err and "not starting the domain" in err,
+              "iommud not running, OnUnreachable=fail: the start is stopped, saying why", f"{rc}\n{err}")
+        rc, out, err = hook(nowhere, "gpu-vm", "release", "end", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=fail\n")
+        check(rc == 0 and "stay with vfio-pci" in err, "iommud not running at release end: exit 0, saying what stays",
               f"{rc}\n{err}")
+        rc, out, err = hook(d.sock, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config="[LibvirtHook]\nOnUnreachable=sometimes\n")
+        check(rc == 1 and "expected start or fail" in err and "cannot use" in err,
+              "a bad iommud.conf stops the start with the parser's message", f"{rc}\n{err}")
+        rc, out, err = hook(None, "gpu-vm", "prepare", "begin", "domain-gpu.xml",
+                            config=f"[Listen]\nUnix={d.sock}\n")
+        check(rc == 0 and "prepared group 1 (dry run)" in out,
+              "without IOMMUD_SOCKET the hook finds iommud through [Listen] Unix= of iommud.conf", f"{rc}\n{out}\n{err}")
 
         # Release only what iommud holds for this domain: group 1 was never prepared (dry runs).
         rc, out, err = hook(d.sock, "gpu-vm", "release", "end", "domain-gpu.xml")
@@ -301,8 +326,8 @@ def main():
         test_vf_interfaces(sriov)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
-    print(f"1..{COUNT}")
-    return 1 if FAILED else 0
+    print(f"1..{T.count}")
+    return 1 if T.failed else 0
 
 
 if __name__ == "__main__":
