@@ -11,6 +11,9 @@
         tests/package/build-deb.sh builds iommud_<version>_<arch>.deb; it holds layout.txt as
         Debian ships it (man pages compressed, changelog and copyright, the hook's link in
         /etc/libvirt/hooks/qemu.d), its conffiles are /etc/iommud/iommud.conf only.
+    test_package.py keys SOURCE_DIR IOMMUD
+        every setting `iommud --help` lists ([Section] Key= and its flag) is in iommud.conf(5)
+        under its section, and in systemd/iommud.conf.example under its section.
     test_package.py lintian WORK_DIR
         lintian on what the deb test built: no error and no warning (overrides carry their reason
         in debian/iommud.lintian-overrides).
@@ -207,12 +210,43 @@ def lintian(work):
     return 0
 
 
+def sections(text, header):
+    """{section: its text} of a file whose section headers match header (a regex with a group)."""
+    found, current = {}, None
+    for line in text.splitlines():
+        m = re.match(header, line)
+        if m:
+            current = m.group(1)
+            found.setdefault(current, '')
+        elif current:
+            found[current] += line + '\n'
+    return found
+
+
+def keys(source, iommud):
+    settings = re.findall(r'--([a-z0-9-]+)=\S+ +\[(\w+)\] (\w+)=:', run([iommud, '--help']).stdout)
+    check(len(settings) > 10, f'iommud --help lists {len(settings)} settings')
+    man = sections((Path(source) / 'docs/iommud.conf.5.scd').read_text(), r'^# \[(\w+)\] SECTION$')
+    example = sections((Path(source) / 'systemd/iommud.conf.example').read_text(), r'^\[(\w+)\]$')
+    missing_man = [f'[{sec}] {key}= (--{flag})' for flag, sec, key in settings
+                   if f'*{key}=*' not in man.get(sec, '') or f'*--{flag}*' not in man.get(sec, '')]
+    missing_example = [f'[{sec}] {key}=' for _, sec, key in settings
+                       if not re.search(rf'^# {key}=', example.get(sec, ''), re.M)]
+    check(not missing_man, 'iommud.conf(5) documents every setting under its section, with its flag',
+          '\n'.join(missing_man))
+    check(not missing_example, 'systemd/iommud.conf.example has every setting under its section',
+          '\n'.join(missing_example))
+    return 0
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == 'layout':
         rc = layout(*args)
     elif mode == 'deb':
         rc = deb(*args)
+    elif mode == 'keys':
+        rc = keys(*args)
     elif mode == 'lintian':
         rc = lintian(*args)
     else:
