@@ -174,6 +174,9 @@ int bus_server_new(struct event_base *base, Manager *manager, Operations *operat
 
 void bus_server_groups_changed(BusServer *s) {
         bus_authorizer_groups_changed(s->authorizer);
+        /* The held calls are back in sd-bus's read queue, but the socket shows nothing new: without
+         * this they wait for the next message on the bus (a lone caller times out). */
+        bus_libevent_rearm(s->event);
 }
 
 BusServer *bus_server_free(BusServer *s) {

@@ -562,6 +562,21 @@ def check_read_only_state(address, tree, inv):
     T.check(daemon.wait(TIMEOUT) == 0, "the read-only daemon exits 0 on SIGTERM", daemon_log())
 
 
+def check_group_principal(address, tree, inv):
+    """A daemon whose readers are a group: the first call of a uid waits for the user database off
+    the loop, and is answered once the lookup is back even when nothing else happens on the bus."""
+    daemon, bus = start_iommud(address, tree, "--reader=group:nogroup", "--admin=uid:0")
+    group = inv["groups"][0]["id"]
+    # busctl's own timeout well below the test's, so a call that is never answered shows as such.
+    r = busctl(address, "--timeout=5", "get-property", NAME, f"/org/iommud1/group/{group}", "org.iommud1.Group",
+               "DomainType", user=NOBODY)
+    T.check(r.returncode == 0 and r.stdout.startswith("s "),
+            "group principal: a lone call from a uid not looked up yet is answered once its groups are known",
+            r.stdout + r.stderr)
+    daemon.terminate()
+    T.check(daemon.wait(TIMEOUT) == 0, "the group-principal daemon exits 0 on SIGTERM", daemon_log())
+
+
 def main():
     global TMP, DAEMON
     if not IOMMUD:
@@ -598,6 +613,7 @@ def main():
         DAEMON.terminate()
         T.check(DAEMON.wait(TIMEOUT) == 0, "iommud exits 0 on SIGTERM", daemon_log())
         check_read_only_state(address, tree, inv)
+        check_group_principal(address, tree, inv)
         T.check("runtime error" not in daemon_log() and "Sanitizer" not in daemon_log(),
                 "no sanitizer reports in the daemon's log", daemon_log())
     except Exception:
