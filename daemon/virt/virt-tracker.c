@@ -20,7 +20,7 @@
 #include "virt-event.h"
 
 #define BACKOFF_MIN_SEC 1
-#define BACKOFF_MAX_SEC 30
+#define BACKOFF_MAX_SEC 10
 /* libvirtd restarts or hangs: keepalive notices the latter within interval * (count + 1). */
 #define KEEPALIVE_INTERVAL_SEC 5
 #define KEEPALIVE_COUNT 3
@@ -50,7 +50,7 @@ struct VirtTracker {
         bool lost;      /* libvirt closed the connection: close our end from the deferred event */
         bool connected; /* the view is current */
         unsigned backoff_sec;
-        unsigned failures;
+        char *last_failure; /* the last reason a connect failed, logged once until it changes */
         struct event *connect_timer;
         struct event *deferred;
         TrackedDomain *domains;
@@ -300,7 +300,8 @@ static void schedule_connect(VirtTracker *t) {
         struct timeval tv = {.tv_sec = t->backoff_sec};
 
         event_add(t->connect_timer, &tv);
-        /* The first attempt at once, then after 1, 2, 4, ... and at most 30 s. */
+        /* The first attempt at once, then after 1, 2, 4, 8 and every 10 s: libvirtd started after
+         * iommud is followed soon, and a refused connect costs next to nothing. */
         t->backoff_sec = t->backoff_sec == 0 ? BACKOFF_MIN_SEC : t->backoff_sec * 2;
         if (t->backoff_sec > BACKOFF_MAX_SEC)
                 t->backoff_sec = BACKOFF_MAX_SEC;
@@ -315,13 +316,21 @@ static void on_connect_timer(evutil_socket_t fd, short what, void *userdata) {
                 log_info("Following libvirt at %s: %zu running domains use PCI host devices.", t->uri,
                          t->n_domains);
                 t->backoff_sec = BACKOFF_MIN_SEC;
-                t->failures = 0;
+                free(t->last_failure);
+                t->last_failure = NULL;
                 return;
         }
-        /* Once, then quietly until it works: iommud starts before libvirtd, which may also simply
-         * not be installed. */
-        log_full_errno(t->failures++ == 0 ? LOG_NOTICE : LOG_DEBUG, -r,
-                       "Cannot follow libvirt at %s yet, retrying: %s", t->uri, virGetLastErrorMessage());
+        /* Each reason once, then quietly until it works or fails differently: iommud starts before
+         * libvirtd (no socket yet), which may also simply not be installed; a socket that appears
+         * but refuses us is worth its own line. */
+        const char *reason = virGetLastErrorMessage();
+        bool again = t->last_failure && streq(t->last_failure, reason);
+        log_full_errno(again ? LOG_DEBUG : LOG_NOTICE, -r, "Cannot follow libvirt at %s yet, retrying: %s", t->uri,
+                       reason);
+        if (!again) {
+                free(t->last_failure);
+                t->last_failure = strdup(reason);
+        }
         schedule_connect(t);
 }
 
@@ -406,6 +415,7 @@ VirtTracker *virt_tracker_free(VirtTracker *t) {
         domains_clear(&t->domains, &t->n_domains);
         strv_free(t->changed);
         free(t->uri);
+        free(t->last_failure);
         free(t);
         /* After the connection: closing it removed libvirt's watches, whose frees run here. */
         virt_event_unregister();

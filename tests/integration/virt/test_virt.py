@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 
@@ -208,7 +209,8 @@ def test_tracking(tree):
 
 
 def test_libvirt_down(tree):
-    d = Daemon("no-libvirt", tree, "qemu:///system?socket=" + os.path.join(TMP, "no-such-libvirt-sock"))
+    sock_path = os.path.join(TMP, "no-such-libvirt-sock")
+    d = Daemon("no-libvirt", tree, "qemu:///system?socket=" + sock_path)
     try:
         g = d.group(1)
         check(g.state == PB.api.GROUP_STATE_HOST, "without libvirt the daemon serves, nothing is in use",
@@ -216,6 +218,28 @@ def test_libvirt_down(tree):
         time.sleep(1.5)  # at least one retry
         check(d.proc.poll() is None and "Cannot follow libvirt" in d.log_text(),
               "an unreachable libvirt is logged and retried, the daemon keeps running", d.log_text())
+        # A socket appears that hangs up on every client: the retries go on, and the new reason is
+        # logged once (the same reason is not repeated).
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(sock_path)
+        listener.listen(16)
+
+        def hang_up():
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                conn.close()
+        threading.Thread(target=hang_up, daemon=True).start()
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline and d.log_text().count("Cannot follow libvirt") < 2:
+            time.sleep(0.2)
+        lines = [line for line in d.log_text().splitlines() if "Cannot follow libvirt" in line]
+        check(len(lines) == 2 and "No such file" in lines[0] and "No such file" not in lines[1],
+              "a libvirt socket that appears later is tried (every 10 s at most), and its new failure logged once",
+              d.log_text())
+        listener.close()
     finally:
         stopped(d)
 
