@@ -52,6 +52,8 @@ typedef struct Daemon {
         GrpcServer *grpc;
         SvcManager *svc;
         BusServer *dbus;
+        struct event *dbus_retry; /* the system bus refused us: try again (start_dbus) */
+        unsigned dbus_retry_sec;
         void *virt_handle; /* the loaded virt module (dlopen) */
         const VirtModule *virt_module;
         VirtTracker *virt;
@@ -539,8 +541,12 @@ static int start_operations(Daemon *d) {
         return operations_new(d->base, d->manager, &options, &d->operations);
 }
 
-/* DBus= unset means "the system bus if it is there": a host without dbus-daemon still gets gRPC.
- * A bus named explicitly must work. */
+static void on_dbus_retry(evutil_socket_t fd, short what, void *userdata);
+
+/* DBus= unset means "the system bus if it is there": a host without dbus-daemon still gets gRPC,
+ * and iommud keeps trying, so that a bus that comes up later, or a bus policy that dbus-daemon
+ * loads only after the package's postinst started iommud, still gets org.iommud1. A bus named
+ * explicitly must work. */
 static int start_dbus(Daemon *d) {
         const char *bus = d->config.dbus ?: "system";
         int r;
@@ -550,13 +556,34 @@ static int start_dbus(Daemon *d) {
         r = bus_server_new(d->base, d->manager, d->operations, &d->config, d->groups, bus, reload_settings, d,
                            &d->dbus);
         if (r < 0 && !d->config.dbus) {
-                log_warning_errno(r, "Cannot serve on the system D-Bus, continuing without D-Bus: %m");
+                struct timeval tv = {.tv_sec = d->dbus_retry_sec ?: 1};
+
+                if (!d->dbus_retry_sec)
+                        log_warning_errno(r, "Cannot serve on the system D-Bus yet, serving gRPC and trying again: %m");
+                /* Then after 1, 2, 4, ... and every 30 s. */
+                d->dbus_retry_sec = d->dbus_retry_sec ? d->dbus_retry_sec * 2 : 2;
+                if (d->dbus_retry_sec > 30)
+                        d->dbus_retry_sec = 30;
+                if (!d->dbus_retry) {
+                        d->dbus_retry = evtimer_new(d->base, on_dbus_retry, d);
+                        if (!d->dbus_retry)
+                                return log_oom();
+                }
+                if (evtimer_add(d->dbus_retry, &tv) < 0)
+                        return log_oom();
                 return 0;
         }
         if (r < 0)
                 return log_error_errno(r, "Failed to serve on D-Bus (%s): %m", bus);
         log_info("Serving org.iommud1 on the %s bus.", bus);
         return 0;
+}
+
+static void on_dbus_retry(evutil_socket_t fd, short what, void *userdata) {
+        Daemon *d = userdata;
+
+        if (start_dbus(d) < 0)
+                log_warning("Giving up on the system D-Bus; gRPC goes on.");
 }
 
 /* Opt-in: without [Metrics] Listen= nothing listens. */
@@ -711,7 +738,7 @@ static int run_daemon(Daemon *d) {
 }
 
 static void daemon_done(Daemon *d) {
-        struct event **events[] = { &d->sigterm, &d->sigint, &d->sighup, &d->sigusr1, &d->watchdog };
+        struct event **events[] = { &d->sigterm, &d->sigint, &d->sighup, &d->sigusr1, &d->watchdog, &d->dbus_retry };
 
         for (size_t i = 0; i < ELEMENTSOF(events); i++)
                 if (*events[i])

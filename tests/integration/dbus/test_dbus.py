@@ -88,15 +88,15 @@ def stop_all():
                 p.wait()
 
 
-def start_bus():
+def start_bus(name="bus"):
     """A private bus every user may connect to and call on: the daemon's own checks are under test."""
-    config = os.path.join(TMP, "bus.conf")
+    config = os.path.join(TMP, name + ".conf")
     with open(config, "w") as f:
         f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
-  <listen>unix:path={TMP}/bus</listen>
+  <listen>unix:path={TMP}/{name}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -111,7 +111,7 @@ def start_bus():
     address = p.stdout.readline().strip()
     if not address:
         raise RuntimeError("dbus-daemon printed no address")
-    os.chmod(os.path.join(TMP, "bus"), 0o777)
+    os.chmod(os.path.join(TMP, name), 0o777)
     return address
 
 
@@ -562,6 +562,36 @@ def check_read_only_state(address, tree, inv):
     T.check(daemon.wait(TIMEOUT) == 0, "the read-only daemon exits 0 on SIGTERM", daemon_log())
 
 
+def check_system_bus_later(tree):
+    """DBus= unset (the system bus, if there is one) and no bus yet: iommud serves gRPC, says it will
+    try again, and takes org.iommud1 once the bus is up (dbus-daemon started late, or its policy for
+    org.iommud1 loaded only after iommud started)."""
+    bus_path = os.path.join(TMP, "late-bus")
+    log_path = os.path.join(TMP, "iommud-late.log")
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus_path)
+    p = start([IOMMUD, "--config=/dev/null", "--root", tree, "--udev=no", "--rescan-interval=0",
+               "--unix-socket", os.path.join(TMP, "late.sock"), "--runtime-directory", os.path.join(TMP, "late-run"),
+               "--state-directory", os.path.join(TMP, "late-state")],
+              stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
+
+    def log_text():
+        with open(log_path) as f:
+            return f.read()
+    deadline = time.monotonic() + TIMEOUT
+    while "Cannot serve on the system D-Bus yet" not in log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    T.check("Cannot serve on the system D-Bus yet, serving gRPC and trying again" in log_text() and p.poll() is None,
+            "no system bus: iommud runs on and says it will try again", log_text())
+    bus = dbus.bus.BusConnection(start_bus("late-bus"))
+    deadline = time.monotonic() + 20
+    while not bus.name_has_owner(NAME) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    T.check(bus.name_has_owner(NAME) and "Serving org.iommud1 on the system bus." in log_text(),
+            "the system bus up later: iommud takes org.iommud1 on it", log_text())
+    p.terminate()
+    T.check(p.wait(TIMEOUT) == 0, "the late-bus daemon exits 0 on SIGTERM", log_text())
+
+
 def check_group_principal(address, tree, inv):
     """A daemon whose readers are a group: the first call of a uid waits for the user database off
     the loop, and is answered once the lookup is back even when nothing else happens on the bus."""
@@ -614,6 +644,7 @@ def main():
         T.check(DAEMON.wait(TIMEOUT) == 0, "iommud exits 0 on SIGTERM", daemon_log())
         check_read_only_state(address, tree, inv)
         check_group_principal(address, tree, inv)
+        check_system_bus_later(tree)
         T.check("runtime error" not in daemon_log() and "Sanitizer" not in daemon_log(),
                 "no sanitizer reports in the daemon's log", daemon_log())
     except Exception:
