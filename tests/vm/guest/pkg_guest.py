@@ -1,5 +1,6 @@
 """What the package scenarios (scenarios/package/) share: iommud as installed from the .deb, run by systemd
 as PID 1, and called the way users call it: systemctl, iommuctl, busctl, as root or as a user."""
+import json
 import os
 import pwd
 import subprocess
@@ -72,11 +73,26 @@ def proc_status(pid, key):
 
 
 def journal(since_cursor=None, unit=UNIT):
-    """The unit's journal (messages only), from a cursor on."""
-    args = ["journalctl", "-u", unit, "-o", "cat", "--no-pager"]
-    if since_cursor:
-        args += [f"--after-cursor={since_cursor}"]
-    return sh(*args)[1]
+    """The unit's journal (messages only), from a cursor on.
+
+    The unit is matched here, not with journalctl -u: journalctl --after-cursor skips two entries
+    from the cursor on the assumption that the cursor's own entry matches, so with -u it drops the
+    unit's first message whenever the cursor is another unit's entry (systemd 252)."""
+    if not since_cursor:
+        return sh("journalctl", "-u", unit, "-o", "cat", "--no-pager")[1]
+    out = sh("journalctl", f"--after-cursor={since_cursor}", "-o", "json", "--no-pager")[1]
+    lines = []
+    for line in out.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        ours = (e.get("_SYSTEMD_UNIT") == unit or e.get("OBJECT_SYSTEMD_UNIT") == unit
+                or (e.get("_PID") == "1" and e.get("UNIT") == unit))
+        message = e.get("MESSAGE")
+        if ours and message is not None:
+            lines.append(message if isinstance(message, str) else bytes(message).decode(errors="replace"))
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def journal_cursor():
