@@ -260,6 +260,9 @@ static int client_new(struct event_base *base, GrpcClient **ret) {
 }
 
 /* One unary call; returns an exit code and, on success, the response. */
+static int call_pages(const char *what, const char *method, ProtobufCMessage *request,
+                      const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret);
+
 static int call(const char *what, const char *method, const ProtobufCMessage *request,
                 const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret) {
         _cleanup_(event_base_freep) struct event_base *base = event_base_new();
@@ -270,6 +273,22 @@ static int call(const char *what, const char *method, const ProtobufCMessage *re
         if (!base || client_new(base, &client) < 0)
                 return EXIT_ERROR;
         r = grpc_client_call(client, method, request, response_type, ret, &st);
+        if (r < 0 || st.code != GRPC_STATUS_OK)
+                return report_failure(what, r, &st);
+        return EXIT_OK;
+}
+
+/* A paged List call, every page of it. */
+static int call_pages(const char *what, const char *method, ProtobufCMessage *request,
+                      const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret) {
+        _cleanup_(event_base_freep) struct event_base *base = event_base_new();
+        _cleanup_(grpc_client_freep) GrpcClient *client = NULL;
+        _cleanup_(grpc_client_status_done) GrpcClientStatus st = {};
+        int r;
+
+        if (!base || client_new(base, &client) < 0)
+                return EXIT_ERROR;
+        r = grpc_client_list_all(client, method, request, response_type, ret, &st);
         if (r < 0 || st.code != GRPC_STATUS_OK)
                 return report_failure(what, r, &st);
         return EXIT_OK;
@@ -650,8 +669,8 @@ static int verb_groups(char **args) {
         Iommud__V1__ListGroupsRequest req = IOMMUD__V1__LIST_GROUPS_REQUEST__INIT;
         _cleanup_(protobuf_c_message_freep) ProtobufCMessage *m = NULL;
         const Iommud__V1__ListGroupsResponse *resp;
-        int r = call("groups", SERVICE "ListGroups", &req.base,
-                     &iommud__v1__list_groups_response__descriptor, &m);
+        int r = call_pages("groups", SERVICE "ListGroups", &req.base,
+                           &iommud__v1__list_groups_response__descriptor, &m);
 
         if (r != EXIT_OK)
                 return r;
@@ -695,8 +714,8 @@ static int verb_devices(char **args) {
         Iommud__V1__ListDevicesRequest req = IOMMUD__V1__LIST_DEVICES_REQUEST__INIT;
         _cleanup_(protobuf_c_message_freep) ProtobufCMessage *m = NULL;
         const Iommud__V1__ListDevicesResponse *resp;
-        int r = call("devices", SERVICE "ListDevices", &req.base,
-                     &iommud__v1__list_devices_response__descriptor, &m);
+        int r = call_pages("devices", SERVICE "ListDevices", &req.base,
+                           &iommud__v1__list_devices_response__descriptor, &m);
 
         if (r != EXIT_OK)
                 return r;

@@ -30,6 +30,7 @@
 #include "roots.h"
 #include "svc-config.h"
 #include "svc-manager.h"
+#include "svc-dump.h"
 #include "virt-module.h"
 
 #define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
@@ -286,8 +287,10 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
-        (void)inventory_write_json(inv, stdout, args->compact);
+        /* The API's messages through the one JSON mapping iommuctl uses too. */
+        r = inventory_dump(inv, stdout, args->compact);
+        if (r == -ENOMEM)
+                return log_oom();
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");
@@ -615,6 +618,14 @@ static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         return false;
 }
 
+/* A domain started or stopped: core judges its groups again and announces what changed. */
+static void on_virt_change(const char *name, const char *uuid, bool started, char *const *addresses,
+                           void *userdata) {
+        Daemon *d = userdata;
+
+        operations_note_libvirt(d->operations, name, uuid, started, addresses);
+}
+
 /* The virt layer is a module: libvirt and what it links are loaded only by a daemon that follows
  * libvirt. A build tree has it next to the binary, in virt/; an installed daemon in VIRT_MODULE_DIR. */
 static int load_virt_module(Daemon *d) {
@@ -652,6 +663,7 @@ static int start_virt(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up following libvirt: %m");
         operations_set_user_lookup(d->operations, on_group_user, d);
+        d->virt_module->tracker_set_change(d->virt, on_virt_change, d);
         return 0;
 }
 

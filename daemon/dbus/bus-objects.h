@@ -33,6 +33,11 @@ struct BusServer {
         void *reload_userdata;
         ManagerSubscription *subscription;
         BusAuthorizer *authorizer;
+        /* The host's facts (open nodes, mounts, links) read for the message being answered, so that
+         * GetAll or GetManagedObjects reads them once, not once per group and property. */
+        struct HostUsage *usage;
+        uint64_t usage_cookie;
+        const void *usage_message;
 };
 
 extern const sd_bus_vtable manager_vtable[];
@@ -51,6 +56,8 @@ int device_bus_path(const char *address, char **ret);
 
 /* PropertiesChanged for what differs between the two states of one object. */
 int group_bus_emit_changes(sd_bus *bus, const Group *old, const Group *new);
+typedef struct GroupStatusChange GroupStatusChange;
+int group_bus_emit_status(sd_bus *bus, const GroupStatusChange *c);
 int device_bus_emit_changes(sd_bus *bus, const Device *old, const Device *new);
 /* The Manager's properties after a host change (all) or a group/device added or removed (counts). */
 int manager_bus_emit_changes(sd_bus *bus, bool host);

@@ -10,6 +10,7 @@
 #include "bus-error.h"
 #include "bus-libevent.h"
 #include "bus-objects.h"
+#include "host-usage.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -104,6 +105,14 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
         BusServer *s = userdata;
         int r;
 
+        if (!event->change) {
+                r = group_bus_emit_status(s->bus, event->status);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit the D-Bus signal for change %llu (status of group %u), "
+                                          "ignoring: %m", (unsigned long long)event->sequence, event->status->group);
+                bus_libevent_rearm(s->event);
+                return;
+        }
         r = emit_change(s->bus, event->change);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit the D-Bus signal for change %llu (%s), ignoring: %m",
@@ -183,6 +192,7 @@ BusServer *bus_server_free(BusServer *s) {
         if (!s)
                 return NULL;
         manager_subscription_free(s->subscription);
+        host_usage_free(s->usage);
         bus_authorizer_free(s->authorizer);
         bus_libevent_free(s->event);
         /* Flush: the answers of the last calls and the name's release reach the bus. */

@@ -82,7 +82,8 @@ static bool groups_share_a_member(const Group *a, const Group *b) {
 static void diff_group(const Group *old, const Group *new, InventoryChangeFunc cb, void *userdata) {
         if (!old && !new)
                 return;
-        if (old && new && !groups_share_a_member(old, new) && (old->n_devices > 0 || new->n_devices > 0)) {
+        /* A group that lost or regained its last member is the same group, shown empty between. */
+        if (old && new && !groups_share_a_member(old, new) && old->n_devices > 0 && new->n_devices > 0) {
                 /* Same number, different hardware: the kernel reused the id. */
                 emit(cb, userdata, INVENTORY_GROUP_REMOVED, NULL, NULL, old, NULL);
                 emit(cb, userdata, INVENTORY_GROUP_ADDED, NULL, NULL, NULL, new);
@@ -239,8 +240,10 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
                         return r;
                 }
                 /* The kernel sends the last member's remove event before it frees the group: an
-                 * empty group is one on its way out, and no event will tell us when it is gone. */
-                if (new.n_devices == 0) {
+                 * empty group is one on its way out, and no event will tell us when it is gone --
+                 * unless a VFIO user holds it, whose node's removal is an event. A rescan shows
+                 * every group the kernel shows. */
+                if (new.n_devices == 0 && !new.vfio_node) {
                         group_done(&new);
                         exists = false;
                 }

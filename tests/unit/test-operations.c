@@ -19,6 +19,7 @@
 #include "fake-kernel.h"
 #include "fake-tree.h"
 #include "fileio.h"
+#include "group-status.h"
 #include "macro.h"
 #include "operations.h"
 #include "string-util.h"
@@ -279,7 +280,7 @@ static void test_refusals(void **state) {
         assert_non_null(strstr(message, "group 3 is in use by the host: 0000:00:05.0"));
         assert_non_null(strstr(message, "boot VGA device"));
         free(message);
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         strv_free(result.steps);
@@ -320,7 +321,7 @@ static void test_kernel_refusals(void **state) {
         strv_free(result.steps);
 
         result.done = false;
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          -EOPNOTSUPP);
         assert_false(result.done);
@@ -368,11 +369,11 @@ static void test_policy_refusals(void **state) {
         char *message = NULL;
 
         start(&f, "6.12.117+deb12-amd64", "[Match]\nAddress=0000:00:02.0\n[Policy]\nCritical=yes\n");
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1 }, &result, &message), -EPERM);
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1 }, &result, &message), -EBUSY);
         assert_non_null(strstr(message, "group 1 is critical: 0000:00:02.0 matches"));
         assert_non_null(strstr(message, "10-test.conf:4"));
         free(message);
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         assert_steps(&result, (const char *const[]){ "set driver_override of 0000:00:02.0 to none",
@@ -440,7 +441,7 @@ static void test_sriov_pf(void **state) {
         assert_non_null(strstr(message, "(an admin may force it)"));
         free(message);
 
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         assert_steps(&result, (const char *const[]){ "set driver_override of 0000:00:06.0 to none",
@@ -475,7 +476,7 @@ static void test_vfio_user_never_forced(void **state) {
 
         for (int force = 0; force < 2; force++) {
                 assert_int_equal(run(&f,
-                                     (OperationRequest){ .kind = OPERATION_BLOCK, .group = 7, .force = force },
+                                     (OperationRequest){ .kind = OPERATION_BLOCK, .group = 7, .force = force, .role = ROLE_ADMIN },
                                      &result, &message),
                                  -EBUSY);
                 assert_non_null(strstr(message, "group 7 is in use through VFIO: /dev/vfio/7 is held open by pid 812 "
@@ -483,7 +484,7 @@ static void test_vfio_user_never_forced(void **state) {
                 free(message);
                 assert_int_equal(run(&f,
                                      (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 7,
-                                                         .type = "identity", .force = force },
+                                                         .type = "identity", .force = force, .role = ROLE_ADMIN },
                                      &result, &message),
                                  -EBUSY);
                 assert_non_null(strstr(message, "/dev/vfio/7 is held open by pid 812"));
@@ -947,7 +948,7 @@ static void test_sriov_prepare_and_release(void **state) {
         assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result), -EBUSY);
         assert_non_null(strstr(result.message, "has 2 SR-IOV virtual functions enabled"));
         result_done(&result);
-        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true },
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true, .role = ROLE_ADMIN },
                                   &result),
                          0);
         assert_true(strv_contains(result.steps, "disable SR-IOV on 0000:00:02.0: its 2 virtual functions are lost"));
@@ -1006,6 +1007,64 @@ static void test_prepared_group_held(void **state) {
         stop(&f);
 }
 
+/* Every change of a group's status is published on the bus after the change that caused it, with
+ * the operation and who asked as its cause. */
+typedef struct StatusSeen {
+        unsigned n;
+        int state[8];
+        unsigned changed[8];
+        uint64_t operation[8];
+        char peer[8][32];
+} StatusSeen;
+
+static void on_status_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        StatusSeen *seen = userdata;
+
+        if (!event->status || event->status->group != 1 || seen->n >= ELEMENTSOF(seen->state))
+                return;
+        assert_int_equal(event->cause->kind, EVENT_CAUSE_OPERATION);
+        seen->state[seen->n] = event->status->new_state;
+        seen->changed[seen->n] = event->status->changed;
+        seen->operation[seen->n] = event->cause->operation_id;
+        snprintf(seen->peer[seen->n], sizeof(seen->peer[0]), "%s", event->cause->peer ?: "");
+        seen->n++;
+}
+
+static void test_status_events(void **state) {
+        Fixture f = {};
+        Result result;
+        StatusSeen seen = {};
+        ManagerSubscription *sub = NULL;
+
+        start_real(&f);
+        assert_int_equal(manager_subscribe_internal(f.manager, on_status_event, &seen, &sub), 0);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        /* Transitioning when it starts; prepared for vm1 (state and owner) when it is done; then, as the
+         * members' drivers are read again, viability and the type-change verdicts follow. */
+        assert_true(seen.n >= 2);
+        assert_int_equal(seen.state[0], GROUP_TRANSITIONING);
+        assert_true(seen.changed[0] & (1u << GROUP_STATUS_STATE));
+        {
+                unsigned ready = 1;
+
+                while (ready < seen.n && seen.state[ready] != GROUP_VFIO_READY)
+                        ready++;
+                assert_true(ready < seen.n);
+                assert_true(seen.changed[ready] & (1u << GROUP_STATUS_STATE));
+                assert_true(seen.changed[ready] & (1u << GROUP_STATUS_OWNER));
+                assert_int_equal(seen.state[seen.n - 1], GROUP_VFIO_READY);
+        }
+        for (unsigned i = 0; i < seen.n; i++) {
+                assert_int_equal(seen.operation[i], result.id);
+                assert_string_equal(seen.peer[i], "test");
+        }
+        result_done(&result);
+        manager_subscription_free(sub);
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -1021,6 +1080,7 @@ int main(void) {
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
                 cmocka_unit_test(test_prepare_and_release),
+                cmocka_unit_test(test_status_events),
                 cmocka_unit_test(test_ids_across_restarts),
                 cmocka_unit_test(test_reboot),
                 cmocka_unit_test(test_replug),
