@@ -16,7 +16,6 @@
 #include "string-util.h"
 #include "strv.h"
 
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 static const char *const owner_kinds[] = {
         [GROUP_OWNER_NONE] = "",

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "macro.h"
 #include "operation-ids.h"
+#include "ratelimit.h"
 #include "string-util.h"
 #include "strv.h"
 #include "transaction.h"
@@ -88,6 +89,9 @@ struct Operations {
         History *history;
         OperationsStats stats;
         StatusTracker *tracker; /* publishes every change of a group's status */
+        HostUsage *read_usage;  /* operations_read_snapshot() */
+        uint64_t read_usage_at;
+        uint64_t read_generation;
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -252,6 +256,21 @@ static int judge_group(Operations *ops, const Inventory *inv, const Group *g, Ho
         if (r < 0)
                 return r;
         return host_use_judge_group(roots, usage, inv, g, describe_group_owner, ops, ret);
+}
+
+const HostUsage *operations_read_snapshot(Operations *ops, uint64_t *ret_generation) {
+        uint64_t now = now_usec();
+
+        if (!ops->read_usage || now - ops->read_usage_at >= OPERATIONS_READ_SNAPSHOT_USEC) {
+                ops->read_usage = host_usage_free(ops->read_usage);
+                if (host_usage_read(manager_get_roots(ops->manager), &ops->read_usage) < 0)
+                        ops->read_usage = NULL;
+                ops->read_usage_at = now;
+                ops->read_generation++;
+        }
+        if (ret_generation)
+                *ret_generation = ops->read_generation;
+        return ops->read_usage;
 }
 
 int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]) {
@@ -1415,6 +1434,7 @@ int operations_reload_policy(Operations *ops) {
         policy_errors_done(&errors);
         policy_free(ops->policy);
         ops->policy = policy;
+        ops->read_generation++; /* the type-change verdicts may differ */
         log_info("Policy: %zu rule%s from %s.", policy->n_rules, policy->n_rules == 1 ? "" : "s", ops->policy_dir);
         return 0;
 }
@@ -1807,6 +1827,7 @@ Operations *operations_free(Operations *ops) {
         free(ops->records_dir);
         free(ops->policy_dir);
         policy_free(ops->policy);
+        host_usage_free(ops->read_usage);
         free(ops);
         return NULL;
 }

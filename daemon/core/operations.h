@@ -159,5 +159,14 @@ unsigned operations_n_queued(const Operations *ops);    /* transactions waiting 
 int operations_history(const Operations *ops, size_t limit, const unsigned *groups, size_t n_groups,
                        HistoryEntry **ret, size_t *ret_n);
 
+/* The host's facts for reads (GetGroup, ListGroups, D-Bus properties): one snapshot serves every
+ * read for OPERATIONS_READ_SNAPSHOT_USEC, so that a busy reader costs a table lookup rather than a
+ * walk of /proc; operations never use it, they read the host afresh before they change it.
+ * *ret_generation changes whenever the snapshot or the policy does: what was built from an older
+ * generation (a cached reply) is stale. NULL when the facts cannot be read (then each status reads
+ * its own). */
+#define OPERATIONS_READ_SNAPSHOT_USEC (1000 * 1000ULL)
+const HostUsage *operations_read_snapshot(Operations *ops, uint64_t *ret_generation);
+
 /* Groups the host uses, per kind of use, judged now as an operation would judge them. */
 int operations_count_host_uses(Operations *ops, unsigned ret[static _HOST_USE_KIND_MAX]);

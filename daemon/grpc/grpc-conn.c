@@ -436,14 +436,22 @@ int grpc_call_finish(GrpcCall *call) {
         return grpc_call_fail_status(call, GRPC_STATUS_OK, NULL);
 }
 
-int grpc_call_reply(GrpcCall *call, const ProtobufCMessage *msg) {
-        int r = grpc_call_send(call, msg);
+/* A unary reply was queued (r >= 0): finish; or it was not: say why. */
+static int call_reply_queued(GrpcCall *call, int r) {
         if (r < 0) {
                 if (r != -ECONNRESET)
                         (void)grpc_call_fail(call, r, "cannot queue the response");
                 return r;
         }
         return grpc_call_finish(call);
+}
+
+int grpc_call_reply(GrpcCall *call, const ProtobufCMessage *msg) {
+        return call_reply_queued(call, grpc_call_send(call, msg));
+}
+
+int grpc_call_reply_packed(GrpcCall *call, const uint8_t *packed, size_t size) {
+        return call_reply_queued(call, grpc_call_send_packed(call, packed, size));
 }
 
 int grpc_call_fail(GrpcCall *call, int error, const char *message) {

@@ -253,6 +253,7 @@ int grpc_call_send_packed(GrpcCall *c, const uint8_t *packed, size_t size);
 int grpc_call_finish(GrpcCall *c);
 /* Unary: send + finish. */
 int grpc_call_reply(GrpcCall *c, const ProtobufCMessage *msg);
+int grpc_call_reply_packed(GrpcCall *c, const uint8_t *packed, size_t size);
 /* Finishes with the status mapped from -errno; message may be NULL (then strerror is used). */
 int grpc_call_fail(GrpcCall *c, int error, const char *message);
 /* Finishes with an explicit status (UNIMPLEMENTED, NOT_FOUND for Health, ...). */

@@ -22,7 +22,6 @@
 #include "svc-convert.h"
 
 #define REQUEST(type, r) ((const type *)(r))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 typedef struct Watcher Watcher;
 
@@ -46,6 +45,11 @@ typedef struct ReplayEvent {
 #define SNAPSHOT_PAGE_GROUPS 200
 #define SNAPSHOT_PAGE_DEVICES 500
 
+typedef struct PackedReply {
+        uint8_t *data; /* NULL: none */
+        size_t size;
+} PackedReply;
+
 struct SvcManager {
         Manager *manager;
         Operations *operations;
@@ -60,9 +64,18 @@ struct SvcManager {
         ManagerSubscription *recorder; /* fills the window when nobody watches */
         ReplayEvent *replay;           /* ring of REPLAY_MAX_EVENTS */
         size_t replay_first, replay_n, replay_bytes;
+        /* GetGroup's replies, packed, by group id: valid while nothing has been published since (the
+         * manager's sequence) and core's read snapshot and policy are the same (its generation), so
+         * that a busy reader costs a copy, not a status judged and packed again. */
+        PackedReply *group_replies;
+        size_t n_group_replies, group_replies_bytes;
+        uint64_t group_replies_sequence, group_replies_generation;
 };
 
 #define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
+
+/* What the GetGroup replies may hold at most; beyond, replies are built for each call. */
+#define GROUP_REPLIES_MAX_BYTES (1024 * 1024)
 
 static int reply_arena(GrpcCall *call, ProtoArena *arena, const ProtobufCMessage *msg) {
         int r;
@@ -101,10 +114,15 @@ static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const
         return p;
 }
 
-static void host_usage_maybe_read(SvcManager *svc, HostUsage **ret) {
-        *ret = NULL;
-        if (svc->operations && host_usage_read(manager_get_roots(svc->manager), ret) < 0)
-                *ret = NULL; /* each group reads what it needs then */
+/* The host facts reads share (core's snapshot, at most a second old); NULL without operations, or
+ * when they cannot be read: each group then reads what it needs. */
+static const HostUsage *read_snapshot(SvcManager *svc, uint64_t *ret_generation) {
+        if (!svc->operations) {
+                if (ret_generation)
+                        *ret_generation = 0;
+                return NULL;
+        }
+        return operations_read_snapshot(svc->operations, ret_generation);
 }
 
 /* The host as the inventory shows it, with what core says of the daemon itself. */
@@ -144,7 +162,7 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
         Iommud__V1__ListGroupsResponse resp = IOMMUD__V1__LIST_GROUPS_RESPONSE__INIT;
         SvcManager *svc = userdata;
         const Inventory *inv = manager_get_inventory(svc->manager);
-        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostUsage *usage;
         _cleanup_(freep) GroupStateKind *states = NULL;
         int page_size = parse_page_size(req->page_size, GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX);
         ProtoArena arena = {};
@@ -192,7 +210,7 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
             (sscanf(req->page_token, "g:%u%n", &from, &n) != 1 || req->page_token[n] != '\0'))
                 return bad_token(call, req->page_token);
 
-        host_usage_maybe_read(svc, &usage);
+        usage = read_snapshot(svc, NULL);
         resp.groups = proto_arena_alloc(&arena, (size_t)page_size * sizeof(*resp.groups));
         FOREACH_ARRAY(g, inv->groups, inv->n_groups) {
                 bool match = svc->operations ? group_status_filter_match(svc->operations, &filter, g)
@@ -219,17 +237,72 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
         return reply_arena(call, &arena, &resp.base);
 }
 
+static void group_replies_clear(SvcManager *svc) {
+        FOREACH_ARRAY(p, svc->group_replies, svc->n_group_replies)
+                free(p->data);
+        free(svc->group_replies);
+        svc->group_replies = NULL;
+        svc->n_group_replies = svc->group_replies_bytes = 0;
+}
+
+/* Keeps a packed reply for group id if the budget allows; takes data either way. */
+static void group_replies_keep(SvcManager *svc, unsigned id, uint8_t *data, size_t size) {
+        if (svc->group_replies_bytes + size > GROUP_REPLIES_MAX_BYTES) {
+                free(data);
+                return;
+        }
+        if (id >= svc->n_group_replies) {
+                size_t n = MAX((size_t)id + 1, svc->n_group_replies * 2);
+                PackedReply *p = realloc(svc->group_replies, n * sizeof(*p));
+
+                if (!p) {
+                        free(data);
+                        return;
+                }
+                memset(p + svc->n_group_replies, 0, (n - svc->n_group_replies) * sizeof(*p));
+                svc->group_replies = p;
+                svc->n_group_replies = n;
+        }
+        svc->group_replies[id] = (PackedReply){ .data = data, .size = size };
+        svc->group_replies_bytes += size;
+}
+
 static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__GetGroupRequest *req = REQUEST(Iommud__V1__GetGroupRequest, request);
-        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
+        SvcManager *svc = userdata;
+        const Inventory *inv = manager_get_inventory(svc->manager);
         const Group *g = inventory_find_group(inv, req->id);
+        uint64_t generation, sequence = manager_get_sequence(svc->manager);
+        const HostUsage *usage;
         ProtoArena arena = {};
         Iommud__V1__Group *resp;
+        uint8_t *data;
+        size_t size;
+        int r;
 
         if (!g)
                 return fail_with_message(call, -ENOENT, describe_missing_group(inv, req->id));
-        resp = group_with_state(userdata, &arena, inv, g, true, NULL);
-        return reply_arena(call, &arena, resp ? &resp->base : NULL);
+        usage = read_snapshot(svc, &generation);
+        if (svc->group_replies_sequence != sequence || svc->group_replies_generation != generation) {
+                group_replies_clear(svc);
+                svc->group_replies_sequence = sequence;
+                svc->group_replies_generation = generation;
+        }
+        if (g->id < svc->n_group_replies && svc->group_replies[g->id].data)
+                return grpc_call_reply_packed(call, svc->group_replies[g->id].data, svc->group_replies[g->id].size);
+
+        resp = group_with_state(svc, &arena, inv, g, true, usage);
+        if (arena.oom || !resp)
+                return reply_arena(call, &arena, NULL);
+        size = protobuf_c_message_get_packed_size(&resp->base);
+        data = malloc(MAX(size, (size_t)1));
+        if (!data)
+                return reply_arena(call, &arena, NULL);
+        protobuf_c_message_pack(&resp->base, data);
+        proto_arena_done(&arena);
+        r = grpc_call_reply_packed(call, data, size);
+        group_replies_keep(svc, g->id, data, size);
+        return r;
 }
 
 static int on_get_device(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
@@ -543,7 +616,7 @@ static Iommud__V1__WatchEvent watch_event(SvcManager *svc) {
 static int send_snapshot(Watcher *w, bool inventory) {
         SvcManager *svc = w->svc;
         const Inventory *inv = manager_get_inventory(svc->manager);
-        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        const HostUsage *usage;
         Iommud__V1__WatchEvent e = watch_event(svc);
         ProtoArena arena = {};
         size_t gi = 0, di = 0;
@@ -554,7 +627,7 @@ static int send_snapshot(Watcher *w, bool inventory) {
         r = send_event(w, &arena, &e);
         if (r < 0 || !inventory)
                 return r;
-        host_usage_maybe_read(svc, &usage);
+        usage = read_snapshot(svc, NULL);
         do {
                 Iommud__V1__WatchEvent__SnapshotPage page = IOMMUD__V1__WATCH_EVENT__SNAPSHOT_PAGE__INIT;
                 size_t ng = MIN(inv->n_groups - gi, (size_t)SNAPSHOT_PAGE_GROUPS);
@@ -1085,6 +1158,7 @@ SvcManager *svc_manager_free(SvcManager *svc) {
         while (svc->replay_n > 0)
                 replay_drop_oldest(svc);
         free(svc->replay);
+        group_replies_clear(svc);
         free(svc);
         return NULL;
 }

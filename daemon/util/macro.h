@@ -13,6 +13,9 @@
 #define _warn_unused_result_ __attribute__((warn_unused_result))
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+/* Arguments are evaluated twice: plain values only. */
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Hand ownership of a pointer (or fd) to someone else and leave NULL (-1) behind. */
 #define TAKE_PTR(p)                                                                                       \
