@@ -851,3 +851,109 @@ int grpc_client_call_stream(GrpcClient *c, const char *path, const ProtobufCMess
         call_done(&call);
         return r;
 }
+
+/* The repeated message field that a List response pages (its field 1), and its page token fields. */
+typedef struct PagedFields {
+        const ProtobufCFieldDescriptor *items, *next_token, *token;
+} PagedFields;
+
+static int paged_fields(const ProtobufCMessageDescriptor *request_type,
+                        const ProtobufCMessageDescriptor *response_type, PagedFields *ret) {
+        PagedFields f = {
+                .items = protobuf_c_message_descriptor_get_field(response_type, 1),
+                .next_token = protobuf_c_message_descriptor_get_field_by_name(response_type, "next_page_token"),
+                .token = protobuf_c_message_descriptor_get_field_by_name(request_type, "page_token"),
+        };
+
+        if (!f.items || f.items->label != PROTOBUF_C_LABEL_REPEATED || f.items->type != PROTOBUF_C_TYPE_MESSAGE ||
+            !f.next_token || f.next_token->type != PROTOBUF_C_TYPE_STRING || !f.token ||
+            f.token->type != PROTOBUF_C_TYPE_STRING)
+                return -EINVAL;
+        *ret = f;
+        return 0;
+}
+
+static void message_freep(ProtobufCMessage **m) {
+        if (*m)
+                protobuf_c_message_free_unpacked(*m, NULL);
+}
+
+#define FIELD_PTR(msg, field, type) ((type *)((uint8_t *)(msg) + (field)->offset))
+
+int grpc_client_list_all(GrpcClient *c, const char *path, ProtobufCMessage *request,
+                         const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret_response,
+                         GrpcClientStatus *ret_status) {
+        _cleanup_(message_freep) ProtobufCMessage *all = NULL;
+        char **token, *saved;
+        PagedFields f;
+        int r;
+
+        r = paged_fields(request->descriptor, response_type, &f);
+        if (r < 0)
+                return r;
+        token = FIELD_PTR(request, f.token, char *);
+        saved = *token;
+        for (unsigned pages = 0;; pages++) {
+                _cleanup_(message_freep) ProtobufCMessage *page = NULL;
+                size_t *n_all, *n_page;
+                void ***items_all, ***items_page;
+                char *next;
+
+                if (pages > 0)
+                        grpc_client_status_done(ret_status);
+                r = grpc_client_call(c, path, request, response_type, &page, ret_status);
+                if (r < 0 || ret_status->code != GRPC_STATUS_OK)
+                        break;
+                next = *FIELD_PTR(page, f.next_token, char *);
+                if (!all) {
+                        /* The first page is the answer: its sequence is the one to watch from. */
+                        all = TAKE_PTR(page);
+                } else {
+                        void **items;
+
+                        /* Move the page's items over; the page frees only its emptied array. */
+                        n_all = (size_t *)((uint8_t *)all + f.items->quantifier_offset);
+                        n_page = (size_t *)((uint8_t *)page + f.items->quantifier_offset);
+                        items_all = FIELD_PTR(all, f.items, void **);
+                        items_page = FIELD_PTR(page, f.items, void **);
+                        items = realloc(*items_all, (*n_all + *n_page) * sizeof(void *));
+                        if (!items) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        memcpy(items + *n_all, *items_page, *n_page * sizeof(void *));
+                        *items_all = items;
+                        *n_all += *n_page;
+                        *n_page = 0;
+                }
+                if (!next || !*next)
+                        break;
+                /* A server that repeats a token would page forever. */
+                if (pages >= 1000000 || (*token && strcmp(*token, next) == 0)) {
+                        r = -EBADMSG;
+                        break;
+                }
+                if (*token != saved)
+                        free(*token);
+                *token = strdup(next);
+                if (!*token) {
+                        *token = saved;
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        if (*token != saved)
+                free(*token);
+        *token = saved;
+        if (r >= 0 && ret_status->code == GRPC_STATUS_OK) {
+                /* The merged answer has no next page. */
+                char **next = FIELD_PTR(all, f.next_token, char *);
+
+                if (*next && *next != (char *)protobuf_c_empty_string) {
+                        free(*next);
+                        *next = (char *)protobuf_c_empty_string;
+                }
+                *ret_response = TAKE_PTR(all);
+        }
+        return r;
+}

@@ -57,6 +57,17 @@ int grpc_client_call_stream(GrpcClient *c, const char *path, const ProtobufCMess
                             const ProtobufCMessageDescriptor *response_type,
                             GrpcClientMessageFunc on_message, void *userdata, GrpcClientStatus *ret_status);
 
+/* A paged List call (ListGroups, ListDevices: field 1 of the response is the repeated items, with
+ * next_page_token beside it; the request has page_token) fetched to its last page: *ret_response is
+ * the first page's response (so its sequence is the one the whole list reflects, to Watch from) with
+ * the items of every page, and no next_page_token. The request's page_token is used as the first
+ * page's and restored before returning; set page_size in it to choose the page size. Returns as
+ * grpc_client_call(), with the status of the first page that failed; -EINVAL when the types are not
+ * a paged List, -EBADMSG when the server repeats a token. */
+int grpc_client_list_all(GrpcClient *c, const char *path, ProtobufCMessage *request,
+                         const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret_response,
+                         GrpcClientStatus *ret_status);
+
 /* Ends the running call (e.g. from a signal event on the same base): the stream is reset with
  * CANCEL and the call returns -ECANCELED. No-op when no call runs. */
 void grpc_client_cancel(GrpcClient *c);

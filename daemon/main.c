@@ -588,6 +588,14 @@ static bool on_group_user(const Group *g, GroupUser *ret, void *userdata) {
         return false;
 }
 
+/* A domain started or stopped: core judges its groups again and announces what changed. */
+static void on_virt_change(const char *name, const char *uuid, bool started, char *const *addresses,
+                           void *userdata) {
+        Daemon *d = userdata;
+
+        operations_note_libvirt(d->operations, name, uuid, started, addresses);
+}
+
 /* The virt layer is a module: libvirt and what it links are loaded only by a daemon that follows
  * libvirt. A build tree has it next to the binary, in virt/; an installed daemon in VIRT_MODULE_DIR. */
 static int load_virt_module(Daemon *d) {
@@ -625,6 +633,7 @@ static int start_virt(Daemon *d) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set up following libvirt: %m");
         operations_set_user_lookup(d->operations, on_group_user, d);
+        d->virt_module->tracker_set_change(d->virt, on_virt_change, d);
         return 0;
 }
 

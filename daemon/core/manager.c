@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log-ids.h"
 #include "log.h"
 #include "macro.h"
 #include "roots.h"
+#include "string-util.h"
 #include "uevent-monitor.h"
 
 struct ManagerSubscription {
@@ -37,7 +40,66 @@ struct Manager {
         unsigned publishing; /* nesting depth of publish(); subscriptions are unlinked only at 0 */
         unsigned n_changes;  /* counted during one rescan or refresh */
         ManagerStats stats;
+        char incarnation[33];
+        const EventCause *cause;
+        ManagerSettleFunc settle;
+        void *settle_userdata;
+        bool settling;
+        bool rescanning; /* settled once, at the end */
 };
+
+static const char *const cause_kinds[_EVENT_CAUSE_KIND_MAX] = {
+        [EVENT_CAUSE_UNKNOWN] = "",        [EVENT_CAUSE_OPERATION] = "operation", [EVENT_CAUSE_LIBVIRT] = "libvirt",
+        [EVENT_CAUSE_HOTPLUG] = "hotplug", [EVENT_CAUSE_RESCAN] = "rescan",       [EVENT_CAUSE_START] = "start",
+};
+
+const char *event_cause_kind_to_string(EventCauseKind k) {
+        return k < _EVENT_CAUSE_KIND_MAX ? cause_kinds[k] : "";
+}
+
+char *event_cause_describe(const EventCause *c) {
+        switch (c ? c->kind : EVENT_CAUSE_UNKNOWN) {
+        case EVENT_CAUSE_OPERATION:
+                return strprintf("operation %llu (%s) by %s", (unsigned long long)c->operation_id,
+                                 c->operation ?: "?", c->peer ?: "iommud");
+        case EVENT_CAUSE_LIBVIRT:
+                return strprintf("libvirt domain '%s' (uuid %s) %s", c->domain_name ?: "?", c->domain_uuid ?: "?",
+                                 c->started ? "started" : "stopped");
+        case EVENT_CAUSE_HOTPLUG:
+                return strdup("hot-plug (a udev event)");
+        case EVENT_CAUSE_RESCAN:
+                return strdup("a rescan of the host");
+        case EVENT_CAUSE_START:
+                return strdup("iommud's start");
+        default:
+                return strdup("");
+        }
+}
+
+const char *manager_get_incarnation(const Manager *m) {
+        return m->incarnation;
+}
+
+const EventCause *manager_set_cause(Manager *m, const EventCause *cause) {
+        const EventCause *old = m->cause;
+
+        m->cause = cause;
+        return old;
+}
+
+void manager_set_settle(Manager *m, ManagerSettleFunc settle, void *userdata) {
+        m->settle = settle;
+        m->settle_userdata = userdata;
+}
+
+static void settle(Manager *m, bool rescan) {
+        /* Changes published while settling are settled by the same call. */
+        if (!m->settle || m->settling || m->publishing > 0 || (m->rescanning && !rescan))
+                return;
+        m->settling = true;
+        m->settle(m, rescan, m->settle_userdata);
+        m->settling = false;
+}
 
 const Inventory *manager_get_inventory(const Manager *m) {
         return m->inventory;
@@ -80,23 +142,38 @@ static void unlink_dead_subscribers(Manager *m) {
         }
 }
 
-static void on_inventory_change(const InventoryChange *change, void *userdata) {
-        Manager *m = userdata;
-        ManagerEvent event = { .sequence = ++m->sequence, .change = change };
+static void publish(Manager *m, ManagerEvent *event) {
+        static const EventCause unknown = {};
 
+        event->sequence = ++m->sequence;
+        event->cause = m->cause ?: &unknown;
         m->n_changes++;
-        log_debug("event %llu: %s", (unsigned long long)event.sequence, inventory_change_kind_to_string(change->kind));
-
         m->publishing++;
         for (ManagerSubscription *s = m->subscribers; s; s = s->next)
                 if (!s->dead)
-                        s->callback(m, &event, s->userdata);
+                        s->callback(m, event, s->userdata);
         m->publishing--;
         if (m->publishing == 0)
                 unlink_dead_subscribers(m);
 }
 
-int manager_rescan(Manager *m, unsigned *ret_n_changes) {
+static void on_inventory_change(const InventoryChange *change, void *userdata) {
+        Manager *m = userdata;
+        ManagerEvent event = { .change = change };
+
+        publish(m, &event);
+        log_debug("event %llu: %s", (unsigned long long)event.sequence, inventory_change_kind_to_string(change->kind));
+        settle(m, false);
+}
+
+void manager_publish_status(Manager *m, const GroupStatusChange *change) {
+        ManagerEvent event = { .status = change };
+
+        publish(m, &event);
+        log_debug("event %llu: status of group %u", (unsigned long long)event.sequence, change->group);
+}
+
+static int rescan(Manager *m, unsigned *ret_n_changes) {
         _cleanup_(inventory_freep) Inventory *old = NULL;
         Inventory *new = NULL;
         double start = now_seconds();
@@ -110,7 +187,11 @@ int manager_rescan(Manager *m, unsigned *ret_n_changes) {
         old = m->inventory;
         m->inventory = new;
         m->n_changes = 0;
+        m->rescanning = true;
         inventory_diff(old, new, on_inventory_change, m);
+        m->rescanning = false;
+        /* What only a rescan sees (host uses) is judged again for every group. */
+        settle(m, true);
         histogram_observe(&m->stats.rescans, now_seconds() - start);
 
         log_debug("Rescan: %u changes.", m->n_changes);
@@ -119,11 +200,22 @@ int manager_rescan(Manager *m, unsigned *ret_n_changes) {
         return 0;
 }
 
+int manager_rescan(Manager *m, unsigned *ret_n_changes) {
+        static const EventCause cause = { .kind = EVENT_CAUSE_RESCAN };
+        const EventCause *saved = manager_set_cause(m, m->cause ?: &cause);
+        int r = rescan(m, ret_n_changes);
+
+        manager_set_cause(m, saved);
+        return r;
+}
+
 int manager_refresh_device(Manager *m, const char *address) {
         return inventory_refresh_device(m->reader, m->inventory, address, on_inventory_change, m);
 }
 
 void manager_handle_uevent(Manager *m, int subsystem, const char *action, const char *sysname) {
+        static const EventCause hotplug = { .kind = EVENT_CAUSE_HOTPLUG };
+        const EventCause *saved = manager_set_cause(m, &hotplug);
         unsigned group;
         int r;
 
@@ -143,8 +235,10 @@ void manager_handle_uevent(Manager *m, int subsystem, const char *action, const 
                 r = inventory_refresh_host(m->reader, m->inventory, on_inventory_change, m);
                 break;
         default:
-                return;
+                r = 0;
+                break;
         }
+        manager_set_cause(m, saved);
         if (r < 0)
                 log_warning_errno(r, "Failed to update the inventory after '%s' of %s, ignoring: %m", action, sysname);
 }
@@ -157,6 +251,21 @@ static void on_rescan_timer(evutil_socket_t fd, short what, void *userdata) {
         (void)manager_rescan(userdata, NULL);
 }
 
+/* Random; where there is no entropy yet, the time and pid still differ from the last run's. */
+static void new_incarnation(char ret[static 33]) {
+        uint8_t id[16] = {};
+
+        if (getrandom(id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id)) {
+                uint64_t t = (uint64_t)(now_seconds() * 1e9);
+                uint32_t pid = (uint32_t)getpid();
+
+                memcpy(id, &t, sizeof(t));
+                memcpy(id + 8, &pid, sizeof(pid));
+        }
+        for (size_t i = 0; i < sizeof(id); i++)
+                snprintf(ret + 2 * i, 3, "%02x", id[i]);
+}
+
 int manager_new(struct event_base *base, const ManagerOptions *options, Manager **ret) {
         _cleanup_(manager_freep) Manager *m = NULL;
         int r;
@@ -166,6 +275,7 @@ int manager_new(struct event_base *base, const ManagerOptions *options, Manager 
                 return log_oom();
         m->base = base;
         m->max_subscribers = options->max_subscribers;
+        new_incarnation(m->incarnation);
         histogram_init(&m->stats.rescans, histogram_seconds_bounds, histogram_seconds_n_bounds);
 
         r = host_roots_open(options->sysfs_root, options->proc_root, options->dev_root, &m->roots);

@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "fileio.h"
 #include "group-record.h"
+#include "group-status.h"
 #include "history.h"
 #include "host-use.h"
 #include "json-util.h"
@@ -86,6 +87,7 @@ struct Operations {
         void *user_lookup_userdata;
         History *history;
         OperationsStats stats;
+        StatusTracker *tracker; /* publishes every change of a group's status */
 };
 
 static const char *const operation_names[_OPERATION_KIND_MAX] = {
@@ -96,6 +98,52 @@ static const char *const operation_names[_OPERATION_KIND_MAX] = {
 
 const char *operation_kind_to_string(OperationKind k) {
         return k < _OPERATION_KIND_MAX ? operation_names[k] : NULL;
+}
+
+Manager *operations_get_manager(const Operations *ops) {
+        return ops->manager;
+}
+
+/* The group's status may have changed because of p: judged now, published with p as the cause. */
+static void publish_status(Operations *ops, uint64_t id, const OperationRequest *req, unsigned group) {
+        EventCause cause = {
+                .kind = EVENT_CAUSE_OPERATION,
+                .operation_id = id,
+                .operation = operation_kind_to_string(req->kind),
+                .peer = req->client,
+        };
+        const EventCause *saved;
+
+        if (!ops->tracker)
+                return;
+        saved = manager_set_cause(ops->manager, &cause);
+        status_tracker_mark(ops->tracker, group);
+        status_tracker_flush(ops->tracker);
+        manager_set_cause(ops->manager, saved);
+}
+
+void operations_note_libvirt(Operations *ops, const char *name, const char *uuid, bool started,
+                             char *const *addresses) {
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        EventCause cause = {
+                .kind = EVENT_CAUSE_LIBVIRT,
+                .domain_name = name,
+                .domain_uuid = uuid,
+                .started = started,
+        };
+        const EventCause *saved;
+
+        if (!ops->tracker)
+                return;
+        for (char *const *a = addresses; a && *a; a++) {
+                const Device *d = inventory_find_device(inv, *a);
+
+                if (d && d->group >= 0)
+                        status_tracker_mark(ops->tracker, (unsigned)d->group);
+        }
+        saved = manager_set_cause(ops->manager, &cause);
+        status_tracker_flush(ops->tracker);
+        manager_set_cause(ops->manager, saved);
 }
 
 void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *userdata) {
@@ -413,6 +461,83 @@ static int check_kernel_viability(const Group *g, char **ret_message) {
                         return -EOPNOTSUPP;
                 }
         return 0;
+}
+
+/* ---- verdicts for the group status ------------------------------------------------------------ */
+
+int operations_judge_group(Operations *ops, const HostUsage *usage, const Group *g, HostUses *ret) {
+        const Inventory *inv = manager_get_inventory(ops->manager);
+
+        if (!usage)
+                return judge_group(ops, inv, g, ret);
+        return host_use_judge_group(manager_get_roots(ops->manager), usage, inv, g, describe_group_owner, ops, ret);
+}
+
+/* "iommud unbinds e1000e from 0000:03:00.0 and ahci from 0000:03:00.1, writes the type, and binds
+ * them again": the steps of a type change, said in one line. */
+static char *describe_type_steps(const Transaction *t) {
+        _cleanup_(freep) char *unbinds = strdup("");
+        size_t n = 0;
+
+        FOREACH_ARRAY(s, t->steps, t->n_steps) {
+                char *next;
+
+                if (!unbinds)
+                        return NULL;
+                if (s->kind != STEP_UNBIND)
+                        continue;
+                next = strprintf("%s%s%s from %s", unbinds, n == 0 ? "" : " and ", s->value ?: "its driver", s->device);
+                free(unbinds);
+                unbinds = next;
+                n++;
+        }
+        if (!unbinds)
+                return NULL;
+        if (n == 0)
+                return strdup("iommud writes the type");
+        return strprintf("iommud unbinds %s, writes the type, and binds %s again", unbinds, n == 1 ? "it" : "them");
+}
+
+int operations_type_verdict(Operations *ops, const Group *g, const HostUses *uses, const char *type, bool *ret_allowed,
+                            bool *ret_current, char **ret_text) {
+        const Inventory *inv = manager_get_inventory(ops->manager);
+        OperationRequest req = { .kind = OPERATION_SET_DOMAIN_TYPE, .group = g->id, .type = type };
+        _cleanup_(freep) char *message = NULL, *forced = NULL, *how = NULL;
+        bool needs_force = false;
+        int r;
+
+        /* The checks SetDomainType makes, in its order, on steps that are never run. */
+        r = check_guest_use(ops, inv, g, &req, uses, &message);
+        for (int attempt = 0; r >= 0 && attempt < 2; attempt++) {
+                _cleanup_(transaction_freep) Transaction *t = transaction_new(0, "SetDomainType", g->id);
+
+                if (!t)
+                        return -ENOMEM;
+                req.force = attempt > 0;
+                r = build_set_type(ops, inv, g, &req, uses, t, attempt == 0 ? &message : &forced);
+                if (r == -EBUSY && attempt == 0) {
+                        /* A host use an admin may override: what force would do. */
+                        needs_force = true;
+                        r = 0;
+                        continue;
+                }
+                if (r < 0)
+                        break;
+                *ret_current = t->n_steps == 0;
+                how = t->n_steps == 0 ? strdup("the group has this type already") : describe_type_steps(t);
+                if (!how)
+                        return -ENOMEM;
+                *ret_allowed = true;
+                *ret_text = needs_force ? strprintf("%s: %s; only with force: %s", type, how, message)
+                                        : strprintf("%s: %s", type, how);
+                return *ret_text ? 0 : -ENOMEM;
+        }
+        if (r == -ENOMEM)
+                return r;
+        *ret_allowed = false;
+        *ret_current = false;
+        *ret_text = strprintf("%s: refused: %s", type, (forced ?: message) ?: strerror(-r));
+        return *ret_text ? 0 : -ENOMEM;
 }
 
 static int build_prepare(Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
@@ -861,6 +986,13 @@ static OperationResult failure_result(const Transaction *t, int error) {
 static void on_transaction_done(Transaction *t, int result, char *message, void *userdata) {
         Pending *p = userdata;
         Operations *ops = p->ops;
+        EventCause cause = {
+                .kind = EVENT_CAUSE_OPERATION,
+                .operation_id = p->id,
+                .operation = operation_kind_to_string(p->request.kind),
+                .peer = p->request.client,
+        };
+        const EventCause *saved = manager_set_cause(ops->manager, &cause);
         const Group *g;
 
         busy_remove(ops, p->request.group);
@@ -877,6 +1009,11 @@ static void on_transaction_done(Transaction *t, int result, char *message, void 
                         (void)manager_refresh_device(ops->manager, s->device);
         /* Blocked members that came back while the group was busy. */
         reapply_block(ops, p->request.group);
+        if (ops->tracker) {
+                status_tracker_mark(ops->tracker, p->request.group);
+                status_tracker_flush(ops->tracker);
+        }
+        manager_set_cause(ops->manager, saved);
 
         finish(p, result, message, result >= 0 ? OPERATION_RESULT_DONE : failure_result(t, result));
         free(message);
@@ -932,6 +1069,11 @@ static int start_checked(Operations *ops, const OperationRequest *req, uint64_t 
         if (ops->read_only_reason) {
                 *ret_message = strdup(ops->read_only_reason);
                 return -EROFS;
+        }
+        /* Who may force is decided here, for every transport. */
+        if (req->force && req->role < ROLE_ADMIN) {
+                *ret_message = strdup("force requires role admin");
+                return -EPERM;
         }
         if (!g) {
                 *ret_message = strprintf("no IOMMU group %u", req->group);
@@ -1059,6 +1201,8 @@ static int start_checked(Operations *ops, const OperationRequest *req, uint64_t 
         }
         TAKE_PTR(t);
         ops->busy[ops->n_busy++] = g->id;
+        /* Transitioning, by this operation. */
+        publish_status(ops, p->id, &p->request, g->id);
         return 0;
 }
 
@@ -1218,7 +1362,11 @@ static void on_policy_applied(const ApplyOutcome *outcome, void *userdata);
 static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
         Operations *ops = userdata;
         const InventoryChange *c = event->change;
-        const Device *d = c->new_device;
+        const Device *d;
+
+        if (!c)
+                return; /* a status change */
+        d = c->new_device;
 
         /* A member of a recorded group came back or changed without iommud: the kernel may have
          * forgotten what iommud set, or other hardware may sit at the address now. Not while an
@@ -1614,6 +1762,10 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 return log_error_errno(r, "Cannot start the operation executor: %m");
         executor_set_max_queued(ops->executor, options->max_queued);
 
+        r = status_tracker_new(ops, manager, &ops->tracker);
+        if (r < 0)
+                return log_error_errno(r, "Cannot judge the groups' statuses: %m");
+
         /* Blocks persist: after a reboot the devices came up on their native drivers. */
         reapply_blocks(ops);
         r = manager_subscribe_internal(manager, on_manager_event, ops, &ops->subscription);
@@ -1634,6 +1786,7 @@ Operations *operations_free(Operations *ops) {
         if (!ops)
                 return NULL;
         manager_subscription_free(ops->subscription);
+        ops->tracker = status_tracker_free(ops->tracker);
         /* Queued operations end here, cancelled: their ends still go to the history. */
         executor_free(ops->executor);
         history_free(ops->history);

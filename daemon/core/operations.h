@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "authorize.h"
 #include "group-state.h"
 #include "histogram.h"
 #include "history.h"
@@ -32,7 +33,8 @@ typedef struct OperationRequest {
         const char *type;   /* SetDomainType: "identity", "DMA", "DMA-FQ", "auto" */
         const char *owner;  /* PrepareGroup: who holds the group afterwards */
         const char *client; /* who asked, for logs */
-        bool force;         /* take a group the host uses (the caller checked the admin role) */
+        bool force;         /* take a group the host uses: only for role admin */
+        Role role;          /* the asking peer's role, as the transport established it */
         bool dry_run;       /* only say what would be done */
 } OperationRequest;
 
@@ -106,6 +108,13 @@ typedef void (*ApplyDoneFunc)(const ApplyOutcome *outcome, void *userdata);
 int operations_apply_policy(Operations *ops, int group, bool dry_run, ApplyDoneFunc done, void *userdata,
                             char **ret_message);
 
+Manager *operations_get_manager(const Operations *ops);
+
+/* The virt layer saw a libvirt domain with these PCI hostdevs start (or first saw it running) or
+ * stop: the statuses of their groups are judged again, and changes published with that cause. */
+void operations_note_libvirt(Operations *ops, const char *name, const char *uuid, bool started,
+                             char *const *addresses);
+
 /* Who tells core which groups running guests use (main wires the virt layer in); NULL: nobody.
  * SetDomainType, ReleaseGroup and BlockGroup refuse such a group, naming the guest. */
 void operations_set_user_lookup(Operations *ops, GroupUserFunc lookup, void *userdata);
@@ -114,6 +123,17 @@ bool operations_group_user(const Operations *ops, const Group *g, GroupUser *ret
 /* What iommud did to the group (HOST when nothing) or IN_USE when a guest uses it, and the owner
  * it was prepared for; FAILED when an operation left it neither as it was nor as intended. */
 GroupStateKind operations_group_state(const Operations *ops, const Group *g, const char **ret_owner);
+
+/* What the host does with g's members (a VFIO user, a mount, a link...), judged as an operation
+ * would judge it. usage NULL: the facts are read now; otherwise those read for many groups. */
+typedef struct HostUsage HostUsage;
+int operations_judge_group(Operations *ops, const HostUsage *usage, const Group *g, HostUses *ret);
+/* How SetDomainType to type would go for g now, built by the operation's own checks and steps and
+ * never run: *ret_allowed (maybe only with force, which *ret_text then says), *ret_current (nothing
+ * to do), and *ret_text, e.g. "identity: iommud unbinds e1000e from 0000:03:00.0, writes the type,
+ * and binds it again" or "DMA-FQ: refused: ...". */
+int operations_type_verdict(Operations *ops, const Group *g, const HostUses *uses, const char *type, bool *ret_allowed,
+                            bool *ret_current, char **ret_text);
 
 /* Why every operation is refused, e.g. "state directory /var/lib/iommud is not writable: Read-only
  * file system; iommud serves reads only"; NULL when operations may run. Decided at start. */

@@ -1,5 +1,6 @@
 /* Group filters, address parsing and not-found messages for the read API. */
 #include "query.h"
+#include "string-util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -141,4 +142,29 @@ char *describe_missing_device(const Inventory *inv, const char *address) {
         if (asprintf(&s, "no PCI device %s (the host has %zu PCI devices)", address, inv->n_devices) < 0)
                 return NULL;
         return s;
+}
+
+int query_resolve_group(const Inventory *inv, unsigned group, const char *device, unsigned *ret, char **ret_message) {
+        char address[16];
+        const Device *d;
+
+        if (!device || !*device) {
+                *ret = group;
+                return 0;
+        }
+        if (pci_address_normalize(device, address) < 0) {
+                *ret_message = strprintf("'%s' is not a PCI address (expected DDDD:BB:SS.F, e.g. 0000:01:00.0)", device);
+                return -EINVAL;
+        }
+        d = inventory_find_device(inv, address);
+        if (!d) {
+                *ret_message = describe_missing_device(inv, address);
+                return -ENOENT;
+        }
+        if (d->group < 0) {
+                *ret_message = strprintf("%s is in no IOMMU group: the IOMMU does not translate it", address);
+                return -ENODEV;
+        }
+        *ret = (unsigned)d->group;
+        return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "group-state.h"
 #include "inventory.h"
 
 typedef enum Viability {
@@ -22,11 +23,17 @@ typedef struct GroupFilter {
         size_t n_classes;
         char **drivers; /* a member's driver; "none" matches an unbound member */
         size_t n_drivers;
+        const GroupStateKind *states; /* core's state (group_status_filter_match() judges it) */
+        size_t n_states;
 } GroupFilter;
 
 /* Checks the filter's values; -EINVAL with a message naming the bad one. */
 int group_filter_verify(const GroupFilter *f, char **ret_message);
 bool group_filter_match(const GroupFilter *f, const Inventory *inv, const Group *g);
+
+/* The group a request names: by number, or (device not NULL or empty) by a member's PCI address.
+ * -EINVAL (not an address), -ENOENT (no such device), -ENODEV (in no group), with *ret_message. */
+int query_resolve_group(const Inventory *inv, unsigned group, const char *device, unsigned *ret, char **ret_message);
 
 /* Accepts "0000:01:00.0" and the short "01:00.0" (domain 0), any case; writes the sysfs spelling
  * into ret (16 bytes). -EINVAL for anything else. */

@@ -51,6 +51,8 @@ int device_bus_path(const char *address, char **ret);
 
 /* PropertiesChanged for what differs between the two states of one object. */
 int group_bus_emit_changes(sd_bus *bus, const Group *old, const Group *new);
+typedef struct GroupStatusChange GroupStatusChange;
+int group_bus_emit_status(sd_bus *bus, const GroupStatusChange *c);
 int device_bus_emit_changes(sd_bus *bus, const Device *old, const Device *new);
 /* The Manager's properties after a host change (all) or a group/device added or removed (counts). */
 int manager_bus_emit_changes(sd_bus *bus, bool host);

@@ -104,6 +104,14 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
         BusServer *s = userdata;
         int r;
 
+        if (!event->change) {
+                r = group_bus_emit_status(s->bus, event->status);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to emit the D-Bus signal for change %llu (status of group %u), "
+                                          "ignoring: %m", (unsigned long long)event->sequence, event->status->group);
+                bus_libevent_rearm(s->event);
+                return;
+        }
         r = emit_change(s->bus, event->change);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit the D-Bus signal for change %llu (%s), ignoring: %m",

@@ -9,6 +9,7 @@
 #include "bus-error.h"
 #include "bus-libevent.h"
 #include "bus-objects.h"
+#include "group-status.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -65,27 +66,102 @@ static int property_get_domain_type(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append_basic(reply, 's', domain_type_to_string(g->type) ?: "");
 }
 
-/* What iommud holds of the group: core's state ("host", "vfio-ready", "blocked", "transitioning",
- * "in-use", "failed") and the owner it was prepared for ("" when none). */
+/* Core's status of the group (group-status.h), mapped. The owner's parts need no host facts. */
+static int status_of(sd_bus *bus, const Group *g, GroupStatusFlags flags, GroupStatus *ret) {
+        const BusServer *s = bus_server_of(bus);
+
+        return group_status_compute(s->operations, NULL, g, flags, ret);
+}
+
+/* "host", "vfio-ready", "blocked", "transitioning", "in-use", "failed" */
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const BusServer *s = bus_server_of(bus);
-        GroupStateKind state = operations_group_state(s->operations, userdata, NULL);
+        _cleanup_(group_status_done) GroupStatus st = {};
+        int r = status_of(bus, userdata, GROUP_STATUS_OWNER_ONLY, &st);
 
-        return sd_bus_message_append_basic(reply, 's', group_state_to_string(state));
+        return r < 0 ? r : sd_bus_message_append_basic(reply, 's', group_state_to_string(st.state));
 }
 
+/* Owner: who it was prepared for ("" when none); OwnerKind "", "libvirt", "client";
+ * OwnerDomainName and OwnerDomainUuid: the libvirt domain that uses it now. */
 static int property_get_owner(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        const BusServer *s = bus_server_of(bus);
-        const char *owner;
+        _cleanup_(group_status_done) GroupStatus st = {};
+        const char *v;
+        int r = status_of(bus, userdata, GROUP_STATUS_OWNER_ONLY, &st);
 
-        (void)operations_group_state(s->operations, userdata, &owner);
-        return sd_bus_message_append_basic(reply, 's', owner ?: "");
+        if (r < 0)
+                return r;
+        if (streq(property, "OwnerKind"))
+                v = group_owner_kind_to_string(st.owner_kind);
+        else if (streq(property, "OwnerDomainName"))
+                v = st.domain_name;
+        else if (streq(property, "OwnerDomainUuid"))
+                v = st.domain_uuid;
+        else
+                v = st.owner_client;
+        return sd_bus_message_append_basic(reply, 's', v ?: "");
 }
 
-/* Core's findings on the group (retired records, records of other hardware, why it FAILED). They
- * change when the host moves on without iommud, which no signal announces: read them. */
+/* Who holds it: "libvirt domain 'vm1' (uuid ...)", "process 42 (qemu) holds /dev/vfio/7 open". */
+static int property_get_users(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(group_status_done) GroupStatus st = {};
+        int r = status_of(bus, userdata, GROUP_STATUS_ALL, &st);
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "s");
+        FOREACH_ARRAY (u, st.users, st.n_users)
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 's', u->text);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+/* What the host does with it: (kind, device, text, forcible). */
+static int property_get_host_uses(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(group_status_done) GroupStatus st = {};
+        int r = status_of(bus, userdata, GROUP_STATUS_ALL, &st);
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssb)");
+        FOREACH_ARRAY (u, st.host_uses.items, st.host_uses.n)
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(sssb)", host_use_kind_to_string(u->kind), u->device ?: "",
+                                                  u->text ?: "", u->forcible);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+/* SetDomainType's verdict per type: (type, allowed, text). */
+static int property_get_type_verdicts(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(group_status_done) GroupStatus st = {};
+        int r = status_of(bus, userdata, GROUP_STATUS_ALL, &st);
+
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sbs)");
+        for (size_t i = 0; r >= 0 && i < GROUP_TYPE_VERDICTS; i++)
+                r = sd_bus_message_append(reply, "(sbs)", st.verdicts[i].type ?: "", st.verdicts[i].allowed,
+                                          st.verdicts[i].text ?: "");
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+static int property_get_empty(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        const Group *g = userdata;
+
+        if (streq(property, "Empty"))
+                return sd_bus_message_append(reply, "b", g->empty);
+        return sd_bus_message_append_basic(reply, 's', g->empty_reason ?: "");
+}
+
+/* Core's findings on the group (retired records, records of other hardware, why it FAILED). */
 static int property_get_findings(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         const BusServer *s = bus_server_of(bus);
@@ -174,6 +250,27 @@ int group_bus_emit_changes(sd_bus *bus, const Group *old, const Group *new) {
         return bus_emit_changed(bus, path, BUS_GROUP_INTERFACE, &c);
 }
 
+/* A status change published by core: the properties that show the parts that changed. */
+int group_bus_emit_status(sd_bus *bus, const GroupStatusChange *c) {
+        _cleanup_(freep) char *path = NULL;
+        BusChangedNames n = {};
+
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_STATE), "State");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_OWNER), "Owner");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_OWNER), "OwnerKind");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_OWNER), "OwnerDomainName");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_OWNER), "OwnerDomainUuid");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_USERS), "Users");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_HOST_USES), "HostUses");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_TYPE_CHANGE), "TypeChangeVerdicts");
+        bus_changed_add_if(&n, c->changed & (1u << GROUP_STATUS_FINDINGS), "Findings");
+        if (n.n == 0)
+                return 0;
+        if (group_bus_path(c->group, &path) < 0)
+                return -ENOMEM;
+        return bus_emit_changed(bus, path, BUS_GROUP_INTERFACE, &n);
+}
+
 /* ---- operations ------------------------------------------------------------------------------- */
 
 /* One method call waiting for its operation. */
@@ -182,8 +279,6 @@ typedef struct BusOperation {
         sd_bus_message *call;
         char *client;
         unsigned group;
-        GroupStateKind state; /* State and Owner as last announced */
-        char *owner;
         bool starting; /* inside operations_start(): the done callback leaves freeing to the caller */
         bool done;
 } BusOperation;
@@ -193,38 +288,8 @@ static BusOperation *bus_operation_free(BusOperation *o) {
                 return NULL;
         sd_bus_message_unref(o->call);
         free(o->client);
-        free(o->owner);
         free(o);
         return NULL;
-}
-
-/* State and Owner are core's bookkeeping, not inventory: no Manager event reports them, so the call
- * that changes them announces the change. */
-static void announce_state(BusOperation *o) {
-        const Group *g = inventory_find_group(manager_get_inventory(o->server->manager), o->group);
-        _cleanup_(freep) char *path = NULL;
-        BusChangedNames c = {};
-        const char *owner;
-        GroupStateKind state;
-        int r;
-
-        /* Gone (a release can end with the group unplugged): InterfacesRemoved said so. */
-        if (!g)
-                return;
-        state = operations_group_state(o->server->operations, g, &owner);
-        bus_changed_add_if(&c, state != o->state, "State");
-        bus_changed_add_if(&c, !bus_streq_ptr(owner, o->owner), "Owner");
-        if (c.n == 0)
-                return;
-        o->state = state;
-        free(o->owner);
-        o->owner = owner ? strdup(owner) : NULL;
-
-        r = group_bus_path(o->group, &path);
-        if (r >= 0)
-                r = bus_emit_changed(o->server->bus, path, BUS_GROUP_INTERFACE, &c);
-        if (r < 0)
-                log_debug_errno(r, "Failed to announce the state of group %u, ignoring: %m", o->group);
 }
 
 static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
@@ -244,7 +309,6 @@ static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
         if (r < 0)
                 log_debug_errno(r, "Failed to answer %s on group %u, ignoring: %m",
                                 sd_bus_message_get_member(o->call), o->group);
-        announce_state(o);
         /* Finished on the executor's wakeup, outside any bus dispatch. */
         bus_libevent_rearm(o->server->event);
 
@@ -274,7 +338,6 @@ static char *describe_sender(sd_bus_message *m) {
 static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *req) {
         BusServer *s = bus_server_of(sd_bus_message_get_bus(m));
         _cleanup_(freep) char *message = NULL;
-        const char *owner;
         BusOperation *o;
         int r;
 
@@ -284,10 +347,8 @@ static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *
         o->server = s;
         o->call = sd_bus_message_ref(m);
         o->group = g->id;
-        o->state = operations_group_state(s->operations, g, &owner);
-        o->owner = owner ? strdup(owner) : NULL;
         o->client = describe_sender(m);
-        if (!o->client || (owner && !o->owner)) {
+        if (!o->client) {
                 bus_operation_free(o);
                 return -ENOMEM;
         }
@@ -301,11 +362,8 @@ static int start_operation(sd_bus_message *m, const Group *g, OperationRequest *
                 bus_operation_free(o);
                 return bus_reply_errno(m, r, message);
         }
-        if (o->done) {
+        if (o->done)
                 bus_operation_free(o);
-                return 1;
-        }
-        announce_state(o); /* transitioning */
         return 1;
 }
 
@@ -362,7 +420,15 @@ const sd_bus_vtable group_vtable[] = {
         SD_BUS_PROPERTY("Devices", "as", bus_property_get_strv, offsetof(Group, devices), CHANGES),
         SD_BUS_PROPERTY("State", "s", property_get_state, 0, CHANGES),
         SD_BUS_PROPERTY("Owner", "s", property_get_owner, 0, CHANGES),
-        SD_BUS_PROPERTY("Findings", "as", property_get_findings, 0, 0),
+        SD_BUS_PROPERTY("OwnerKind", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("OwnerDomainName", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("OwnerDomainUuid", "s", property_get_owner, 0, CHANGES),
+        SD_BUS_PROPERTY("Users", "as", property_get_users, 0, CHANGES),
+        SD_BUS_PROPERTY("HostUses", "a(sssb)", property_get_host_uses, 0, CHANGES),
+        SD_BUS_PROPERTY("TypeChangeVerdicts", "a(sbs)", property_get_type_verdicts, 0, CHANGES),
+        SD_BUS_PROPERTY("Empty", "b", property_get_empty, 0, CHANGES),
+        SD_BUS_PROPERTY("EmptyReason", "s", property_get_empty, 0, CHANGES),
+        SD_BUS_PROPERTY("Findings", "as", property_get_findings, 0, CHANGES),
         SD_BUS_PROPERTY("Viable", "b", bus_property_get_bool, offsetof(Group, viable), CHANGES),
         SD_BUS_PROPERTY("Blockers", "a(sss)", property_get_blockers, 0, CHANGES),
         SD_BUS_PROPERTY("TypeChangeWritable", "b", bus_property_get_bool,

@@ -205,6 +205,8 @@ Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Gro
                 }
         }
 
+        p->empty = g->empty;
+        p->empty_reason = str(g->empty_reason);
         p->type_change = ARENA_NEW(a, Iommud__V1__TypeChange, IOMMUD__V1__TYPE_CHANGE__INIT);
         if (p->type_change) {
                 p->type_change->writable = g->type_change.writable;
@@ -315,5 +317,117 @@ Iommud__V1__GetHostResponse *host_response_to_proto(ProtoArena *a, const Invento
         p->group_count = (uint32_t)inv->n_groups;
         p->device_count = (uint32_t)inv->n_devices;
         p->error_count = (uint32_t)inv->n_errors;
+        return p;
+}
+
+/* ---- core's status -------------------------------------------------------------------------------- */
+
+Iommud__V1__GroupState group_state_to_proto(GroupStateKind s) {
+        static const Iommud__V1__GroupState states[] = {
+                [GROUP_HOST] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_HOST,
+                [GROUP_VFIO_READY] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY,
+                [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
+                [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
+                [GROUP_IN_USE] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE,
+                [GROUP_FAILED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_FAILED,
+        };
+
+        return (size_t)s < sizeof(states) / sizeof(states[0]) ? states[s]
+                                                               : IOMMUD__V1__GROUP_STATE__GROUP_STATE_UNSPECIFIED;
+}
+
+static char **arena_strv(ProtoArena *a, char *const *l, size_t *ret_n) {
+        size_t n = 0;
+        char **p;
+
+        *ret_n = 0;
+        while (l && l[n])
+                n++;
+        if (n == 0)
+                return NULL;
+        p = proto_arena_alloc(a, n * sizeof(char *));
+        for (size_t i = 0; p && i < n; i++)
+                if ((p[i] = proto_arena_strdup(a, l[i])))
+                        (*ret_n)++;
+        return p;
+}
+
+void group_status_to_proto(ProtoArena *a, Iommud__V1__Group *p, const GroupStatus *s) {
+        p->state = group_state_to_proto(s->state);
+        if (s->owner_kind != GROUP_OWNER_NONE || s->owner_client) {
+                p->owner = ARENA_NEW(a, Iommud__V1__Owner, IOMMUD__V1__OWNER__INIT);
+                if (p->owner) {
+                        p->owner->kind = (char *)group_owner_kind_to_string(s->owner_kind);
+                        p->owner->client = proto_arena_strdup(a, s->owner_client ?: "");
+                        p->owner->domain_name = proto_arena_strdup(a, s->domain_name ?: "");
+                        p->owner->domain_uuid = proto_arena_strdup(a, s->domain_uuid ?: "");
+                }
+        }
+        if (s->n_users > 0) {
+                p->users = proto_arena_alloc(a, s->n_users * sizeof(*p->users));
+                for (size_t i = 0; p->users && i < s->n_users; i++) {
+                        const GroupStatusUser *u = &s->users[i];
+                        Iommud__V1__GroupUser *up = ARENA_NEW(a, Iommud__V1__GroupUser, IOMMUD__V1__GROUP_USER__INIT);
+
+                        if (!up)
+                                break;
+                        up->kind = (char *)(u->process ? "process" : "libvirt");
+                        up->domain_name = proto_arena_strdup(a, u->domain_name ?: "");
+                        up->domain_uuid = proto_arena_strdup(a, u->domain_uuid ?: "");
+                        up->pid = u->pid;
+                        up->command = proto_arena_strdup(a, u->command ?: "");
+                        up->text = proto_arena_strdup(a, u->text ?: "");
+                        p->users[p->n_users++] = up;
+                }
+        }
+        if (s->host_uses.n > 0) {
+                p->host_uses = proto_arena_alloc(a, s->host_uses.n * sizeof(*p->host_uses));
+                for (size_t i = 0; p->host_uses && i < s->host_uses.n; i++) {
+                        const HostUse *u = &s->host_uses.items[i];
+                        Iommud__V1__HostUse *up = ARENA_NEW(a, Iommud__V1__HostUse, IOMMUD__V1__HOST_USE__INIT);
+
+                        if (!up)
+                                break;
+                        up->kind = (char *)host_use_kind_to_string(u->kind);
+                        up->device = proto_arena_strdup(a, u->device ?: "");
+                        up->text = proto_arena_strdup(a, u->text ?: "");
+                        up->forcible = u->forcible;
+                        p->host_uses[p->n_host_uses++] = up;
+                }
+        }
+        p->findings = arena_strv(a, s->findings, &p->n_findings);
+        if (p->type_change && s->verdicts[0].type) {
+                /* What iommud can change the type to, not only what the kernel takes as things are. */
+                p->type_change->allowed = arena_strv(a, s->type_allowed, &p->type_change->n_allowed);
+                p->type_change->verdicts = proto_arena_alloc(a, GROUP_TYPE_VERDICTS * sizeof(*p->type_change->verdicts));
+                for (size_t i = 0; p->type_change->verdicts && i < GROUP_TYPE_VERDICTS; i++) {
+                        Iommud__V1__TypeVerdict *v = ARENA_NEW(a, Iommud__V1__TypeVerdict, IOMMUD__V1__TYPE_VERDICT__INIT);
+
+                        if (!v)
+                                break;
+                        v->type = (char *)s->verdicts[i].type;
+                        v->allowed = s->verdicts[i].allowed;
+                        v->current = s->verdicts[i].current;
+                        v->text = proto_arena_strdup(a, s->verdicts[i].text ?: "");
+                        p->type_change->verdicts[p->type_change->n_verdicts++] = v;
+                }
+        }
+}
+
+Iommud__V1__Cause *cause_to_proto(ProtoArena *a, const EventCause *c) {
+        Iommud__V1__Cause *p = ARENA_NEW(a, Iommud__V1__Cause, IOMMUD__V1__CAUSE__INIT);
+        char *text;
+
+        if (!p || !c)
+                return p;
+        p->kind = (char *)event_cause_kind_to_string(c->kind);
+        p->operation_id = c->operation_id;
+        p->operation = proto_arena_strdup(a, c->operation ?: "");
+        p->peer = proto_arena_strdup(a, c->peer ?: "");
+        p->domain_name = proto_arena_strdup(a, c->domain_name ?: "");
+        p->domain_uuid = proto_arena_strdup(a, c->domain_uuid ?: "");
+        text = event_cause_describe(c);
+        p->text = proto_arena_strdup(a, text ?: "");
+        free(text);
         return p;
 }

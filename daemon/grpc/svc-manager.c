@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "audit.h"
+#include "group-status.h"
 #include "grpc-server.h"
+#include "host-usage.h"
 #include "log-ids.h"
 #include "log.h"
 #include "macro.h"
@@ -20,8 +22,29 @@
 #include "svc-convert.h"
 
 #define REQUEST(type, r) ((const type *)(r))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 typedef struct Watcher Watcher;
+
+/* Events kept packed for Watch with resume: a client that lost its stream, or listed, catches up
+ * from here without listing again while its sequence is in the window. */
+#define REPLAY_MAX_EVENTS 4096
+#define REPLAY_MAX_BYTES (4u << 20)
+
+typedef struct ReplayEvent {
+        uint64_t sequence;
+        uint8_t *data;
+        size_t size;
+} ReplayEvent;
+
+/* Pages: AIP-158's page_size, bounded, and a bound on the bytes of one answer. */
+#define GROUPS_PAGE_DEFAULT 100
+#define GROUPS_PAGE_MAX 1000
+#define DEVICES_PAGE_DEFAULT 500
+#define DEVICES_PAGE_MAX 5000
+#define PAGE_MAX_BYTES (1u << 20)
+#define SNAPSHOT_PAGE_GROUPS 200
+#define SNAPSHOT_PAGE_DEVICES 500
 
 struct SvcManager {
         Manager *manager;
@@ -29,10 +52,14 @@ struct SvcManager {
         GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
         void *authorize_userdata;
         Watcher *watchers; /* open Watch streams, ended at shutdown */
-        /* The last event, packed once for every watcher it goes to. */
+        /* The last event, packed once for every watcher it goes to: the newest of the replay
+         * window, which every event enters. */
         uint64_t packed_sequence; /* 0: nothing packed */
-        uint8_t *packed;
+        const uint8_t *packed;
         size_t packed_size;
+        ManagerSubscription *recorder; /* fills the window when nobody watches */
+        ReplayEvent *replay;           /* ring of REPLAY_MAX_EVENTS */
+        size_t replay_first, replay_n, replay_bytes;
 };
 
 #define MANAGER(userdata) (((SvcManager *)(userdata))->manager)
@@ -55,53 +82,29 @@ static int fail_with_message(GrpcCall *call, int error, char *message) {
         return r;
 }
 
-/* A group with what iommud holds of it: core's state and owner. */
+/* A group with core's status of it. usage: the host facts read once for many groups, or NULL. */
 static Iommud__V1__Group *group_with_state(SvcManager *svc, ProtoArena *a, const Inventory *inv, const Group *g,
-                                           bool with_devices) {
-        static const Iommud__V1__GroupState states[] = {
-                [GROUP_HOST] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_HOST,
-                [GROUP_VFIO_READY] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_VFIO_READY,
-                [GROUP_BLOCKED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_BLOCKED,
-                [GROUP_TRANSITIONING] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING,
-                [GROUP_IN_USE] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE,
-                [GROUP_FAILED] = IOMMUD__V1__GROUP_STATE__GROUP_STATE_FAILED,
-        };
+                                           bool with_devices, const HostUsage *usage) {
         Iommud__V1__Group *p = group_to_proto(a, inv, g, with_devices);
-        _cleanup_(strv_freep) char **findings = NULL;
-        const char *owner = NULL;
-        GroupStateKind state;
-        GroupUser user;
+        _cleanup_(group_status_done) GroupStatus s = {};
+        int r;
 
         if (!p || !svc->operations)
                 return p;
-        state = operations_group_state(svc->operations, g, &owner);
-        p->state = states[state];
-        if (operations_group_findings(svc->operations, g, &findings) < 0)
+        r = group_status_compute(svc->operations, usage, g, GROUP_STATUS_ALL, &s);
+        if (r == -ENOMEM)
                 a->oom = true;
-        else if (findings && findings[0]) {
-                p->n_findings = strv_length(findings);
-                p->findings = proto_arena_alloc(a, p->n_findings * sizeof(char *));
-                for (size_t i = 0; p->findings && i < p->n_findings; i++)
-                        p->findings[i] = proto_arena_strdup(a, findings[i]);
-                if (!p->findings)
-                        p->n_findings = 0;
-        }
-        if (owner || state == GROUP_IN_USE) {
-                p->owner = proto_arena_alloc(a, sizeof(*p->owner));
-                if (p->owner) {
-                        *p->owner = (Iommud__V1__Owner)IOMMUD__V1__OWNER__INIT;
-                        p->owner->kind = (char *)"client";
-                        if (owner)
-                                p->owner->client = (char *)owner;
-                        /* The guest that runs on it now wins over who asked for it. */
-                        if (state == GROUP_IN_USE && operations_group_user(svc->operations, g, &user)) {
-                                p->owner->kind = (char *)"libvirt";
-                                p->owner->domain_name = (char *)user.domain_name;
-                                p->owner->domain_uuid = (char *)user.domain_uuid;
-                        }
-                }
-        }
+        else if (r < 0)
+                log_debug_errno(r, "Cannot judge the status of group %u, leaving it unspecified: %m", g->id);
+        else
+                group_status_to_proto(a, p, &s);
         return p;
+}
+
+static void host_usage_maybe_read(SvcManager *svc, HostUsage **ret) {
+        *ret = NULL;
+        if (svc->operations && host_usage_read(manager_get_roots(svc->manager), ret) < 0)
+                *ret = NULL; /* each group reads what it needs then */
 }
 
 /* The host as the inventory shows it, with what core says of the daemon itself. */
@@ -127,12 +130,27 @@ static int on_get_host(GrpcCall *call, const ProtobufCMessage *request, void *us
         return reply_arena(call, &arena, resp ? &resp->base : NULL);
 }
 
+static int parse_page_size(uint32_t requested, uint32_t def, uint32_t max) {
+        return requested == 0 ? (int)def : requested > max ? (int)max : (int)requested;
+}
+
+static int bad_token(GrpcCall *call, const char *token) {
+        return fail_with_message(call, -EINVAL,
+                                 strprintf("page_token '%s' is not one this server gave for this list", token));
+}
+
 static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
         const Iommud__V1__ListGroupsRequest *req = REQUEST(Iommud__V1__ListGroupsRequest, request);
         Iommud__V1__ListGroupsResponse resp = IOMMUD__V1__LIST_GROUPS_RESPONSE__INIT;
-        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
+        SvcManager *svc = userdata;
+        const Inventory *inv = manager_get_inventory(svc->manager);
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        _cleanup_(freep) GroupStateKind *states = NULL;
+        int page_size = parse_page_size(req->page_size, GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX);
         ProtoArena arena = {};
-        char *message = NULL;
+        char *message = NULL, next[32] = "";
+        size_t bytes = 0;
+        unsigned from = 0;
         GroupFilter filter = {
                 .types = req->type,
                 .n_types = req->n_type,
@@ -146,18 +164,58 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
                 .drivers = req->driver,
                 .n_drivers = req->n_driver,
         };
-        int r;
+        int r, n;
 
         r = group_filter_verify(&filter, &message);
         if (r < 0)
                 return fail_with_message(call, r, message);
+        if (req->n_state > 0) {
+                states = calloc(req->n_state, sizeof(*states));
+                if (!states)
+                        return -ENOMEM;
+                for (size_t i = 0; i < req->n_state; i++) {
+                        GroupStateKind k;
 
-        if (inv->n_groups > 0)
-                resp.groups = proto_arena_alloc(&arena, inv->n_groups * sizeof(*resp.groups));
-        for (size_t i = 0; resp.groups && i < inv->n_groups; i++)
-                if (group_filter_match(&filter, inv, &inv->groups[i]))
-                        resp.groups[resp.n_groups++] = group_with_state(userdata, &arena, inv, &inv->groups[i], true);
+                        for (k = 0; k <= GROUP_FAILED; k++)
+                                if (group_state_to_proto(k) == req->state[i])
+                                        break;
+                        if (k > GROUP_FAILED)
+                                return fail_with_message(call, -EINVAL,
+                                                         strprintf("%d is not a group state", (int)req->state[i]));
+                        states[i] = k;
+                }
+                filter.states = states;
+                filter.n_states = req->n_state;
+        }
+        /* The token is where the next page starts: the first group numbered at least this. */
+        if (req->page_token && *req->page_token &&
+            (sscanf(req->page_token, "g:%u%n", &from, &n) != 1 || req->page_token[n] != '\0'))
+                return bad_token(call, req->page_token);
 
+        host_usage_maybe_read(svc, &usage);
+        resp.groups = proto_arena_alloc(&arena, (size_t)page_size * sizeof(*resp.groups));
+        FOREACH_ARRAY(g, inv->groups, inv->n_groups) {
+                bool match = svc->operations ? group_status_filter_match(svc->operations, &filter, g)
+                                             : group_filter_match(&filter, inv, g);
+
+                if (!match)
+                        continue;
+                resp.total_size++;
+                if (g->id < from || !resp.groups || *next)
+                        continue;
+                /* Full: the next page starts here. One group always fits. */
+                if (resp.n_groups == (size_t)page_size || (resp.n_groups > 0 && bytes > PAGE_MAX_BYTES)) {
+                        snprintf(next, sizeof(next), "g:%u", g->id);
+                        continue;
+                }
+                resp.groups[resp.n_groups] = group_with_state(svc, &arena, inv, g, true, usage);
+                if (resp.groups[resp.n_groups])
+                        bytes += protobuf_c_message_get_packed_size(&resp.groups[resp.n_groups]->base);
+                resp.n_groups++;
+        }
+        resp.next_page_token = next;
+        resp.sequence = manager_get_sequence(svc->manager);
+        resp.incarnation = (char *)manager_get_incarnation(svc->manager);
         return reply_arena(call, &arena, &resp.base);
 }
 
@@ -170,7 +228,7 @@ static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *u
 
         if (!g)
                 return fail_with_message(call, -ENOENT, describe_missing_group(inv, req->id));
-        resp = group_with_state(userdata, &arena, inv, g, true);
+        resp = group_with_state(userdata, &arena, inv, g, true, NULL);
         return reply_arena(call, &arena, resp ? &resp->base : NULL);
 }
 
@@ -197,14 +255,43 @@ static int on_get_device(GrpcCall *call, const ProtobufCMessage *request, void *
 }
 
 static int on_list_devices(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
+        const Iommud__V1__ListDevicesRequest *req = REQUEST(Iommud__V1__ListDevicesRequest, request);
         Iommud__V1__ListDevicesResponse resp = IOMMUD__V1__LIST_DEVICES_RESPONSE__INIT;
-        const Inventory *inv = manager_get_inventory(MANAGER(userdata));
+        SvcManager *svc = userdata;
+        const Inventory *inv = manager_get_inventory(svc->manager);
+        int page_size = parse_page_size(req->page_size, DEVICES_PAGE_DEFAULT, DEVICES_PAGE_MAX);
+        const char *from = "";
         ProtoArena arena = {};
+        char next[32] = "";
+        size_t bytes = 0;
 
+        /* The token is where the next page starts: the first device at this address or after. */
+        if (req->page_token && *req->page_token) {
+                char address[16];
+
+                if (strncmp(req->page_token, "d:", 2) != 0 || pci_address_normalize(req->page_token + 2, address) < 0 ||
+                    !streq(address, req->page_token + 2))
+                        return bad_token(call, req->page_token);
+                from = req->page_token + 2;
+        }
+        resp.total_size = (uint32_t)inv->n_devices;
         if (inv->n_devices > 0)
-                resp.devices = proto_arena_alloc(&arena, inv->n_devices * sizeof(*resp.devices));
-        for (size_t i = 0; resp.devices && i < inv->n_devices; i++)
-                resp.devices[resp.n_devices++] = device_to_proto(&arena, &inv->devices[i]);
+                resp.devices = proto_arena_alloc(&arena, (size_t)page_size * sizeof(*resp.devices));
+        FOREACH_ARRAY(d, inv->devices, inv->n_devices) {
+                if (!resp.devices || strcmp(d->address, from) < 0)
+                        continue;
+                if (resp.n_devices == (size_t)page_size || (resp.n_devices > 0 && bytes > PAGE_MAX_BYTES)) {
+                        snprintf(next, sizeof(next), "d:%s", d->address);
+                        break;
+                }
+                resp.devices[resp.n_devices] = device_to_proto(&arena, d);
+                if (resp.devices[resp.n_devices])
+                        bytes += protobuf_c_message_get_packed_size(&resp.devices[resp.n_devices]->base);
+                resp.n_devices++;
+        }
+        resp.next_page_token = next;
+        resp.sequence = manager_get_sequence(svc->manager);
+        resp.incarnation = (char *)manager_get_incarnation(svc->manager);
         return reply_arena(call, &arena, &resp.base);
 }
 
@@ -271,6 +358,29 @@ static int send_event(Watcher *w, ProtoArena *arena, Iommud__V1__WatchEvent *eve
         return r;
 }
 
+static void fill_status_event(SvcManager *svc, ProtoArena *a, const Inventory *inv, const GroupStatusChange *c,
+                              Iommud__V1__WatchEvent *e) {
+        Iommud__V1__WatchEvent__GroupStatusChanged *s = proto_arena_alloc(a, sizeof(*s));
+        const Group *g = inventory_find_group(inv, c->group);
+        size_t n = 0;
+
+        if (!s)
+                return;
+        *s = (Iommud__V1__WatchEvent__GroupStatusChanged)IOMMUD__V1__WATCH_EVENT__GROUP_STATUS_CHANGED__INIT;
+        s->group = c->group;
+        s->old_state = c->old_state >= 0 ? group_state_to_proto((GroupStateKind)c->old_state) : 0;
+        s->new_state = group_state_to_proto((GroupStateKind)c->new_state);
+        s->changed = proto_arena_alloc(a, _GROUP_STATUS_FIELD_MAX * sizeof(char *));
+        for (int f = 0; s->changed && f < _GROUP_STATUS_FIELD_MAX; f++)
+                if (c->changed & (1u << f))
+                        s->changed[n++] = (char *)group_status_field_to_string((GroupStatusField)f);
+        s->n_changed = n;
+        if (g)
+                s->group_now = group_with_state(svc, a, inv, g, false, NULL);
+        e->event_case = IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATUS_CHANGED;
+        e->group_status_changed = s;
+}
+
 static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChange *c, Iommud__V1__WatchEvent *e) {
         switch (c->kind) {
         case INVENTORY_DEVICE_ADDED:
@@ -334,9 +444,37 @@ static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChang
         }
 }
 
-/* The watchers are told one after another: the first packs the event, the others send the bytes. */
+static void replay_drop_oldest(SvcManager *svc) {
+        ReplayEvent *r = &svc->replay[svc->replay_first];
+
+        svc->replay_bytes -= r->size;
+        free(r->data);
+        *r = (ReplayEvent){};
+        svc->replay_first = (svc->replay_first + 1) % REPLAY_MAX_EVENTS;
+        svc->replay_n--;
+}
+
+/* Takes data; the newest stays however big it is. */
+static void replay_push(SvcManager *svc, uint64_t sequence, uint8_t *data, size_t size) {
+        ReplayEvent *r;
+
+        while (svc->replay_n > 0 &&
+               (svc->replay_n == REPLAY_MAX_EVENTS || svc->replay_bytes + size > REPLAY_MAX_BYTES))
+                replay_drop_oldest(svc);
+        r = &svc->replay[(svc->replay_first + svc->replay_n) % REPLAY_MAX_EVENTS];
+        *r = (ReplayEvent){ .sequence = sequence, .data = data, .size = size };
+        svc->replay_n++;
+        svc->replay_bytes += size;
+}
+
+static const ReplayEvent *replay_at(const SvcManager *svc, size_t i) {
+        return &svc->replay[(svc->replay_first + i) % REPLAY_MAX_EVENTS];
+}
+
+/* Every event is packed once, into the replay window, for every watcher it goes to. */
 static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
+        const Inventory *inv = manager_get_inventory(m);
         ProtoArena arena = {};
         uint8_t *buf;
         size_t size;
@@ -344,22 +482,36 @@ static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         if (svc->packed_sequence == event->sequence)
                 return 0;
         e.sequence = event->sequence;
-        fill_event(&arena, manager_get_inventory(m), event->change, &e);
+        e.incarnation = (char *)manager_get_incarnation(m);
+        e.cause = cause_to_proto(&arena, event->cause);
+        if (event->change)
+                fill_event(&arena, inv, event->change, &e);
+        else if (event->status)
+                fill_status_event(svc, &arena, inv, event->status, &e);
         if (arena.oom) {
                 proto_arena_done(&arena);
                 return -ENOMEM;
         }
         size = protobuf_c_message_get_packed_size(&e.base);
-        buf = realloc(svc->packed, size ?: 1);
+        buf = malloc(size ?: 1);
         if (!buf) {
                 proto_arena_done(&arena);
                 return -ENOMEM;
         }
-        svc->packed = buf;
-        svc->packed_size = protobuf_c_message_pack(&e.base, buf);
-        svc->packed_sequence = event->sequence;
+        size = protobuf_c_message_pack(&e.base, buf);
         proto_arena_done(&arena);
+        replay_push(svc, event->sequence, buf, size);
+        svc->packed = buf;
+        svc->packed_size = size;
+        svc->packed_sequence = event->sequence;
         return 0;
+}
+
+static void on_record_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        SvcManager *svc = userdata;
+
+        if (pack_event(svc, m, event) < 0)
+                log_oom(); /* a resume across this event must re-list: the window has a hole */
 }
 
 static void on_manager_event(Manager *m, const ManagerEvent *event, void *userdata) {
@@ -377,6 +529,97 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
                 watcher_free(w);
         } else if (r < 0 && r != -ECONNRESET)
                 log_warning_errno(r, "Failed to send a watch event, ignoring: %m");
+}
+
+static Iommud__V1__WatchEvent watch_event(SvcManager *svc) {
+        Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
+
+        e.sequence = manager_get_sequence(svc->manager);
+        e.incarnation = (char *)manager_get_incarnation(svc->manager);
+        return e;
+}
+
+/* The host, then (inventory) every group and device in pages, all with the sequence of now. */
+static int send_snapshot(Watcher *w, bool inventory) {
+        SvcManager *svc = w->svc;
+        const Inventory *inv = manager_get_inventory(svc->manager);
+        _cleanup_(host_usage_freep) HostUsage *usage = NULL;
+        Iommud__V1__WatchEvent e = watch_event(svc);
+        ProtoArena arena = {};
+        size_t gi = 0, di = 0;
+        int r;
+
+        e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT;
+        e.snapshot = host_with_status(svc, &arena);
+        r = send_event(w, &arena, &e);
+        if (r < 0 || !inventory)
+                return r;
+        host_usage_maybe_read(svc, &usage);
+        do {
+                Iommud__V1__WatchEvent__SnapshotPage page = IOMMUD__V1__WATCH_EVENT__SNAPSHOT_PAGE__INIT;
+                size_t ng = MIN(inv->n_groups - gi, (size_t)SNAPSHOT_PAGE_GROUPS);
+                size_t nd = ng > 0 ? 0 : MIN(inv->n_devices - di, (size_t)SNAPSHOT_PAGE_DEVICES);
+
+                e = watch_event(svc);
+                page.groups = ng ? proto_arena_alloc(&arena, ng * sizeof(*page.groups)) : NULL;
+                for (size_t i = 0; page.groups && i < ng; i++)
+                        page.groups[page.n_groups++] =
+                                group_with_state(svc, &arena, inv, &inv->groups[gi + i], false, usage);
+                page.devices = nd ? proto_arena_alloc(&arena, nd * sizeof(*page.devices)) : NULL;
+                for (size_t i = 0; page.devices && i < nd; i++)
+                        page.devices[page.n_devices++] = device_to_proto(&arena, &inv->devices[di + i]);
+                gi += ng;
+                di += nd;
+                page.last = gi == inv->n_groups && di == inv->n_devices;
+                e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT_PAGE;
+                e.snapshot_page = &page;
+                r = send_event(w, &arena, &e);
+                if (r < 0)
+                        return r;
+        } while (gi < inv->n_groups || di < inv->n_devices);
+        return 0;
+}
+
+static int send_relist(Watcher *w, uint64_t requested, const char *reason) {
+        SvcManager *svc = w->svc;
+        Iommud__V1__WatchEvent__RelistRequired relist = IOMMUD__V1__WATCH_EVENT__RELIST_REQUIRED__INIT;
+        Iommud__V1__WatchEvent e = watch_event(svc);
+        ProtoArena arena = {};
+
+        relist.requested_sequence = requested;
+        relist.oldest_sequence = svc->replay_n > 0 ? replay_at(svc, 0)->sequence : 0;
+        relist.reason = (char *)reason;
+        e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_RELIST_REQUIRED;
+        e.relist_required = &relist;
+        return send_event(w, &arena, &e);
+}
+
+/* The events after req->after_sequence, from the window; or relist_required when it does not hold
+ * them all. */
+static int send_replay(Watcher *w, const Iommud__V1__WatchRequest *req) {
+        SvcManager *svc = w->svc;
+        uint64_t now = manager_get_sequence(svc->manager), after = req->after_sequence;
+        int r;
+
+        if (!req->incarnation || !streq(req->incarnation, manager_get_incarnation(svc->manager)))
+                return send_relist(w, after, "the sequence was numbered by another iommud instance (it restarted)");
+        if (after > now)
+                return send_relist(w, after, "the sequence is ahead of this iommud's");
+        if (after == now)
+                return 0;
+        if (svc->replay_n == 0 || replay_at(svc, 0)->sequence > after + 1 ||
+            replay_at(svc, svc->replay_n - 1)->sequence != now)
+                return send_relist(w, after, "the events after the sequence are no longer in the replay window");
+        for (size_t i = 0; i < svc->replay_n; i++) {
+                const ReplayEvent *e = replay_at(svc, i);
+
+                if (e->sequence <= after)
+                        continue;
+                r = grpc_call_send_packed(w->call, e->data, e->size);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userdata) {
@@ -405,15 +648,10 @@ static int on_watch(GrpcCall *call, const ProtobufCMessage *request, void *userd
         grpc_call_set_cancel(call, on_watch_cancel, w);
 
         r = grpc_call_send_headers(call);
-        if (r >= 0 && req->send_snapshot) {
-                Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
-                ProtoArena arena = {};
-
-                e.sequence = manager_get_sequence(m);
-                e.event_case = IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT;
-                e.snapshot = host_with_status(svc, &arena);
-                r = send_event(w, &arena, &e);
-        }
+        if (r >= 0 && req->send_snapshot)
+                r = send_snapshot(w, req->snapshot_inventory);
+        else if (r >= 0 && req->resume)
+                r = send_replay(w, req);
         if (r < 0) {
                 grpc_call_fail(call, r, NULL);
                 watcher_free(w);
@@ -445,39 +683,12 @@ static void on_operation_done(const OperationOutcome *outcome, void *userdata) {
                 resp.dry_run = oc->dry_run;
                 /* After a release or an unplug the group may be gone: the steps still tell. */
                 if (g)
-                        resp.group = group_with_state(oc->svc, &arena, inv, g, true);
+                        resp.group = group_with_state(oc->svc, &arena, inv, g, true, NULL);
                 (void)reply_arena(oc->call, &arena, &resp.base);
         }
         proto_arena_done(&arena);
         grpc_call_unref(oc->call);
         free(oc);
-}
-
-/* Group by number, or by a member's address when the request names a device instead. */
-static int resolve_group(const Inventory *inv, uint32_t group, const char *device, unsigned *ret,
-                         char **ret_message) {
-        char address[16];
-        const Device *d;
-
-        if (!device || !*device) {
-                *ret = group;
-                return 0;
-        }
-        if (pci_address_normalize(device, address) < 0) {
-                *ret_message = strprintf("'%s' is not a PCI address (expected DDDD:BB:SS.F, e.g. 0000:01:00.0)", device);
-                return -EINVAL;
-        }
-        d = inventory_find_device(inv, address);
-        if (!d) {
-                *ret_message = describe_missing_device(inv, address);
-                return -ENOENT;
-        }
-        if (d->group < 0) {
-                *ret_message = strprintf("%s is in no IOMMU group: the IOMMU does not translate it", address);
-                return -ENODEV;
-        }
-        *ret = (unsigned)d->group;
-        return 0;
 }
 
 static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *req) {
@@ -487,8 +698,8 @@ static int start_operation(GrpcCall *call, SvcManager *svc, OperationRequest *re
         OperationCall *oc;
         int r;
 
-        if (req->force && (!peer || svc->authorize(peer, svc->authorize_userdata) < GRPC_ROLE_ADMIN))
-                return grpc_call_fail_status(call, GRPC_STATUS_PERMISSION_DENIED, "force requires role admin");
+        /* Core decides who may force; the transport says who asks. */
+        req->role = peer ? (Role)svc->authorize(peer, svc->authorize_userdata) : ROLE_NONE;
         /* The audit names the person: behind a local peer, its login and sudo user. */
         if (peer) {
                 who = audit_describe_process(peer->description, peer->kind == GRPC_PEER_UNIX ? peer->pid : 0);
@@ -537,7 +748,7 @@ static int on_prepare_group(GrpcCall *call, const ProtobufCMessage *request, voi
         char *message = NULL;
         int r;
 
-        r = resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
+        r = query_resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
         if (r < 0)
                 return fail_with_message(call, r, message);
         return start_operation(call, svc, &op);
@@ -550,7 +761,7 @@ static int on_release_group(GrpcCall *call, const ProtobufCMessage *request, voi
         char *message = NULL;
         int r;
 
-        r = resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
+        r = query_resolve_group(manager_get_inventory(svc->manager), req->group, req->device, &op.group, &message);
         if (r < 0)
                 return fail_with_message(call, r, message);
         return start_operation(call, svc, &op);
@@ -823,8 +1034,17 @@ int svc_manager_new(GrpcServer *server, Manager *manager, Operations *operations
         svc->operations = operations;
         svc->authorize = authorize;
         svc->authorize_userdata = authorize_userdata;
-        r = grpc_server_add_methods(server, manager_methods, ELEMENTSOF(manager_methods), svc);
+        svc->replay = calloc(REPLAY_MAX_EVENTS, sizeof(*svc->replay));
+        if (!svc->replay) {
+                free(svc);
+                return -ENOMEM;
+        }
+        r = manager_subscribe_internal(manager, on_record_event, svc, &svc->recorder);
+        if (r >= 0)
+                r = grpc_server_add_methods(server, manager_methods, ELEMENTSOF(manager_methods), svc);
         if (r < 0) {
+                manager_subscription_free(svc->recorder);
+                free(svc->replay);
                 free(svc);
                 return r;
         }
@@ -861,7 +1081,10 @@ SvcManager *svc_manager_free(SvcManager *svc) {
                 return NULL;
         while (svc->watchers)
                 watcher_free(svc->watchers);
-        free(svc->packed);
+        manager_subscription_free(svc->recorder);
+        while (svc->replay_n > 0)
+                replay_drop_oldest(svc);
+        free(svc->replay);
         free(svc);
         return NULL;
 }

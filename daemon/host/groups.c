@@ -532,8 +532,8 @@ done:
 }
 
 /* Reads one group's files; judging waits until every group is read (DMA-FQ is a fact of them all).
- * Everything is read relative to the group's directory, opened once. 0 when read, 1 when the group
- * has no members (the kernel is freeing it; g is left empty). */
+ * Everything is read relative to the group's directory, opened once. A group without members is
+ * read all the same and marked empty. */
 static int group_read(const HostRoots *roots, const Inventory *inv, const HostListing *listing, unsigned id,
                       Group *g) {
         _cleanup_(freep) char *dir = NULL, *path = NULL, *vfio = NULL;
@@ -549,11 +549,12 @@ static int group_read(const HostRoots *roots, const Inventory *inv, const HostLi
         dir_fd = open_in_root(roots->sysfs_fd, dir, O_PATH | O_DIRECTORY);
         k = dir_fd < 0 ? dir_fd : read_dir_at(dir_fd, "devices", &g->devices, &n_members);
         if (k >= 0 && n_members == 0) {
+                /* Shown as the kernel shows it; the caller decides whether to keep it. */
+                g->empty = true;
                 strv_free(g->devices);
                 g->devices = NULL;
-                return 1;
         }
-        if (k < 0) {
+        if (k < 0 || g->empty) {
                 item_errors_add(&g->errors, path, k, "cannot list members");
                 g->devices = calloc(1, sizeof(char *));
                 if (!g->devices)
@@ -618,6 +619,9 @@ static int group_read(const HostRoots *roots, const Inventory *inv, const HostLi
                         return -ENOMEM;
                 g->vfio_node = exists_at(roots->dev_fd, vfio) > 0;
         }
+        if (g->empty)
+                g->empty_reason = g->vfio_node ? "its last device left while a VFIO user still holds the group"
+                                               : "its last device left; the kernel frees it once nothing holds it";
         return 0;
 }
 
@@ -721,12 +725,7 @@ int groups_load(const HostRoots *roots, const Inventory *inv, const HostListing 
                         groups_free(groups, n + 1);
                         return k;
                 }
-                /* A group without members is being freed by the kernel (its last device left). */
-                if (k > 0) {
-                        group_done(g);
-                        *g = (Group){};
-                        continue;
-                }
+                /* A group without members is shown as the kernel shows it, marked empty. */
                 n++;
         }
         FOREACH_ARRAY(g, groups, n)

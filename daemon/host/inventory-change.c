@@ -239,8 +239,10 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
                         return r;
                 }
                 /* The kernel sends the last member's remove event before it frees the group: an
-                 * empty group is one on its way out, and no event will tell us when it is gone. */
-                if (new.n_devices == 0) {
+                 * empty group is one on its way out, and no event will tell us when it is gone --
+                 * unless a VFIO user holds it, whose node's removal is an event. A rescan shows
+                 * every group the kernel shows. */
+                if (new.n_devices == 0 && !new.vfio_node) {
                         group_done(&new);
                         exists = false;
                 }

@@ -259,6 +259,10 @@ typedef struct Group {
 
         TypeChangeRules type_change;
         bool vfio_node; /* dev/vfio/<id> exists: a VFIO driver holds a member */
+        /* The kernel shows the group without members: its last device left, and the kernel frees it
+         * once nothing holds it (a VFIO user may). empty_reason (static) says what can be told. */
+        bool empty;
+        const char *empty_reason;
 
         ItemErrors errors;
 } Group;

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "virt-tracker.h"
+
 struct event_base;
 typedef struct VirtTracker VirtTracker;
 
@@ -13,6 +15,7 @@ typedef struct VirtModule {
         VirtTracker *(*tracker_free)(VirtTracker *t);
         bool (*tracker_find_device)(const VirtTracker *t, const char *address, const char **ret_name,
                                     const char **ret_uuid);
+        void (*tracker_set_change)(VirtTracker *t, VirtChangeFunc change, void *userdata);
 } VirtModule;
 
 /* The symbol the module exports. */

@@ -57,7 +57,19 @@ struct VirtTracker {
         size_t n_domains;
         char **changed; /* UUIDs of domains to read again */
         size_t n_changed;
+        VirtChangeFunc change;
+        void *change_userdata;
 };
+
+void virt_tracker_set_change(VirtTracker *t, VirtChangeFunc change, void *userdata) {
+        t->change = change;
+        t->change_userdata = userdata;
+}
+
+static void notify(const VirtTracker *t, const TrackedDomain *d, bool started) {
+        if (t->change)
+                t->change(d->name, d->uuid, started, d->addresses, t->change_userdata);
+}
 
 /* libvirt's last error as -errno, for the few cases callers tell apart. */
 static int virt_last_errno(void) {
@@ -113,8 +125,14 @@ static void domain_forget(VirtTracker *t, const char *uuid) {
                 return;
         log_info("libvirt domain '%s' stopped: its %zu PCI host devices are free.", d->name,
                  strv_length(d->addresses));
-        tracked_domain_done(d);
-        *d = t->domains[--t->n_domains];
+        {
+                /* Out of the list first: whoever is told asks who uses what now. */
+                TrackedDomain gone = *d;
+
+                *d = t->domains[--t->n_domains];
+                notify(t, &gone, false);
+                tracked_domain_done(&gone);
+        }
 }
 
 /* Reads a domain's XML. A domain without PCI hostdevs comes back with no addresses. */
@@ -242,11 +260,21 @@ static int tracker_scan(VirtTracker *t) {
                 domains_clear(&list, &n_list);
                 return r;
         }
-        domains_clear(&t->domains, &t->n_domains);
-        t->domains = list;
-        t->n_domains = n_list;
-        FOREACH_ARRAY (d, t->domains, t->n_domains)
+        {
+                TrackedDomain *old = t->domains;
+                size_t n_old = t->n_domains;
+
+                t->domains = list;
+                t->n_domains = n_list;
+                FOREACH_ARRAY (d, old, n_old)
+                        if (!domain_find(t, d->uuid))
+                                notify(t, d, false);
+                domains_clear(&old, &n_old);
+        }
+        FOREACH_ARRAY (d, t->domains, t->n_domains) {
                 log_domain(d);
+                notify(t, d, true);
+        }
         return 0;
 }
 
@@ -365,6 +393,7 @@ static void on_deferred(evutil_socket_t fd, short what, void *userdata) {
                 }
                 *slot = d;
                 log_domain(slot);
+                notify(t, slot, true);
         }
 }
 

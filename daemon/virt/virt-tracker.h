@@ -21,5 +21,11 @@ static inline void virt_tracker_freep(VirtTracker **t) {
 bool virt_tracker_find_device(const VirtTracker *t, const char *address, const char **ret_name,
                               const char **ret_uuid);
 
+/* Told when a domain with PCI hostdevs starts (or is first seen) and when it stops, with the
+ * addresses it uses; the strings are valid during the call. NULL: nobody. */
+typedef void (*VirtChangeFunc)(const char *name, const char *uuid, bool started, char *const *addresses,
+                               void *userdata);
+void virt_tracker_set_change(VirtTracker *t, VirtChangeFunc change, void *userdata);
+
 /* True while connected to libvirt and the view is current. */
 bool virt_tracker_is_connected(const VirtTracker *t);

@@ -279,7 +279,7 @@ static void test_refusals(void **state) {
         assert_non_null(strstr(message, "group 3 is in use by the host: 0000:00:05.0"));
         assert_non_null(strstr(message, "boot VGA device"));
         free(message);
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 3, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         strv_free(result.steps);
@@ -320,7 +320,7 @@ static void test_kernel_refusals(void **state) {
         strv_free(result.steps);
 
         result.done = false;
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 5, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          -EOPNOTSUPP);
         assert_false(result.done);
@@ -372,7 +372,7 @@ static void test_policy_refusals(void **state) {
         assert_non_null(strstr(message, "group 1 is critical: 0000:00:02.0 matches"));
         assert_non_null(strstr(message, "10-test.conf:4"));
         free(message);
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         assert_steps(&result, (const char *const[]){ "set driver_override of 0000:00:02.0 to none",
@@ -440,7 +440,7 @@ static void test_sriov_pf(void **state) {
         assert_non_null(strstr(message, "(an admin may force it)"));
         free(message);
 
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4, .force = true }, &result,
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 4, .force = true, .role = ROLE_ADMIN }, &result,
                              &message),
                          0);
         assert_steps(&result, (const char *const[]){ "set driver_override of 0000:00:06.0 to none",
@@ -475,7 +475,7 @@ static void test_vfio_user_never_forced(void **state) {
 
         for (int force = 0; force < 2; force++) {
                 assert_int_equal(run(&f,
-                                     (OperationRequest){ .kind = OPERATION_BLOCK, .group = 7, .force = force },
+                                     (OperationRequest){ .kind = OPERATION_BLOCK, .group = 7, .force = force, .role = ROLE_ADMIN },
                                      &result, &message),
                                  -EBUSY);
                 assert_non_null(strstr(message, "group 7 is in use through VFIO: /dev/vfio/7 is held open by pid 812 "
@@ -483,7 +483,7 @@ static void test_vfio_user_never_forced(void **state) {
                 free(message);
                 assert_int_equal(run(&f,
                                      (OperationRequest){ .kind = OPERATION_SET_DOMAIN_TYPE, .group = 7,
-                                                         .type = "identity", .force = force },
+                                                         .type = "identity", .force = force, .role = ROLE_ADMIN },
                                      &result, &message),
                                  -EBUSY);
                 assert_non_null(strstr(message, "/dev/vfio/7 is held open by pid 812"));
@@ -947,7 +947,7 @@ static void test_sriov_prepare_and_release(void **state) {
         assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1 }, &result), -EBUSY);
         assert_non_null(strstr(result.message, "has 2 SR-IOV virtual functions enabled"));
         result_done(&result);
-        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true },
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .force = true, .role = ROLE_ADMIN },
                                   &result),
                          0);
         assert_true(strv_contains(result.steps, "disable SR-IOV on 0000:00:02.0: its 2 virtual functions are lost"));
