@@ -451,9 +451,10 @@ static int escape_for_output(ProtobufCMessage *m) {
         return EXIT_ERROR;
 }
 
-/* One unary call; returns an exit code and, on success, the response. */
-static int call(const char *what, const char *method, const ProtobufCMessage *request,
-                const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret) {
+/* One unary call, or with 'every_page' a paged List call fetched to its last page into one response;
+ * returns an exit code and, on success, the response. */
+static int call_with(bool every_page, const char *what, const char *method, ProtobufCMessage *request,
+                     const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret) {
         _cleanup_(event_base_freep) struct event_base *base = event_base_new();
         _cleanup_(grpc_client_freep) GrpcClient *client = NULL;
         _cleanup_(grpc_client_status_done) GrpcClientStatus st = {};
@@ -461,10 +462,16 @@ static int call(const char *what, const char *method, const ProtobufCMessage *re
 
         if (!base || client_new(base, &client) < 0)
                 return EXIT_ERROR;
-        r = grpc_client_call(client, method, request, response_type, ret, &st);
+        r = every_page ? grpc_client_list_all(client, method, request, response_type, ret, &st)
+                       : grpc_client_call(client, method, request, response_type, ret, &st);
         if (r < 0 || st.code != GRPC_STATUS_OK)
                 return report_failure(what, r, &st);
         return escape_for_output(*ret);
+}
+
+static int call(const char *what, const char *method, const ProtobufCMessage *request,
+                const ProtobufCMessageDescriptor *response_type, ProtobufCMessage **ret) {
+        return call_with(false, what, method, (ProtobufCMessage *)request, response_type, ret);
 }
 
 /* Everything to print is at hand: long output on a terminal goes through the pager from here on. */
@@ -562,7 +569,8 @@ static void add_group_rows(Table *t, const Iommud__V1__Group *g) {
                         add_device_cells(t, d);
                 else
                         for (size_t k = 0; k < 5; k++)
-                                table_add(t, NULL, k == 0 ? address : NULL);
+                                table_add(t, k == 0 && !address ? COLOR_YELLOW : NULL,
+                                          k == 0 ? address ?: (g->empty ? "(empty)" : NULL) : NULL);
         }
 }
 
@@ -606,6 +614,15 @@ static int print_group(const Iommud__V1__Group *g) {
                 printf("  Owner: %s %s\n", o->kind, or_dash(o->client));
         else
                 printf("  Owner: -\n");
+        for (size_t i = 0; i < g->n_users; i++)
+                printf("  %s %s\n", i == 0 ? "Used by:" : "        ", or_dash(g->users[i]->text));
+        for (size_t i = 0; i < g->n_host_uses; i++)
+                printf("  %s %s%s%s%s\n", i == 0 ? "Host uses:" : "          ", c(COLOR_YELLOW),
+                       or_dash(g->host_uses[i]->text), c(COLOR_RESET),
+                       g->host_uses[i]->forcible ? " (an admin may force)" : "");
+        if (g->empty)
+                printf("  %sEmpty:%s the kernel shows the group without a PCI member%s%s\n", c(COLOR_YELLOW),
+                       c(COLOR_RESET), *g->empty_reason ? ": " : "", g->empty_reason);
 
         printf("\nDevices:\n");
         table_set_indent(t, 2);
@@ -646,15 +663,27 @@ static int print_group(const Iommud__V1__Group *g) {
                 const Iommud__V1__TypeChange *tc = g->type_change;
 
                 printf("\nDomain type change: ");
-                if (tc->n_allowed > 0) {
-                        printf("possible to");
-                        for (size_t i = 0; i < tc->n_allowed; i++)
-                                printf("%s %s", i ? "," : "", tc->allowed[i]);
+                /* One verdict per type, judged the way SetDomainType would carry it out. */
+                if (tc->n_verdicts > 0) {
                         printf("\n");
-                } else
-                        printf("%snot possible now%s\n", c(COLOR_YELLOW), c(COLOR_RESET));
-                if (tc->reason && *tc->reason)
-                        printf("  %s\n", tc->reason);
+                        for (size_t i = 0; i < tc->n_verdicts; i++) {
+                                const Iommud__V1__TypeVerdict *v = tc->verdicts[i];
+
+                                /* The text names the type: "DMA: iommud unbinds ..." */
+                                printf("  %s%s%s\n", c(v->current ? "" : v->allowed ? COLOR_GREEN : COLOR_YELLOW),
+                                       or_dash(v->text), c(v->current ? "" : COLOR_RESET));
+                        }
+                } else {
+                        if (tc->n_allowed > 0) {
+                                printf("possible to");
+                                for (size_t i = 0; i < tc->n_allowed; i++)
+                                        printf("%s %s", i ? "," : "", tc->allowed[i]);
+                                printf("\n");
+                        } else
+                                printf("%snot possible now%s\n", c(COLOR_YELLOW), c(COLOR_RESET));
+                        if (tc->reason && *tc->reason)
+                                printf("  %s\n", tc->reason);
+                }
         }
 
         if (g->n_errors > 0) {
@@ -802,6 +831,8 @@ static char *group_members_line(const Iommud__V1__Group *g) {
                 fprintf(f, "%s%s %s", i ? ", " : "", g->device_addresses[i],
                         d ? device_name_label(d, b) : "?");
         }
+        if (g->n_device_addresses == 0)
+                fputs(g->empty ? "(empty)" : "-", f);
         if (fclose(f) != 0) {
                 free(line);
                 return NULL;
@@ -862,7 +893,7 @@ static int print_status(const Iommud__V1__GetHostResponse *r, Iommud__V1__Group 
 
 /* ---- verbs -------------------------------------------------------------------------------------- */
 
-/* ListGroups with the command line's filters, which the daemon applies. */
+/* ListGroups with the command line's filters, which the daemon applies, every page of it. */
 static int fetch_groups(ProtobufCMessage **ret) {
         Iommud__V1__ListGroupsRequest req = IOMMUD__V1__LIST_GROUPS_REQUEST__INIT;
 
@@ -877,13 +908,15 @@ static int fetch_groups(ProtobufCMessage **ret) {
         req.n_driver = arg_driver.n;
         req.state = arg_states;
         req.n_state = arg_n_states;
-        return call("groups", SERVICE "ListGroups", &req.base, &iommud__v1__list_groups_response__descriptor, ret);
+        return call_with(true, "groups", SERVICE "ListGroups", &req.base, &iommud__v1__list_groups_response__descriptor,
+                         ret);
 }
 
 static int fetch_devices(ProtobufCMessage **ret) {
         Iommud__V1__ListDevicesRequest req = IOMMUD__V1__LIST_DEVICES_REQUEST__INIT;
 
-        return call("devices", SERVICE "ListDevices", &req.base, &iommud__v1__list_devices_response__descriptor, ret);
+        return call_with(true, "devices", SERVICE "ListDevices", &req.base,
+                         &iommud__v1__list_devices_response__descriptor, ret);
 }
 
 static int fetch_host(ProtobufCMessage **ret) {
@@ -1139,6 +1172,30 @@ static void print_event_line(const Iommud__V1__WatchEvent *e) {
                                proto_group_state_to_string(e->group_state_changed->old_state),
                                proto_group_state_to_string(e->group_state_changed->new_state));
                 break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATUS_CHANGED:
+                if (e->group_status_changed) {
+                        const Iommud__V1__WatchEvent__GroupStatusChanged *sc = e->group_status_changed;
+
+                        printf("group %" PRIu32 "  %s -> %s", sc->group, proto_group_state_to_string(sc->old_state),
+                               proto_group_state_to_string(sc->new_state));
+                        for (size_t i = 0; i < sc->n_changed; i++)
+                                printf("%s%s", i ? ", " : "  changed: ", sc->changed[i]);
+                        if (sc->group_now && sc->group_now->owner && *sc->group_now->owner->kind) {
+                                _cleanup_(freep) char *owner = group_owner_label(sc->group_now);
+
+                                printf("  owner %s", owner ?: "?");
+                        }
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT_PAGE:
+                if (e->snapshot_page)
+                        printf("%zu groups, %zu devices%s", e->snapshot_page->n_groups, e->snapshot_page->n_devices,
+                               e->snapshot_page->last ? " (last page)" : "");
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_RELIST_REQUIRED:
+                if (e->relist_required)
+                        printf("%s%s%s", c(COLOR_YELLOW), or_dash(e->relist_required->reason), c(COLOR_RESET));
+                break;
         case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_ADDED:
         case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_REMOVED:
         case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_UPDATED: {
@@ -1153,6 +1210,8 @@ static void print_event_line(const Iommud__V1__WatchEvent *e) {
         default:
                 break;
         }
+        if (e->cause && e->cause->text && *e->cause->text)
+                printf("  %s(%s)%s", c(COLOR_DIM), e->cause->text, c(COLOR_RESET));
         printf("\n");
 }
 

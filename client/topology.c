@@ -144,19 +144,9 @@ static const char *tc(const TreeWalk *w, const char *color) {
         return w->color && color ? color : "";
 }
 
-static void print_device_line(TreeWalk *w, const Node *n) {
-        const Iommud__V1__Device *d = n->device;
-        const Iommud__V1__Group *g = n->group;
-        char b1[16], b2[16];
-
-        fprintf(w->f, "%s%s%s  %s %s  %s(%s)%s", tc(w, COLOR_BOLD), d->address, tc(w, COLOR_RESET),
-                device_vendor_label(d, b1), device_name_label(d, b2), tc(w, driver_color(d->driver)),
-                d->driver && *d->driver ? d->driver : "no driver", tc(w, COLOR_RESET));
-        if (!g) {
-                fprintf(w->f, "  %s[no IOMMU group]%s\n", tc(w, COLOR_YELLOW), tc(w, COLOR_RESET));
-                return;
-        }
-        fprintf(w->f, "  [group %" PRIu32 ": %s, %s%s%s", g->id, or_dash(g->domain_type_raw),
+/* "[group 1: DMA, not viable, host, libvirt:vm1]" */
+static void print_group_note(const TreeWalk *w, const Iommud__V1__Group *g) {
+        fprintf(w->f, "[group %" PRIu32 ": %s, %s%s%s", g->id, or_dash(g->domain_type_raw),
                 tc(w, g->viable ? COLOR_GREEN : COLOR_RED), g->viable ? "viable" : "not viable", tc(w, COLOR_RESET));
         if (g->state != IOMMUD__V1__GROUP_STATE__GROUP_STATE_UNSPECIFIED)
                 fprintf(w->f, ", %s%s%s", tc(w, group_state_color(g)), group_state_label(g), tc(w, COLOR_RESET));
@@ -166,6 +156,19 @@ static void print_device_line(TreeWalk *w, const Node *n) {
                 fprintf(w->f, ", %s", owner ?: "?");
         }
         fputs("]\n", w->f);
+}
+
+static void print_device_line(TreeWalk *w, const Node *n) {
+        const Iommud__V1__Device *d = n->device;
+        char b1[16], b2[16];
+
+        fprintf(w->f, "%s%s%s  %s %s  %s(%s)%s  ", tc(w, COLOR_BOLD), d->address, tc(w, COLOR_RESET),
+                device_vendor_label(d, b1), device_name_label(d, b2), tc(w, driver_color(d->driver)),
+                d->driver && *d->driver ? d->driver : "no driver", tc(w, COLOR_RESET));
+        if (n->group)
+                print_group_note(w, n->group);
+        else
+                fprintf(w->f, "%s[no IOMMU group]%s\n", tc(w, COLOR_YELLOW), tc(w, COLOR_RESET));
 }
 
 static void print_node(TreeWalk *w, size_t i, bool last, size_t depth) {
@@ -211,6 +214,12 @@ void topology_print_tree(const Topology *t, FILE *f, bool color, bool utf8) {
                 if (!visited[i]) {
                         fprintf(f, "%s[no path from a root bus]%s\n", tc(&w, COLOR_YELLOW), tc(&w, COLOR_RESET));
                         print_node(&w, i, true, 0);
+                }
+        /* Groups the kernel shows without a PCI member sit on no bus. */
+        for (size_t i = 0; i < t->n_groups; i++)
+                if (t->groups[i]->n_device_addresses == 0) {
+                        fprintf(f, "%s[no PCI member]%s ", tc(&w, COLOR_YELLOW), tc(&w, COLOR_RESET));
+                        print_group_note(&w, t->groups[i]);
                 }
 }
 
@@ -278,6 +287,10 @@ static void dot_group(FILE *f, const Topology *t, const Iommud__V1__Group *g, bo
         }
         fprintf(f, "\";\n\t\tstyle=\"rounded,filled\"; color=\"%s\"; fillcolor=\"%s\"; penwidth=2;\n",
                 g->viable ? DOT_VIABLE : DOT_NOT_VIABLE, dot_fill(g->state));
+        /* Graphviz draws no empty cluster: a group without members gets a node that says so. */
+        if (g->n_device_addresses == 0)
+                fprintf(f, "\t\t\"group %" PRIu32 " empty\" [label=\"no PCI member\", style=\"rounded,dashed\"];\n",
+                        g->id);
         for (size_t k = 0; k < g->n_device_addresses; k++) {
                 size_t i = find_node(t, g->device_addresses[k]);
 

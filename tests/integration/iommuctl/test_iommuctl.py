@@ -440,7 +440,7 @@ class Conventions(unittest.TestCase):
         self.assertEqual(len(bare[1].splitlines()), n_groups)
         self.assertFalse(bare[1].startswith('GROUP'))
         # JSON has no legend to drop
-        self.assertEqual(json.loads(self.ctl('--no-legend', '--json', 'groups').stdout), DUMP['groups'])
+        self.assertEqual(self.ctl('--no-legend', '--json', 'groups').stdout, self.ctl('--json', 'groups').stdout)
 
     def test_color(self):
         def colored(text):
@@ -558,7 +558,7 @@ class Conventions(unittest.TestCase):
                 expected = [g for g in DUMP['groups'] if want(g)]
                 r = self.ctl('--json', 'groups', *args)
                 self.assertEqual(r.returncode, 0, r.stderr)
-                self.assertEqual(json.loads(r.stdout), expected)
+                self.assertEqual([g['id'] for g in json.loads(r.stdout)], [g['id'] for g in expected])
                 # the table and status show the same groups
                 rows = self.ctl('--no-legend', 'groups', *args).stdout.splitlines()
                 self.assertEqual([int(row.split()[0]) for row in rows if not row.startswith(' ')],
@@ -639,6 +639,51 @@ class Sanitized(unittest.TestCase):
         r = ctl('--socket', self.socket, 'graph')
         svg = subprocess.run(['dot', '-Tsvg'], input=r.stdout, capture_output=True, text=True)
         self.assertEqual(svg.returncode, 0, svg.stderr)
+
+
+class GroupDetail(unittest.TestCase):
+    """What core says of a group beyond the kernel's files, as iommuctl shows it: host uses, the
+    type-change verdicts, and a group the kernel shows without members."""
+
+    @classmethod
+    def setUpClass(cls):
+        root = gen_tree('detail-host')
+        os.makedirs(os.path.join(root, 'sys/kernel/iommu_groups/42/devices'))
+        with open(os.path.join(root, 'sys/kernel/iommu_groups/42/type'), 'w') as f:
+            f.write('DMA\n')
+        cls.socket = os.path.join(TMP, 'detail.sock')
+        cls.daemon = start_daemon('detail', root, '--reader=unix:*', socket_path=cls.socket)
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_daemon(cls.daemon)
+
+    def ctl(self, *args):
+        r = ctl('--socket', self.socket, *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_host_uses_and_verdicts(self):
+        nic = next(d for d in DUMP['devices'] if d['net_interfaces'])
+        out = self.ctl('group', str(nic['group']))
+        self.assertRegex(out, r'(?m)^  Host uses: .*' + re.escape(nic['net_interfaces'][0]))
+        verdicts = out.split('Domain type change:')[1]
+        for t in ('identity', 'DMA', 'DMA-FQ', 'auto'):
+            self.assertRegex(verdicts, rf'(?m)^  {t}: ')
+        self.assertIn('the group has this type already', verdicts)
+
+    def test_empty_group(self):
+        out = self.ctl('group', '42')
+        self.assertIn('Empty: the kernel shows the group without a PCI member', out)
+        row = next(line for line in self.ctl('--no-legend', 'groups').splitlines() if line.startswith('42 '))
+        self.assertEqual(row.split()[:6], ['42', 'DMA', 'host', 'yes', '-', '(empty)'])
+        self.assertIn('(empty)', next(line for line in self.ctl('--no-legend').split('\n\n')[1].splitlines()
+                                      if line.startswith('42 ')))
+        self.assertIn('[no PCI member] [group 42: DMA, viable', self.ctl('tree'))
+        laid = json.loads(subprocess.run(['dot', '-Tjson'], input=self.ctl('graph'), capture_output=True, text=True,
+                                         check=True).stdout)
+        cluster = next(o for o in laid['objects'] if o['name'] == 'cluster_group_42')
+        self.assertEqual([laid['objects'][i]['label'] for i in cluster['nodes']], ['no PCI member'])
 
 
 def parent_depth(devices, address):
@@ -922,6 +967,11 @@ class Watch(unittest.TestCase):
                 pass
             self.assertIn('0000:01:00.1', line)
             self.assertIn('snd_hda_intel -> -', line)
+            self.assertTrue(line.rstrip().endswith('(a rescan of the host)'), line)
+            # the group's status changed too (its type-change verdicts), with the cause
+            while 'changed:' not in (line := self.read_line(people)):
+                pass
+            self.assertRegex(line, r'group 1  host -> host  changed: [a-z_, ]+  \(a rescan of the host\)$')
 
             # Ctrl-C and SIGTERM end a watch cleanly.
             w.send_signal(signal.SIGTERM)
