@@ -165,7 +165,7 @@ static int verb_history(char **args);
 
 static const Verb verbs[] = {
         {"status", 0, 0, verb_status, NULL, NULL,
-         "Kernel, IOMMU and VFIO state, counts, and the groups with their state and owner (the default)",
+         "Kernel, IOMMU and VFIO state, then the groups with state and owner (the default)",
          "--json --no-legend " FILTER_OPTIONS, true},
         {"units", 0, 0, verb_units, NULL, NULL, "IOMMU hardware units", "--json --no-legend", true},
         {"groups", 0, 0, verb_groups, NULL, NULL,
@@ -177,10 +177,10 @@ static const Verb verbs[] = {
         {"device", 1, 1, verb_device, "a PCI address", "ADDRESS",
          "One PCI device (DDDD:BB:SS.F, or BB:SS.F in domain 0000)", "--json", true},
         {"tree", 0, 0, verb_tree, NULL, NULL,
-         "PCI topology below each root bus and bridge, with groups, domain types, drivers, viability", NULL,
+         "PCI topology with groups, domain types, drivers and viability (like lspci -tv)", NULL,
          true},
         {"graph", 0, 0, verb_graph, NULL, NULL,
-         "The same as Graphviz DOT, groups as clusters: iommuctl graph | dot -Tsvg > host.svg", NULL, true},
+         "The same as Graphviz DOT, groups as clusters (for dot -Tsvg)", NULL, true},
         {"watch", 0, 0, verb_watch, NULL, NULL, "Print changes as they happen, one line each, until Ctrl-C",
          "--json --snapshot", false},
         {"rescan", 0, 0, verb_rescan, NULL, NULL, "Make the daemon re-read the host now (role: operator)", "--json",
@@ -253,14 +253,15 @@ static void help(void) {
                "\n"
                "Exit status: 0 success, 1 other error, 2 usage error (including an invalid group\n"
                "number or PCI address), 3 permission denied, 4 no such group or device, 5 refused by\n"
-               "a check of the daemon (in use, critical, ...), 6 no daemon answers.\n"
+               "a check of the daemon (e.g. the host or a VM uses the group), 6 no daemon answers.\n"
                "\n"
                "Examples:\n"
                "  iommuctl                              host status and its groups\n"
                "  iommuctl groups --viable              which groups could be passed through\n"
                "  iommuctl group 14                     why group 14 is not viable\n"
                "  iommuctl tree                         PCI topology with groups and drivers\n"
-               "  iommuctl graph | dot -Tsvg > host.svg a picture of the host\n"
+               "  iommuctl graph | dot -Tsvg > host.svg\n"
+               "                                        a picture of the host\n"
                "  iommuctl device 01:00.0 --json        one device, for a script\n"
                "  iommuctl --json groups | jq '.[] | select(.viable) | .id'\n"
                "  iommuctl watch                        follow binds, unbinds, hotplug\n"
@@ -495,6 +496,9 @@ static int finish_output(int code) {
         int error = errno;
 
         pager_close();
+        /* Quitting the pager before the end is how one reads only the start. */
+        if (failed && error == EPIPE && use_pager)
+                return code;
         if (failed) {
                 if (error != EPIPE)
                         fprintf(stderr, "iommuctl: cannot write the output: %s\n", strerror(error));
