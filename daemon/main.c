@@ -30,6 +30,7 @@
 #include "roots.h"
 #include "svc-config.h"
 #include "svc-manager.h"
+#include "svc-dump.h"
 #include "virt-module.h"
 
 #define DEFAULT_CONFIG_FILE IOMMUD_CONFIG_FILE
@@ -284,8 +285,10 @@ static int run_dump(const Arguments *args, const Config *config) {
                 log_warning("%zu problem%s while reading the host; see the \"errors\" lists in the output.",
                             inv->n_errors, inv->n_errors == 1 ? "" : "s");
 
-        /* Streamed: the JSON of a large host is written as it is made, never held whole. */
-        (void)inventory_write_json(inv, stdout, args->compact);
+        /* The API's messages through the one JSON mapping iommuctl uses too. */
+        r = inventory_dump(inv, stdout, args->compact);
+        if (r == -ENOMEM)
+                return log_oom();
 
         if (fflush(stdout) != 0 || ferror(stdout))
                 return log_error_errno(errno ?: EIO, "Failed to write the dump: %m");

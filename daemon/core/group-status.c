@@ -181,7 +181,7 @@ int group_status_compute(Operations *ops, const HostUsage *usage, const Group *g
                         group_status_done(&s);
                         return r;
                 }
-                if (v->allowed && !v->current && strv_push_dup(&s.type_allowed, &n_allowed, v->type) < 0)
+                if (v->allowed && strv_push_dup(&s.type_allowed, &n_allowed, v->type) < 0)
                         goto oom;
         }
         *ret = s;

@@ -346,7 +346,8 @@ static int check_guest_use(Operations *ops, const Inventory *inv, const Group *g
 }
 
 /* Critical groups are never touched, and Passthrough=deny keeps a group from VFIO, unless an admin
- * forces it. */
+ * forces it. A refusal by a check, like the others (-EBUSY, FAILED_PRECONDITION): -EPERM is for a peer
+ * without the role. */
 static int check_policy(const Operations *ops, const Inventory *inv, const Group *g, const OperationRequest *req,
                         char **ret_message) {
         _cleanup_(plan_freep) Plan *plan = NULL;
@@ -366,11 +367,11 @@ static int check_policy(const Operations *ops, const Inventory *inv, const Group
 
                 *ret_message = strprintf("group %u is critical: %s matches %s:%u (%s); an admin may force it", g->id,
                                          o->device ?: "a member", o->file ?: "?", o->line, o->setting ?: "Critical=yes");
-                return -EPERM;
+                return -EBUSY;
         }
         if (req->kind == OPERATION_PREPARE && pg->passthrough_refusal) {
                 *ret_message = strprintf("group %u may not be passed through: %s", g->id, pg->passthrough_refusal);
-                return -EPERM;
+                return -EBUSY;
         }
         return 0;
 }

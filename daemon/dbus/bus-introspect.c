@@ -94,6 +94,13 @@ int bus_server_print_introspection(FILE *f) {
               "     " BUS_GROUP_PREFIX "/<id> has " BUS_GROUP_INTERFACE ";\n"
               "     " BUS_DEVICE_PREFIX
               "/<PCI address, escaped as by sd_bus_path_encode()> has " BUS_DEVICE_INTERFACE ".\n"
+              "     Group status (core's, the same gRPC's Group carries): State (host, vfio-ready, in-use,\n"
+              "     blocked, transitioning, failed); Owner (the client it was prepared for); OwnerKind (\"\",\n"
+              "     libvirt, client); OwnerDomainName and OwnerDomainUuid (the libvirt domain using it);\n"
+              "     Users (domains and processes holding it); HostUses (kind, device, text, forcible);\n"
+              "     TypeChangeVerdicts (type, allowed, what SetDomainType would do or why not); Empty and\n"
+              "     EmptyReason (the kernel shows it without members). Every change is announced by\n"
+              "     PropertiesChanged right after the event that caused it.\n"
               "     Written by iommud's bus-introspect option; docs/dbus-api.xml keeps a copy. -->\n"
               "<node>\n",
               f);

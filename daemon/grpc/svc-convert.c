@@ -65,7 +65,7 @@ static char **strv(char **l, size_t *ret_n) {
         return *ret_n ? l : NULL;
 }
 
-static Iommud__V1__ItemError **errors_to_proto(ProtoArena *a, const ItemErrors *e, size_t *ret_n) {
+Iommud__V1__ItemError **item_errors_to_proto(ProtoArena *a, const ItemErrors *e, size_t *ret_n) {
         Iommud__V1__ItemError **items;
 
         *ret_n = 0;
@@ -147,7 +147,7 @@ Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d) {
         p->block_devices = strv(d->block_devices, &p->n_block_devices);
         p->drm_cards = strv(d->drm_cards, &p->n_drm_cards);
         p->modalias = str(d->modalias);
-        p->errors = errors_to_proto(a, &d->errors, &p->n_errors);
+        p->errors = item_errors_to_proto(a, &d->errors, &p->n_errors);
         return p;
 }
 
@@ -227,7 +227,7 @@ Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Gro
                 }
         }
         p->vfio_node = g->vfio_node;
-        p->errors = errors_to_proto(a, &g->errors, &p->n_errors);
+        p->errors = item_errors_to_proto(a, &g->errors, &p->n_errors);
         return p;
 }
 
@@ -251,7 +251,7 @@ Iommud__V1__Unit *unit_to_proto(ProtoArena *a, const Unit *u) {
         p->features = strv(u->features, &p->n_features);
         p->features_absent = strv(u->features_absent, &p->n_features_absent);
         p->devices = strv(u->devices, &p->n_devices);
-        p->errors = errors_to_proto(a, &u->errors, &p->n_errors);
+        p->errors = item_errors_to_proto(a, &u->errors, &p->n_errors);
         return p;
 }
 
@@ -298,7 +298,7 @@ Iommud__V1__HostInfo *host_info_to_proto(ProtoArena *a, const HostInfo *h) {
                 p->vfio->dev_iommu = h->dev_iommu;
                 p->vfio->allow_unsafe_interrupts = h->allow_unsafe_interrupts;
         }
-        p->errors = errors_to_proto(a, &h->errors, &p->n_errors);
+        p->errors = item_errors_to_proto(a, &h->errors, &p->n_errors);
         return p;
 }
 

@@ -22,6 +22,7 @@ void *proto_arena_alloc(ProtoArena *a, size_t size);
 char *proto_arena_strdup(ProtoArena *a, const char *s);
 void proto_arena_done(ProtoArena *a);
 
+Iommud__V1__ItemError **item_errors_to_proto(ProtoArena *a, const ItemErrors *e, size_t *ret_n);
 Iommud__V1__Device *device_to_proto(ProtoArena *a, const Device *d);
 /* with_devices: also the members' full records (GetGroup, ListGroups), not only their addresses. */
 Iommud__V1__Group *group_to_proto(ProtoArena *a, const Inventory *inv, const Group *g, bool with_devices);

@@ -82,7 +82,8 @@ static bool groups_share_a_member(const Group *a, const Group *b) {
 static void diff_group(const Group *old, const Group *new, InventoryChangeFunc cb, void *userdata) {
         if (!old && !new)
                 return;
-        if (old && new && !groups_share_a_member(old, new) && (old->n_devices > 0 || new->n_devices > 0)) {
+        /* A group that lost or regained its last member is the same group, shown empty between. */
+        if (old && new && !groups_share_a_member(old, new) && old->n_devices > 0 && new->n_devices > 0) {
                 /* Same number, different hardware: the kernel reused the id. */
                 emit(cb, userdata, INVENTORY_GROUP_REMOVED, NULL, NULL, old, NULL);
                 emit(cb, userdata, INVENTORY_GROUP_ADDED, NULL, NULL, NULL, new);

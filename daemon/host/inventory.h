@@ -345,10 +345,7 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
 /* Re-reads host settings and IOMMU units (a module loaded, /dev/iommu appeared). */
 int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFunc cb, void *userdata);
 
-/* The JSON shape of the whole inventory: the single mapping that --dump and the APIs serve. */
-json_object *inventory_to_json(const Inventory *inv);
-/* The same JSON written to f item by item, never holding more than one item's tree: the dump of a
- * large host needs no memory beyond the model. compact: one line. -EIO when writing failed. */
-int inventory_write_json(const Inventory *inv, FILE *f, bool compact);
+/* The items as JSON trees: what the inventory diff compares to tell an item changed. What is shown
+ * (--dump, iommuctl --json) is the API's messages through proto/proto-json.c. */
 json_object *device_to_json(const Device *device);
 json_object *group_to_json(const Group *group);

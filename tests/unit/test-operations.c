@@ -368,7 +368,7 @@ static void test_policy_refusals(void **state) {
         char *message = NULL;
 
         start(&f, "6.12.117+deb12-amd64", "[Match]\nAddress=0000:00:02.0\n[Policy]\nCritical=yes\n");
-        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1 }, &result, &message), -EPERM);
+        assert_int_equal(run(&f, (OperationRequest){ .kind = OPERATION_BLOCK, .group = 1 }, &result, &message), -EBUSY);
         assert_non_null(strstr(message, "group 1 is critical: 0000:00:02.0 matches"));
         assert_non_null(strstr(message, "10-test.conf:4"));
         free(message);

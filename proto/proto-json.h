@@ -1,5 +1,7 @@
-/* iommud.v1 messages -> the JSON of `iommud --dump`: the client's one mapping, kept equal to the daemon's by
- * a test. */
+/* iommud.v1 messages -> JSON: the one mapping. `iommud --dump` builds the protobuf messages and prints
+ * them through it, and so does `iommuctl --json`; a group's status fields (state, owner, users,
+ * host_uses, findings, type_change.verdicts) appear only when the message carries them (a daemon's
+ * answer), and "empty"/"empty_reason" only for a group the kernel shows without members. */
 #pragma once
 
 #include <json-c/json.h>
@@ -10,6 +12,8 @@
 json_object *proto_device_to_json(const Iommud__V1__Device *d);
 json_object *proto_group_to_json(const Iommud__V1__Group *g);
 json_object *proto_unit_to_json(const Iommud__V1__Unit *u);
+/* [{"file": ..., "message": ...}] */
+json_object *proto_errors_to_json(Iommud__V1__ItemError *const *errors, size_t n);
 json_object *proto_host_info_to_json(const Iommud__V1__HostInfo *h);
 /* {"host": ..., "units": [...], "group_count": N, "device_count": N, "error_count": N} */
 json_object *proto_host_response_to_json(const Iommud__V1__GetHostResponse *r);

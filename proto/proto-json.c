@@ -1,7 +1,8 @@
-/* iommud.v1 messages -> the JSON of `iommud --dump` (daemon/host: device_to_json() and friends). */
+/* iommud.v1 messages -> JSON: the one mapping that `iommud --dump` and `iommuctl --json` print. */
 #include "proto-json.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ static json_object *strv_to_json(char *const *l, size_t n) {
         return a;
 }
 
-static json_object *errors_to_json(Iommud__V1__ItemError *const *errors, size_t n) {
+json_object *proto_errors_to_json(Iommud__V1__ItemError *const *errors, size_t n) {
         json_object *a = json_object_new_array();
 
         for (size_t i = 0; a && i < n; i++) {
@@ -148,7 +149,7 @@ json_object *proto_device_to_json(const Iommud__V1__Device *d) {
         json_object_object_add(o, "block_devices", strv_to_json(d->block_devices, d->n_block_devices));
         json_object_object_add(o, "drm_cards", strv_to_json(d->drm_cards, d->n_drm_cards));
         json_object_object_add(o, "modalias", string_or_null(d->modalias));
-        json_object_object_add(o, "errors", errors_to_json(d->errors, d->n_errors));
+        json_object_object_add(o, "errors", proto_errors_to_json(d->errors, d->n_errors));
         return o;
 }
 
@@ -163,6 +164,56 @@ static json_object *refusals_to_json(const Iommud__V1__TypeChange *t) {
                 json_object_array_add(a, r);
         }
         return a;
+}
+
+static json_object *owner_to_json(const Iommud__V1__Owner *w);
+
+static json_object *verdicts_to_json(const Iommud__V1__TypeChange *t) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; a && i < t->n_verdicts; i++) {
+                json_object *v = json_object_new_object();
+
+                json_object_object_add(v, "type", string_or_null(t->verdicts[i]->type));
+                json_object_object_add(v, "allowed", json_object_new_boolean(t->verdicts[i]->allowed));
+                json_object_object_add(v, "current", json_object_new_boolean(t->verdicts[i]->current));
+                json_object_object_add(v, "text", string_or_null(t->verdicts[i]->text));
+                json_object_array_add(a, v);
+        }
+        return a;
+}
+
+/* What core says of the group beyond the kernel's files; only a daemon's answers carry it. */
+static void add_status(json_object *o, const Iommud__V1__Group *g) {
+        json_object *users = json_object_new_array(), *uses = json_object_new_array();
+
+        json_object_object_add(o, "state", json_object_new_string(proto_group_state_to_string(g->state)));
+        json_object_object_add(o, "owner", owner_to_json(g->owner));
+        for (size_t i = 0; users && i < g->n_users; i++) {
+                const Iommud__V1__GroupUser *u = g->users[i];
+                json_object *j = json_object_new_object();
+
+                json_object_object_add(j, "kind", string_or_null(u->kind));
+                json_object_object_add(j, "domain_name", string_or_null(u->domain_name));
+                json_object_object_add(j, "domain_uuid", string_or_null(u->domain_uuid));
+                json_object_object_add(j, "pid", u->pid > 0 ? json_object_new_int(u->pid) : NULL);
+                json_object_object_add(j, "command", string_or_null(u->command));
+                json_object_object_add(j, "text", string_or_null(u->text));
+                json_object_array_add(users, j);
+        }
+        json_object_object_add(o, "users", users);
+        for (size_t i = 0; uses && i < g->n_host_uses; i++) {
+                const Iommud__V1__HostUse *u = g->host_uses[i];
+                json_object *j = json_object_new_object();
+
+                json_object_object_add(j, "kind", string_or_null(u->kind));
+                json_object_object_add(j, "device", string_or_null(u->device));
+                json_object_object_add(j, "text", string_or_null(u->text));
+                json_object_object_add(j, "forcible", json_object_new_boolean(u->forcible));
+                json_object_array_add(uses, j);
+        }
+        json_object_object_add(o, "host_uses", uses);
+        json_object_object_add(o, "findings", strv_to_json(g->findings, g->n_findings));
 }
 
 json_object *proto_group_to_json(const Iommud__V1__Group *g) {
@@ -210,10 +261,19 @@ json_object *proto_group_to_json(const Iommud__V1__Group *g) {
                                        strv_to_json(g->type_change->allowed, g->type_change->n_allowed));
                 json_object_object_add(type_change, "reason", string_or_null(g->type_change->reason));
                 json_object_object_add(type_change, "refused", refusals_to_json(g->type_change));
+                if (g->type_change->n_verdicts > 0)
+                        json_object_object_add(type_change, "verdicts", verdicts_to_json(g->type_change));
         }
         json_object_object_add(o, "type_change", type_change);
         json_object_object_add(o, "vfio_node", json_object_new_boolean(g->vfio_node));
-        json_object_object_add(o, "errors", errors_to_json(g->errors, g->n_errors));
+        /* Marked only when the kernel shows it without members. */
+        if (g->empty) {
+                json_object_object_add(o, "empty", json_object_new_boolean(true));
+                json_object_object_add(o, "empty_reason", string_or_null(g->empty_reason));
+        }
+        json_object_object_add(o, "errors", proto_errors_to_json(g->errors, g->n_errors));
+        if (g->state != IOMMUD__V1__GROUP_STATE__GROUP_STATE_UNSPECIFIED)
+                add_status(o, g);
         return o;
 }
 
@@ -242,7 +302,7 @@ json_object *proto_unit_to_json(const Iommud__V1__Unit *u) {
         json_object_object_add(o, "features", strv_to_json(u->features, u->n_features));
         json_object_object_add(o, "features_absent", strv_to_json(u->features_absent, u->n_features_absent));
         json_object_object_add(o, "devices", strv_to_json(u->devices, u->n_devices));
-        json_object_object_add(o, "errors", errors_to_json(u->errors, u->n_errors));
+        json_object_object_add(o, "errors", proto_errors_to_json(u->errors, u->n_errors));
         return o;
 }
 
@@ -311,7 +371,7 @@ json_object *proto_host_info_to_json(const Iommud__V1__HostInfo *h) {
                                 : json_object_new_boolean(h->vfio->allow_unsafe_interrupts > 0));
         }
         json_object_object_add(o, "vfio", vfio);
-        json_object_object_add(o, "errors", errors_to_json(h->errors, h->n_errors));
+        json_object_object_add(o, "errors", proto_errors_to_json(h->errors, h->n_errors));
         return o;
 }
 
@@ -384,6 +444,12 @@ const char *proto_watch_event_kind(const Iommud__V1__WatchEvent *e) {
                 return "group_updated";
         case IOMMUD__V1__WATCH_EVENT__EVENT_HOST_UPDATED:
                 return "host_updated";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATUS_CHANGED:
+                return "group_status_changed";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT_PAGE:
+                return "snapshot_page";
+        case IOMMUD__V1__WATCH_EVENT__EVENT_RELIST_REQUIRED:
+                return "relist_required";
         default:
                 return "unknown";
         }
@@ -409,7 +475,57 @@ json_object *proto_watch_event_to_json(const Iommud__V1__WatchEvent *e) {
                 return NULL;
         json_object_object_add(o, "sequence", json_object_new_uint64(e->sequence));
         json_object_object_add(o, "event", json_object_new_string(proto_watch_event_kind(e)));
+        if (e->cause && e->cause->kind && *e->cause->kind) {
+                json_object *c = json_object_new_object();
+
+                json_object_object_add(c, "kind", json_object_new_string(e->cause->kind));
+                json_object_object_add(c, "operation_id",
+                                       e->cause->operation_id ? json_object_new_uint64(e->cause->operation_id) : NULL);
+                json_object_object_add(c, "operation", string_or_null(e->cause->operation));
+                json_object_object_add(c, "peer", string_or_null(e->cause->peer));
+                json_object_object_add(c, "domain_name", string_or_null(e->cause->domain_name));
+                json_object_object_add(c, "domain_uuid", string_or_null(e->cause->domain_uuid));
+                json_object_object_add(c, "text", string_or_null(e->cause->text));
+                json_object_object_add(o, "cause", c);
+        }
+        if (e->incarnation && *e->incarnation)
+                json_object_object_add(o, "incarnation", json_object_new_string(e->incarnation));
         switch (e->event_case) {
+        case IOMMUD__V1__WATCH_EVENT__EVENT_GROUP_STATUS_CHANGED:
+                if (e->group_status_changed) {
+                        const Iommud__V1__WatchEvent__GroupStatusChanged *s = e->group_status_changed;
+
+                        json_object_object_add(o, "group_id", json_object_new_int64(s->group));
+                        json_object_object_add(o, "old_state",
+                                               json_object_new_string(proto_group_state_to_string(s->old_state)));
+                        json_object_object_add(o, "new_state",
+                                               json_object_new_string(proto_group_state_to_string(s->new_state)));
+                        json_object_object_add(o, "changed", strv_to_json(s->changed, s->n_changed));
+                        json_object_object_add(o, "group", s->group_now ? proto_group_to_json(s->group_now) : NULL);
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT_PAGE:
+                if (e->snapshot_page) {
+                        json_object *groups = json_object_new_array(), *devices = json_object_new_array();
+
+                        for (size_t i = 0; groups && i < e->snapshot_page->n_groups; i++)
+                                json_object_array_add(groups, proto_group_to_json(e->snapshot_page->groups[i]));
+                        for (size_t i = 0; devices && i < e->snapshot_page->n_devices; i++)
+                                json_object_array_add(devices, proto_device_to_json(e->snapshot_page->devices[i]));
+                        json_object_object_add(o, "groups", groups);
+                        json_object_object_add(o, "devices", devices);
+                        json_object_object_add(o, "last", json_object_new_boolean(e->snapshot_page->last));
+                }
+                break;
+        case IOMMUD__V1__WATCH_EVENT__EVENT_RELIST_REQUIRED:
+                if (e->relist_required) {
+                        json_object_object_add(o, "requested_sequence",
+                                               json_object_new_uint64(e->relist_required->requested_sequence));
+                        json_object_object_add(o, "oldest_sequence",
+                                               json_object_new_uint64(e->relist_required->oldest_sequence));
+                        json_object_object_add(o, "reason", string_or_null(e->relist_required->reason));
+                }
+                break;
         case IOMMUD__V1__WATCH_EVENT__EVENT_SNAPSHOT:
                 json_object_object_add(o, "snapshot",
                                        e->snapshot ? proto_host_response_to_json(e->snapshot) : NULL);
