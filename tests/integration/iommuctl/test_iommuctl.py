@@ -543,6 +543,20 @@ class Conventions(unittest.TestCase):
         r = self.ctl('prepare', str(nic['group']), '--dry-run')
         self.assertEqual(r.returncode, 5, r.stderr)
         self.assertIn('in use by the host', r.stderr)
+        # and by the policy: a group it marks critical (an admin may force it, but nobody asked)
+        policy = os.path.join(TMP, 'critical-policy')
+        os.makedirs(policy, exist_ok=True)
+        with open(os.path.join(policy, '10-gpu.conf'), 'w') as f:
+            f.write('[Match]\nVendor=10de\n[Policy]\nCritical=yes\n')
+        sock = os.path.join(TMP, 'critical.sock')
+        p = start_daemon('critical', gen_tree('critical-host'), '--reader=unix:*', '--operator=unix:*',
+                         '--policy-directory=' + policy, socket_path=sock)
+        try:
+            r = ctl('--socket', sock, 'prepare', '01:00.0', '--dry-run')
+            self.assertEqual(r.returncode, 5, r.stderr)
+            self.assertIn('is critical', r.stderr)
+        finally:
+            stop_daemon(p)
 
     def test_filters(self):
         devices = {d['address']: d for d in DUMP['devices']}
