@@ -1713,9 +1713,11 @@ static bool is_negative_number(const char *word) {
         return word[0] == '-' && isdigit((unsigned char)word[1]);
 }
 
-/* getopt would read "-1" as an option and an argument after "--" too; only words that are options go
- * to it, the others, in order, are the verb and its arguments ('positional', which the caller frees). */
-static int split_argv(int argc, char **argv, char **opts, int *ret_n_opts, char **positional, int *ret_n_positional) {
+/* getopt would read "-1" as an option, and "--json" after "--" too: only words that are options go to
+ * it ('opts', with argv[0] first), the others, in order, are the verb and its arguments ('positional').
+ * Both arrays have argc + 1 slots and end with NULL. */
+static void split_argv(int argc, char **argv, char **opts, int *ret_n_opts, char **positional,
+                       int *ret_n_positional) {
         int n_opts = 0, n_positional = 0;
         bool only_positional = false;
 
@@ -1736,7 +1738,6 @@ static int split_argv(int argc, char **argv, char **opts, int *ret_n_opts, char 
         opts[n_opts] = positional[n_positional] = NULL;
         *ret_n_opts = n_opts;
         *ret_n_positional = n_positional;
-        return 0;
 }
 
 static int add_filter(Filter *f, const char *option, const char *value) {
