@@ -516,6 +516,20 @@ class Conventions(unittest.TestCase):
         self.assertIn('0000:01:00.1', paged)
         ctl_on_tty(*args, env={**path, 'SYSTEMD_LESS': 'FR'}, unset=('PAGER', 'SYSTEMD_PAGER'))
         self.assertIn('LESS=FR\n', read_gone(record) or '')
+        # quitting the pager before the end is no error: more than a pipe holds (the SR-IOV host's
+        # devices), into a pager that reads nothing, makes every write after its end fail with EPIPE
+        root = os.path.join(TMP, 'pager-sriov')
+        subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, 'tests/fixtures/gen-host.py'),
+                        os.path.join(SOURCE_ROOT, 'tests/fixtures/hosts/server-sriov.json'), root],
+                       check=True, stdout=subprocess.DEVNULL)
+        sock = os.path.join(TMP, 'pager-sriov.sock')
+        p = start_daemon('pager-sriov', root, '--reader=unix:*', socket_path=sock)
+        try:
+            self.assertGreater(len(ctl('--socket', sock, '--json', 'devices').stdout), 65536 + 4096)
+            rc, _, err = ctl_on_tty('--socket', sock, '--json', 'devices', env={'PAGER': 'true'})
+            self.assertEqual((rc, err), (0, ''))
+        finally:
+            stop_daemon(p)
         # never for watch; nor when the call fails (the error is on stderr, exit 4)
         rc, tty, _ = ctl_on_tty('--socket', Local.socket, 'watch', '--snapshot', '--timeout', '1',
                                 env={'PAGER': pager})
