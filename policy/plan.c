@@ -296,6 +296,7 @@ static int plan_set_type(PlanGroup *pg, const Inventory *inv, const Group *g, co
         _cleanup_(freep) char *reason = reason_of(c, POLICY_DOMAIN_TYPE);
         const char *current = g->type_raw ?: "an unreadable type";
         DomainType want;
+        const TypeRefusal *refusal;
         PlanStep *s;
 
         if (!reason)
@@ -321,15 +322,27 @@ static int plan_set_type(PlanGroup *pg, const Inventory *inv, const Group *g, co
                      strprintf("%s; group %u has %s", reason, g->id, current));
         if (!s)
                 return -ENOMEM;
-        if (!strv_contains(g->type_change.allowed, pg->domain_type)) {
+        /* Judged the way SetDomainType performs it: drivers in the way are unbound around the write
+         * and bound again, so only what the kernel refuses whatever is bound blocks the step. */
+        refusal = type_change_refusal(&g->type_change, pg->domain_type);
+        if (!g->type_change.writable || refusal) {
                 s->blocked = true;
                 s->blocked_reason =
-                        g->type_change.reason
-                                ? strdup(g->type_change.reason)
-                                : strprintf("the kernel does not allow writing %s to group %u now",
-                                            pg->domain_type, g->id);
+                        refusal && refusal->reason ? strdup(refusal->reason)
+                        : g->type_change.reason    ? strdup(g->type_change.reason)
+                                                   : strprintf("the kernel does not allow writing %s to group %u",
+                                                               pg->domain_type, g->id);
                 if (!s->blocked_reason)
                         return -ENOMEM;
+        } else if (!strv_contains(g->type_change.allowed, pg->domain_type)) {
+                char *more = strprintf("%s; iommud unbinds the members' drivers around the write and binds them "
+                                       "again (%s)",
+                                       s->reason, g->type_change.reason ?: "the kernel takes it only so");
+
+                if (!more)
+                        return -ENOMEM;
+                free(s->reason);
+                s->reason = more;
         }
         return 0;
 }

@@ -2,6 +2,7 @@
 #include "group-status.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,7 @@ struct StatusTracker {
         unsigned *dirty; /* group ids marked */
         size_t n_dirty, n_dirty_allocated;
         bool all; /* every group is marked */
+        struct event *deferred; /* judges what hot-plug marked, once per turn of the loop */
 };
 
 static TrackedStatus *tracked(StatusTracker *t, unsigned id) {
@@ -397,15 +399,34 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
                 t->all = true;
 }
 
-static void on_settle(Manager *m, bool rescan, void *userdata) {
+static void on_deferred(evutil_socket_t fd, short what, void *userdata) {
+        static const EventCause hotplug = { .kind = EVENT_CAUSE_HOTPLUG };
         StatusTracker *t = userdata;
+        const EventCause *saved = manager_set_cause(t->manager, &hotplug);
 
+        status_tracker_flush(t);
+        manager_set_cause(t->manager, saved);
+}
+
+/* Judging a status reads the host's facts (open nodes, mounts, links): a burst of udev events is
+ * judged once, after it. Everything else (an operation, libvirt, a rescan) at once, so that its
+ * status events follow it directly. */
+static void on_settle(Manager *m, bool rescan, void *userdata) {
+        static const EventCause none = {};
+        StatusTracker *t = userdata;
+        const EventCause *cause = manager_set_cause(m, NULL);
+
+        manager_set_cause(m, cause);
         if (rescan)
                 t->all = true;
+        if (!rescan && t->deferred && (cause ?: &none)->kind == EVENT_CAUSE_HOTPLUG) {
+                event_active(t->deferred, EV_TIMEOUT, 0);
+                return;
+        }
         status_tracker_flush(t);
 }
 
-int status_tracker_new(Operations *ops, Manager *m, StatusTracker **ret) {
+int status_tracker_new(Operations *ops, Manager *m, struct event_base *base, StatusTracker **ret) {
         _cleanup_(status_tracker_freep) StatusTracker *t = NULL;
         _cleanup_(host_usage_freep) HostUsage *usage = NULL;
         const Inventory *inv = manager_get_inventory(m);
@@ -416,6 +437,11 @@ int status_tracker_new(Operations *ops, Manager *m, StatusTracker **ret) {
                 return -ENOMEM;
         t->ops = ops;
         t->manager = m;
+        if (base) {
+                t->deferred = event_new(base, -1, 0, on_deferred, t);
+                if (!t->deferred)
+                        return -ENOMEM;
+        }
         r = host_usage_read(manager_get_roots(m), &usage);
         if (r < 0)
                 return r;
@@ -438,6 +464,8 @@ StatusTracker *status_tracker_free(StatusTracker *t) {
         if (t->manager)
                 manager_set_settle(t->manager, NULL, NULL);
         manager_subscription_free(t->subscription);
+        if (t->deferred)
+                event_free(t->deferred);
         free(t->groups);
         free(t->dirty);
         free(t);

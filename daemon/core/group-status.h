@@ -103,8 +103,10 @@ bool group_status_filter_match(Operations *ops, const GroupFilter *f, const Grou
 typedef struct StatusTracker StatusTracker;
 typedef struct Manager Manager;
 
-/* Takes the statuses of now as known (no events). */
-int status_tracker_new(Operations *ops, Manager *m, StatusTracker **ret);
+/* Takes the statuses of now as known (no events). Statuses that hot-plug events may have changed
+ * are judged once per turn of the loop on base, after a burst of udev events. */
+struct event_base;
+int status_tracker_new(Operations *ops, Manager *m, struct event_base *base, StatusTracker **ret);
 StatusTracker *status_tracker_free(StatusTracker *t);
 static inline void status_tracker_freep(StatusTracker **t) {
         status_tracker_free(*t);

@@ -1763,7 +1763,7 @@ int operations_new(struct event_base *base, Manager *manager, const OperationsOp
                 return log_error_errno(r, "Cannot start the operation executor: %m");
         executor_set_max_queued(ops->executor, options->max_queued);
 
-        r = status_tracker_new(ops, manager, &ops->tracker);
+        r = status_tracker_new(ops, manager, base, &ops->tracker);
         if (r < 0)
                 return log_error_errno(r, "Cannot judge the groups' statuses: %m");
 
