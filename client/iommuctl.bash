@@ -47,8 +47,9 @@ _iommuctl() {
         --host | --timeout | --owner | --vendor | --class | -n)
                 return
                 ;;
-        --color) values='auto always never' ;;
-        --viable) values='yes no' ;;
+        # Optional values: only after '=' ("--color always" would make "always" the verb).
+        --color) [[ $split == true ]] && values='auto always never' ;;
+        --viable) [[ $split == true ]] && values='yes no' ;;
         --type) values='identity DMA DMA-FQ blocked unmanaged' ;;
         --state) values='host vfio_ready in_use blocked transitioning failed' ;;
         --driver) values="none $(_iommuctl_ask devices driver | grep -vx null | sort -u)" ;;

@@ -879,6 +879,9 @@ class Completion(unittest.TestCase):
         self.assertEqual(self.complete('--color', '=', ''), ['always', 'auto', 'never'])
         self.assertEqual(self.complete('--color', '=', 'n'), ['never'])
         self.assertEqual(self.complete('groups', '--viable', '=', ''), ['no', 'yes'])
+        # without '=' the next word is the verb again: no values of --color or --viable
+        self.assertEqual(self.complete('--color', 'gr'), ['graph', 'group', 'groups'])
+        self.assertEqual(self.complete('--viable', 'gro'), ['group', 'groups'])
         self.assertEqual(self.complete('groups', '--state', 'in'), ['in_use'])
         self.assertEqual(self.complete('groups', '--type', 'DMA'), ['DMA', 'DMA-FQ'])
         drivers = sorted({d['driver'] for d in DUMP['devices'] if d['driver']} | {'none'})
