@@ -33,6 +33,11 @@ struct BusServer {
         void *reload_userdata;
         ManagerSubscription *subscription;
         BusAuthorizer *authorizer;
+        /* The host's facts (open nodes, mounts, links) read for the message being answered, so that
+         * GetAll or GetManagedObjects reads them once, not once per group and property. */
+        struct HostUsage *usage;
+        uint64_t usage_cookie;
+        const void *usage_message;
 };
 
 extern const sd_bus_vtable manager_vtable[];

@@ -10,6 +10,7 @@
 #include "bus-error.h"
 #include "bus-libevent.h"
 #include "bus-objects.h"
+#include "host-usage.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -188,6 +189,7 @@ BusServer *bus_server_free(BusServer *s) {
         if (!s)
                 return NULL;
         manager_subscription_free(s->subscription);
+        host_usage_free(s->usage);
         bus_authorizer_free(s->authorizer);
         bus_libevent_free(s->event);
         /* Flush: the answers of the last calls and the name's release reach the bus. */

@@ -10,6 +10,7 @@
 #include "bus-libevent.h"
 #include "bus-objects.h"
 #include "group-status.h"
+#include "host-usage.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -66,11 +67,30 @@ static int property_get_domain_type(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_append_basic(reply, 's', domain_type_to_string(g->type) ?: "");
 }
 
+/* The host's facts for the message being answered, read once per message; NULL outside one (a
+ * signal), where each status reads its own. */
+static const HostUsage *usage_of_message(sd_bus *bus, BusServer *s) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        uint64_t cookie = 0;
+
+        if (!m || sd_bus_message_get_cookie(m, &cookie) < 0)
+                return NULL;
+        if (s->usage && s->usage_message == m && s->usage_cookie == cookie)
+                return s->usage;
+        s->usage = host_usage_free(s->usage);
+        if (host_usage_read(manager_get_roots(s->manager), &s->usage) < 0)
+                return NULL;
+        s->usage_message = m;
+        s->usage_cookie = cookie;
+        return s->usage;
+}
+
 /* Core's status of the group (group-status.h), mapped. The owner's parts need no host facts. */
 static int status_of(sd_bus *bus, const Group *g, GroupStatusFlags flags, GroupStatus *ret) {
-        const BusServer *s = bus_server_of(bus);
+        BusServer *s = bus_server_of(bus);
+        const HostUsage *usage = flags & GROUP_STATUS_OWNER_ONLY ? NULL : usage_of_message(bus, s);
 
-        return group_status_compute(s->operations, NULL, g, flags, ret);
+        return group_status_compute(s->operations, usage, g, flags, ret);
 }
 
 /* "host", "vfio-ready", "blocked", "transitioning", "in-use", "failed" */

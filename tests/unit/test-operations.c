@@ -19,6 +19,7 @@
 #include "fake-kernel.h"
 #include "fake-tree.h"
 #include "fileio.h"
+#include "group-status.h"
 #include "macro.h"
 #include "operations.h"
 #include "string-util.h"
@@ -1006,6 +1007,64 @@ static void test_prepared_group_held(void **state) {
         stop(&f);
 }
 
+/* Every change of a group's status is published on the bus after the change that caused it, with
+ * the operation and who asked as its cause. */
+typedef struct StatusSeen {
+        unsigned n;
+        int state[8];
+        unsigned changed[8];
+        uint64_t operation[8];
+        char peer[8][32];
+} StatusSeen;
+
+static void on_status_event(Manager *m, const ManagerEvent *event, void *userdata) {
+        StatusSeen *seen = userdata;
+
+        if (!event->status || event->status->group != 1 || seen->n >= ELEMENTSOF(seen->state))
+                return;
+        assert_int_equal(event->cause->kind, EVENT_CAUSE_OPERATION);
+        seen->state[seen->n] = event->status->new_state;
+        seen->changed[seen->n] = event->status->changed;
+        seen->operation[seen->n] = event->cause->operation_id;
+        snprintf(seen->peer[seen->n], sizeof(seen->peer[0]), "%s", event->cause->peer ?: "");
+        seen->n++;
+}
+
+static void test_status_events(void **state) {
+        Fixture f = {};
+        Result result;
+        StatusSeen seen = {};
+        ManagerSubscription *sub = NULL;
+
+        start_real(&f);
+        assert_int_equal(manager_subscribe_internal(f.manager, on_status_event, &seen, &sub), 0);
+        assert_int_equal(run_real(&f, (OperationRequest){ .kind = OPERATION_PREPARE, .group = 1, .owner = "vm1" },
+                                  &result),
+                         0);
+        /* Transitioning when it starts; prepared for vm1 (state and owner) when it is done; then, as the
+         * members' drivers are read again, viability and the type-change verdicts follow. */
+        assert_true(seen.n >= 2);
+        assert_int_equal(seen.state[0], GROUP_TRANSITIONING);
+        assert_true(seen.changed[0] & (1u << GROUP_STATUS_STATE));
+        {
+                unsigned ready = 1;
+
+                while (ready < seen.n && seen.state[ready] != GROUP_VFIO_READY)
+                        ready++;
+                assert_true(ready < seen.n);
+                assert_true(seen.changed[ready] & (1u << GROUP_STATUS_STATE));
+                assert_true(seen.changed[ready] & (1u << GROUP_STATUS_OWNER));
+                assert_int_equal(seen.state[seen.n - 1], GROUP_VFIO_READY);
+        }
+        for (unsigned i = 0; i < seen.n; i++) {
+                assert_int_equal(seen.operation[i], result.id);
+                assert_string_equal(seen.peer[i], "test");
+        }
+        result_done(&result);
+        manager_subscription_free(sub);
+        stop(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_set_type_steps),
@@ -1021,6 +1080,7 @@ int main(void) {
                 cmocka_unit_test(test_record_before_change),
                 cmocka_unit_test(test_read_only_state_directory),
                 cmocka_unit_test(test_prepare_and_release),
+                cmocka_unit_test(test_status_events),
                 cmocka_unit_test(test_ids_across_restarts),
                 cmocka_unit_test(test_reboot),
                 cmocka_unit_test(test_replug),

@@ -301,7 +301,18 @@ def wait_state(d, gid, state, timeout=RPC_TIMEOUT):
     return g
 
 
+def asan_build():
+    """An AddressSanitizer build of iommud: its xdr interceptors crash libvirt's RPC client (Debian 12's
+    glibc has no sunrpc; libvirt uses libtirpc), llvm/llvm-project#81470."""
+    r = subprocess.run(["ldd", IOMMUD], capture_output=True, text=True)
+    return "libasan" in r.stdout or "libclang_rt.asan" in r.stdout
+
+
 def test_live_domain(tree):
+    if asan_build():
+        T.skip("a live libvirt domain over libvirtd's RPC", "AddressSanitizer's xdr interceptors crash libvirt's "
+               "RPC client on Debian 12 (llvm/llvm-project#81470); the other builds run it")
+        return
     address = start_bus()
     uri = start_libvirtd()
     d = Daemon("live", tree, f"--dbus={address}", f"--libvirt-uri={uri}")
@@ -338,6 +349,24 @@ def test_live_domain(tree):
     else:
         check(r.returncode == 0 and VM in r.stdout and VM_UUID in r.stdout,
               "iommuctl group 1 names the owning domain and its UUID", r.stdout + r.stderr)
+
+    # iommuctl's own views of state and owner (STATE and OWNER columns, the tree), where this iommuctl
+    # has them.
+    r = iommuctl(d, "--no-legend", "groups", "--state", "in_use")
+    if r.returncode == 2:
+        T.skip("iommuctl groups --state in_use lists group 1 owned by vm-live", "this iommuctl has no --state")
+    else:
+        rows = [line for line in r.stdout.splitlines() if line.strip() and not line[0].isspace()]  # not members
+        check(r.returncode == 0 and len(rows) == 1 and rows[0].split()[0] == "1" and "in_use" in rows[0]
+              and f"libvirt:{VM}" in rows[0], "iommuctl groups --state in_use: one row, group 1, in_use, libvirt:vm-live",
+              r.stdout + r.stderr)
+    r = iommuctl(d, "tree")
+    if r.returncode == 2:
+        T.skip("iommuctl tree marks group 1's members in_use by vm-live", "this iommuctl has no tree")
+    else:
+        members = [line for line in r.stdout.splitlines() if "01:00." in line]
+        check(r.returncode == 0 and len(members) == 2 and all("in_use" in m and f"libvirt:{VM}" in m for m in members),
+              "iommuctl tree marks both members of group 1 in_use, libvirt:vm-live", r.stdout + r.stderr)
 
     listed = d.api.ListGroups(PB.api.ListGroupsRequest(), timeout=RPC_TIMEOUT)
     w = Watch(d, PB.api.WatchRequest(resume=True, after_sequence=listed.sequence, incarnation=listed.incarnation))
