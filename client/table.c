@@ -23,6 +23,7 @@ struct Table {
         uint64_t shrinkable; /* bit per column */
         size_t max_width;
         size_t indent;
+        bool no_header;
 };
 
 /* Terminal columns taken by UTF-8 text: one per code point (names in pci.ids are not CJK). */
@@ -75,6 +76,10 @@ void table_set_shrinkable(Table *t, size_t column) {
 
 void table_set_indent(Table *t, size_t indent) {
         t->indent = indent;
+}
+
+void table_set_header(Table *t, bool header) {
+        t->no_header = !header;
 }
 
 int table_add(Table *t, const char *color, const char *text) {
@@ -136,7 +141,7 @@ int table_print(Table *t, FILE *f, bool color) {
         if (!widths)
                 return -ENOMEM;
         for (size_t i = 0; i < t->n_columns; i++)
-                widths[i] = text_width(t->headers[i]);
+                widths[i] = t->no_header ? 0 : text_width(t->headers[i]);
         for (size_t i = 0; i < t->n_cells; i++) {
                 size_t w = text_width(t->cells[i].text), col = i % t->n_columns;
 
@@ -159,10 +164,12 @@ int table_print(Table *t, FILE *f, bool color) {
                 total--;
         }
 
-        fprintf(f, "%*s", (int)t->indent, "");
-        for (size_t i = 0; i < t->n_columns; i++)
-                print_cell(f, t->headers[i], widths[i], i + 1 == t->n_columns, color ? ANSI_BOLD : NULL);
-        fputc('\n', f);
+        if (!t->no_header) {
+                fprintf(f, "%*s", (int)t->indent, "");
+                for (size_t i = 0; i < t->n_columns; i++)
+                        print_cell(f, t->headers[i], widths[i], i + 1 == t->n_columns, color ? ANSI_BOLD : NULL);
+                fputc('\n', f);
+        }
         for (size_t i = 0; i < t->n_cells; i++) {
                 size_t col = i % t->n_columns;
 

@@ -19,6 +19,8 @@ void table_set_width(Table *t, size_t width);
 void table_set_shrinkable(Table *t, size_t column);
 /* The indent printed before every row. */
 void table_set_indent(Table *t, size_t indent);
+/* Whether the header row is printed (default: yes); without it, only the cells set the widths. */
+void table_set_header(Table *t, bool header);
 
 /* Appends one cell, filling rows left to right; NULL prints as "-", "" as blank. 'color' is an ANSI SGR
  * sequence or NULL. */
