@@ -238,6 +238,12 @@ def test_hook(tree):
         check(rc == 1 and "hostdev 0000:05:00.0: no PCI device 0000:05:00.0" in err,
               "an unknown address stops the start with iommud's NOT_FOUND message", f"{rc}\n{err}")
 
+        # A domain name is libvirt's to choose: what the hook prints of it must not reach the terminal raw.
+        rc, out, err = hook(d.sock, "ghost\x1b]0;owned\x07\u202evm", "prepare", "begin", "domain-unknown.xml")
+        check(rc == 1 and "domain 'ghost\\x1b]0;owned\\x07\\u202evm'" in err and "\x1b" not in err
+              and "\x07" not in err and "\u202e" not in err,
+              "the hook prints a domain name with control characters escaped", f"{rc}\n{err!r}")
+
         rc, out, err = hook(d.sock, "broken-vm", "prepare", "begin", "domain-malformed.xml")
         check(rc == 1 and "the domain XML is malformed" in err, "malformed XML stops the start, saying so",
               f"{rc}\n{err}")
