@@ -94,6 +94,10 @@ int bus_server_print_introspection(FILE *f) {
               "     " BUS_GROUP_PREFIX "/<id> has " BUS_GROUP_INTERFACE ";\n"
               "     " BUS_DEVICE_PREFIX
               "/<PCI address, escaped as by sd_bus_path_encode()> has " BUS_DEVICE_INTERFACE ".\n"
+              "     Property reads and method calls need the role iommud's [Roles] (or polkit) gives the\n"
+              "     caller. The signals (PropertiesChanged, InterfacesAdded, InterfacesRemoved) are\n"
+              "     broadcast: the shipped bus policy (org.iommud1.conf) delivers them only to root and\n"
+              "     to the group iommud, the default readers; see docs/SECURITY.md.\n"
               "     Written by iommud's bus-introspect option; docs/dbus-api.xml keeps a copy. -->\n"
               "<node>\n",
               f);
