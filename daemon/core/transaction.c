@@ -206,8 +206,11 @@ static int journal_load(const char *dir, const char *path, Transaction **ret) {
                 json_object *step = json_object_array_get_idx(steps, i);
                 int kind = step_kind_from_string(json_get_string(step, "kind"));
 
-                if (kind < 0)
+                if (kind < 0) {
+                        /* Not r of the step before: that was 0, and the caller took it for a record. */
+                        r = -EBADMSG;
                         goto done;
+                }
                 r = transaction_add(t, kind, json_get_string(step, "device"), json_get_string(step, "value"),
                                     json_get_string(step, "previous"));
                 if (r < 0)
