@@ -126,7 +126,15 @@ class H2:
         """Reads what is there without blocking; handles SETTINGS, PING, WINDOW_UPDATE, RST, GOAWAY."""
         while True:
             try:
-                chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+                if isinstance(self.sock, ssl.SSLSocket):
+                    # TLS records: no MSG_DONTWAIT, a non-blocking moment instead.
+                    self.sock.settimeout(0)
+                    try:
+                        chunk = self.sock.recv(1 << 16)
+                    finally:
+                        self.sock.settimeout(None)
+                else:
+                    chunk = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
             except (BlockingIOError, ssl.SSLWantReadError):
                 break
             except (ConnectionError, OSError, ssl.SSLError):
@@ -186,6 +194,12 @@ class H2:
 
 
 # ---- the daemon's numbers ---------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def rss(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -496,6 +510,9 @@ ATTACKS = {
 
 
 def attack_main(name, args_json, seconds):
+    # What is measured is the daemon's loop, not how this machine shares its CPUs between the
+    # daemon and an attacker written in Python: the attacker yields the CPU to both.
+    os.nice(10)
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     result = ATTACKS[name](json.loads(args_json), time.monotonic() + seconds)
@@ -514,6 +531,7 @@ def run_case(d, name, ramp=1.5, rss_bound=True):
     args = json.dumps({"sock": d.sock, "tls_port": d.tls_port})
     seconds = ramp + PROBE_SECONDS + 1.5
     base = rss(d.proc.pid)
+    cpu0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
     attacker = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--attack", name, args, str(seconds)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 user=NOBODY, group=NOBODY)
@@ -529,6 +547,7 @@ def run_case(d, name, ramp=1.5, rss_bound=True):
     results = probes.results()
     out, err = attacker.communicate(timeout=seconds + 30)
     peak = max(peak, rss(d.proc.pid))
+    load = (cpu_seconds(d.proc.pid) - cpu0) / (time.monotonic() - t0)
     summary = []
     for who, r in results.items():
         q = p99(r["lat"])
@@ -538,7 +557,8 @@ def run_case(d, name, ramp=1.5, rss_bound=True):
                 "\n".join(r["failures"][:10]))
     growth = peak - base
     T.note(f"{name}: attacker {out.strip() or err.strip()[-300:]}; {'; '.join(summary)}; "
-           f"RSS {base >> 20} MiB -> peak {peak >> 20} MiB (+{growth / (1 << 20):.1f} MiB)")
+           f"RSS {base >> 20} MiB -> peak {peak >> 20} MiB (+{growth / (1 << 20):.1f} MiB); "
+           f"daemon CPU {load * 100:.0f} %")
     if rss_bound:
         T.check(growth <= RSS_GROWTH_LIMIT, f"{name}: daemon RSS growth {growth / (1 << 20):.1f} MiB <= 64 MiB")
     T.check(d.alive(), f"{name}: the daemon is still running", d.log_text()[-3000:])
@@ -565,7 +585,6 @@ def check_keepalive(d):
            frame(DATA, END_STREAM, sid, grpc_message(b"")))
     start = time.monotonic()
     limit = KEEPALIVE + KEEPALIVE_TIMEOUT + 1.0
-    s.setblocking(False)
     closed_at = None
     while time.monotonic() - start < limit + 5:
         select.select([s], [], [], 0.1)
@@ -633,6 +652,14 @@ def check_soak(d, port, h2load):
     body = os.path.join(TMP, "health-request")
     with open(body, "wb") as f:
         f.write(grpc_message(b""))
+    # h2load counts HTTP statuses; gRPC puts its status in the trailers: one call shown whole first.
+    nghttp = os.path.join(os.path.dirname(h2load), "nghttp")
+    p = subprocess.run([nghttp, "-v", "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                        f"http://127.0.0.1:{port}{HEALTH_PATH}"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=30)
+    if not T.check("grpc-status: 0" in p.stdout, "soak: the request h2load repeats is a Health.Check answered "
+                   "with grpc-status 0", p.stdout[-2000:]):
+        return None
     samples, rates = [], []
     for _ in range(10):
         p = subprocess.run([h2load, "-n", "100000", "-c", "4", "-m", "16", "-d", body,
@@ -684,7 +711,6 @@ def check_tls_resume_and_reload(d):
 
     with d.tls_channel("reader") as ch:
         watch = dg.Watch(ch)
-        t, ev = watch.next()
         old_der = ssl.PEM_cert_to_DER_cert(open(dg.pki("server.crt")).read())
         dg.openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                    "-keyout", "server2.key", "-out", "server2.csr", "-subj", "/O=iommud-test/CN=localhost-rotated")
@@ -700,12 +726,15 @@ def check_tls_resume_and_reload(d):
         new_der = ssl.PEM_cert_to_DER_cert(open(dg.pki("server2.crt")).read())
         T.check(reloaded and der == new_der and der != old_der,
                 "TLS: after SIGHUP with a new certificate, a new connection gets the new certificate")
-        dg.set_group_type(d.tree, 3, "identity")
+        # Drain what the stream sent so far (the snapshot), then make a change it must report.
+        while watch.next(timeout=0.5)[0] is not None:
+            pass
+        dg.set_driver(d.tree, "0000:00:1f.6", None)
         with d.channel() as root:
             dg.call_method(root, "Rescan")
         t, ev = watch.wait_for(lambda e: True, 5)
-        T.check(t is not None, "TLS: a Watch stream opened before the SIGHUP goes on and delivers the next event",
-                f"got {ev!r}")
+        T.check(t is not None, "TLS: a Watch stream opened before the SIGHUP goes on and delivers the next event "
+                "(a driver unbound, then Rescan)", f"got {ev!r}\n{d.log_text()[-2000:]}")
         watch.cancel()
 
 
