@@ -315,7 +315,7 @@ def attack_tls_silent(args, end):
     of a ClientHello (TLS)."""
     silent, slow_unix, slow_tls = [], [], []
     hello = bytes.fromhex("16030100") + b"\x00" * 200
-    opened = 0
+    opened = dropped = 0
     next_byte = 0.0
     while time.monotonic() < end:
         alive = []
@@ -323,11 +323,13 @@ def attack_tls_silent(args, end):
             try:
                 if s.recv(1, socket.MSG_DONTWAIT) == b"":
                     s.close()
+                    dropped += 1
                     continue
             except BlockingIOError:
                 pass
             except OSError:
                 s.close()
+                dropped += 1
                 continue
             alive.append(s)
         silent = alive
@@ -359,7 +361,8 @@ def attack_tls_silent(args, end):
                         s.close()
                         group.remove(entry)
         time.sleep(0.02)
-    return {"tls_connections_opened": opened, "slowloris_unix": len(slow_unix), "slowloris_tls": len(slow_tls)}
+    return {"tls_connections_opened": opened, "dropped_by_daemon_and_reopened": dropped,
+            "slowloris_unix": len(slow_unix), "slowloris_tls": len(slow_tls)}
 
 
 def attack_big_requests(args, end):
@@ -743,6 +746,9 @@ def main():
     if len(sys.argv) < 3:
         print("usage: test_abuse.py IOMMUD SOURCE_ROOT [H2LOAD]", file=sys.stderr)
         return 2
+    if os.geteuid() != 0:
+        print("not ok 1 - the abuse suite runs as root: its attackers and its operator are other uids")
+        return 1
     iommud, source_root = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     h2load = sys.argv[3] if len(sys.argv) > 3 else shutil.which("h2load")
     sys.argv = sys.argv[:1]  # test_daemon_grpc reads its own arguments at import
@@ -769,6 +775,10 @@ def main():
         d.tree = tree
         os.chmod(d.dir, 0o755)
         T.note(f"daemon RSS at start: {rss(d.proc.pid) / (1 << 20):.1f} MiB")
+        probes = Probes(d).results()
+        T.note("baseline, no attack: " + "; ".join(
+            f"{who} {len(r['lat'])} calls p99 {p99(r['lat']) * 1000:.1f} ms, {len(r['failures'])} failed"
+            for who, r in probes.items()))
         cases = [("many-unix", True), ("tls-silent", True), ("big-requests", True), ("zero-window", True),
                  ("headers", True), ("rapid-reset", True), ("continuation", True)]
         only = os.environ.get("ABUSE_CASES")
