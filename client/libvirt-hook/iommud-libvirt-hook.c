@@ -205,7 +205,8 @@ static bool settled_ours(Hook *h, const GroupSeen *g) {
                                                 h->domain, g->id);
                                 return ours;
                         }
-                }
+                } else if (r > 0)
+                        return false; /* iommud answered, and knows no such group (any more) */
                 if (waited >= (uint64_t)h->timeout_sec * 1000000) {
                         fprintf(stderr,
                                 "iommud-libvirt-hook: domain '%s': group %u is still changing after %u s; "
