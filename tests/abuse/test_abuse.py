@@ -676,6 +676,14 @@ def check_soak(d, port, h2load):
             return None
         rates.append(rate[0] if rate else "")
         samples.append(rss(d.proc.pid))
+    # The daemon's own count (metrics endpoint): every call answered OK, whatever h2load saw.
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    line = f'iommud_grpc_requests_total{{method="{HEALTH_PATH}",code="OK"}}'
+    counted = [int(float(x.split()[-1])) for x in metrics.splitlines() if x.startswith(line)]
+    T.check(counted and counted[0] >= 1000000, f"soak: the daemon counts {counted[0] if counted else '?'} "
+            "Health.Check calls answered OK (iommud_grpc_requests_total)")
     first, last = samples[0], samples[-1]
     drift = (last - first) / first
     T.note(f"soak: RSS after each 100,000 calls (MiB): {[round(s / (1 << 20), 1) for s in samples]}; "
@@ -768,11 +776,12 @@ def main():
         for name in ("ca.crt", "reader.crt", "reader.key"):
             os.chmod(dg.pki(name), 0o644)
         tree = dg.make_fixture()
-        insecure = dg.free_tcp_port()
+        insecure, metrics = dg.free_tcp_port(), dg.free_tcp_port()
         d = dg.Daemon("abuse", tree, "--admin=uid:0 cn:admin", f"--operator=uid:{OPERATOR_UID}", "--reader=cn:reader",
                       f"--keepalive={KEEPALIVE}", f"--keepalive-timeout={KEEPALIVE_TIMEOUT}",
-                      f"--listen-insecure-tcp=127.0.0.1:{insecure}", tls_port=dg.free_tcp_port())
-        d.tree = tree
+                      f"--listen-insecure-tcp=127.0.0.1:{insecure}", f"--metrics-listen=127.0.0.1:{metrics}",
+                      tls_port=dg.free_tcp_port())
+        d.tree, d.metrics_port = tree, metrics
         os.chmod(d.dir, 0o755)
         T.note(f"daemon RSS at start: {rss(d.proc.pid) / (1 << 20):.1f} MiB")
         probes = Probes(d).results()
