@@ -600,6 +600,10 @@ def check_keepalive(d):
             f"keepalive: a TLS peer that stops answering is closed after "
             f"{'never' if closed_at is None else f'{closed_at:.1f} s'} (KeepaliveSec={KEEPALIVE} + "
             f"KeepaliveTimeoutSec={KEEPALIVE_TIMEOUT}, limit {limit:.0f} s)")
+    # Not earlier either: then something else closed it (the other timeouts are 10 s and more; the
+    # refusal log that would name the PING is rate limited after the attacks before).
+    T.check(closed_at is not None and closed_at >= KEEPALIVE + KEEPALIVE_TIMEOUT - 0.5,
+            "keepalive: it is the unanswered PING that closes it (not before KeepaliveSec + KeepaliveTimeoutSec)")
     return closed_at
 
 
