@@ -11,46 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Bytes of a control character at 's': 1 for C0 and DEL, 2 for C1 (U+0080-U+009F in UTF-8), else 0. */
-static size_t control_length(const unsigned char *s) {
-        if (*s < 0x20 || *s == 0x7f)
-                return 1;
-        if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
-                return 2;
-        return 0;
-}
+#include "string-util.h"
 
+/* The rule is util's, shared with the libvirt hook (str_escape_terminal()). */
 bool escape_needed(const char *s) {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-                if (control_length(p) > 0)
-                        return true;
-        return false;
+        return !str_is_terminal_safe(s);
 }
 
 char *escape_control(const char *s) {
-        size_t n = 0;
-        char *out, *o;
-
-        for (const unsigned char *p = (const unsigned char *)s; *p;) {
-                size_t k = control_length(p);
-
-                n += k > 0 ? 4 * k : 1;
-                p += k ?: 1;
-        }
-        out = malloc(n + 1);
-        if (!out)
-                return NULL;
-        o = out;
-        for (const unsigned char *p = (const unsigned char *)s; *p;) {
-                size_t k = control_length(p);
-
-                if (k == 0)
-                        *o++ = (char)*p++;
-                for (size_t i = 0; i < k; i++, p++)
-                        o += sprintf(o, "\\x%02x", *p);
-        }
-        *o = 0;
-        return out;
+        return str_escape_terminal(s);
 }
 
 static int escape_string(char **s) {

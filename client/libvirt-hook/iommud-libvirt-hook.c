@@ -20,31 +20,35 @@
 #include "string-util.h"
 #include "strv.h"
 
-/* libvirtd waits for the hook with its locks held: the whole hook is bounded, not only each call. */
-#define DEFAULT_TIMEOUT_SEC 60
+/* libvirtd waits for the hook with its locks held: every call is bounded ([LibvirtHook]
+ * CallTimeoutSec=, at least the daemon's OperationTimeoutSec=), and so is the reading of the XML. */
 #define MAX_XML_SIZE (16 * 1024 * 1024)
+/* How often the undo of a prepare whose answer did not come looks at the group again. */
+#define SETTLE_POLL_USEC (500 * 1000)
 
 #define METHOD(name) "/iommud.v1.IommuManager/" name
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct event_base *, event_base_free)
 
 typedef struct Hook {
-        const char *domain;
+        const char *domain; /* escaped for the terminal and the log */
         char *owner; /* "libvirt:<domain>": what iommud records as the group's owner */
         const char *socket;
         bool dry_run;
         GrpcClient *client;
         bool answered;       /* iommud answered a call: a later failure is an error, not "not running" */
         int not_running;     /* -ENOENT or -ECONNREFUSED when the first call found no iommud, else 0 */
+        unsigned timeout_sec; /* per call */
 } Hook;
 
 typedef struct GroupSeen {
         unsigned id;
         const char *address; /* the first hostdev of the group, named in the requests */
+        bool unanswered;     /* its PrepareGroup got no answer: iommud may still complete it */
 } GroupSeen;
 
 static void on_alarm(int signo) {
-        static const char message[] = "iommud-libvirt-hook: iommud did not answer in time; giving up.\n";
+        static const char message[] = "iommud-libvirt-hook: the domain XML did not arrive in time; giving up.\n";
 
         (void)!write(STDERR_FILENO, message, sizeof(message) - 1);
         _exit(1);
@@ -76,8 +80,9 @@ static int report_unreachable(Hook *h, int r, const char *error) {
                 h->not_running = r;
                 return -1;
         }
+        _cleanup_(freep) char *e = str_escape_terminal(error ?: strerror(-r));
         fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot reach iommud at %s: %s\n", h->domain,
-                h->socket, error ?: strerror(-r));
+                h->socket, e ?: "?");
         return -1;
 }
 
@@ -127,8 +132,9 @@ static int collect_groups(Hook *h, char **addresses, bool unknown_is_error, Grou
                 if (r < 0)
                         return report_unreachable(h, r, error);
                 if (r != GRPC_STATUS_OK || group < 0) {
+                        _cleanup_(freep) char *e = str_escape_terminal(error ?: "the device is in no IOMMU group");
                         fprintf(stderr, "iommud-libvirt-hook: domain '%s': hostdev %s: %s\n", h->domain, *a,
-                                error ?: "the device is in no IOMMU group");
+                                e ?: "?");
                         if (unknown_is_error)
                                 return -1;
                         continue;
@@ -145,8 +151,10 @@ static int collect_groups(Hook *h, char **addresses, bool unknown_is_error, Grou
 
 static void print_steps(const Iommud__V1__OperationResult *res, const char *what, unsigned group) {
         printf("%s group %u%s\n", what, group, res->dry_run ? " (dry run)" : "");
-        for (size_t i = 0; i < res->n_steps; i++)
-                printf("  %s\n", res->steps[i]);
+        for (size_t i = 0; i < res->n_steps; i++) {
+                _cleanup_(freep) char *step = str_escape_terminal(res->steps[i]);
+                printf("  %s\n", step ?: "?");
+        }
 }
 
 static int release_group(Hook *h, const GroupSeen *g) {
@@ -164,13 +172,51 @@ static int release_group(Hook *h, const GroupSeen *g) {
         if (r < 0)
                 return report_unreachable(h, r, error);
         if (r != GRPC_STATUS_OK) {
+                _cleanup_(freep) char *e = str_escape_terminal(error);
                 fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot release group %u: %s\n", h->domain,
-                        g->id, error);
+                        g->id, e ?: "?");
                 return -1;
         }
         print_steps(res, "released", g->id);
         protobuf_c_message_free_unpacked(&res->base, NULL);
         return 0;
+}
+
+/* A prepare whose answer did not come: waits (at most one call timeout) until iommud is done with
+ * the group, and says whether it ended prepared for this domain (then the caller releases it). */
+static bool settled_ours(Hook *h, const GroupSeen *g) {
+        uint64_t waited = 0;
+
+        for (;;) {
+                _cleanup_(freep) char *error = NULL;
+                Iommud__V1__Group *group = NULL;
+                int r = group_get(h, g->id, &group, &error);
+
+                if (r == GRPC_STATUS_OK) {
+                        bool busy = group->state == IOMMUD__V1__GROUP_STATE__GROUP_STATE_TRANSITIONING;
+                        bool ours = streq(group_owner(group), h->owner);
+
+                        protobuf_c_message_free_unpacked(&group->base, NULL);
+                        if (!busy) {
+                                if (ours)
+                                        fprintf(stderr,
+                                                "iommud-libvirt-hook: domain '%s': group %u was prepared after "
+                                                "all; releasing it\n",
+                                                h->domain, g->id);
+                                return ours;
+                        }
+                } else if (r > 0)
+                        return false; /* iommud answered, and knows no such group (any more) */
+                if (waited >= (uint64_t)h->timeout_sec * 1000000) {
+                        fprintf(stderr,
+                                "iommud-libvirt-hook: domain '%s': group %u is still changing after %u s; "
+                                "release it with 'iommuctl release %u' once it is prepared\n",
+                                h->domain, g->id, h->timeout_sec, g->id);
+                        return false;
+                }
+                usleep(SETTLE_POLL_USEC);
+                waited += SETTLE_POLL_USEC;
+        }
 }
 
 /* "prepare begin": every group not yet prepared for this domain. Groups prepared by hand stay as
@@ -197,13 +243,17 @@ static int hook_prepare(Hook *h, char **addresses) {
                 if (r < 0)
                         return report_unreachable(h, r, error);
                 if (r == GRPC_STATUS_OK) {
-                        const char *owner = group_owner(g);
                         Iommud__V1__GroupState state = g->state;
-                        _cleanup_(freep) char *user =
-                                g->owner && g->owner->domain_name ? strdup(g->owner->domain_name) : NULL;
+                        bool ours = streq(group_owner(g), h->owner);
+                        _cleanup_(freep) char *owner = str_escape_terminal(group_owner(g)),
+                                              *user = g->owner && g->owner->domain_name
+                                                              ? str_escape_terminal(g->owner->domain_name)
+                                                              : NULL;
 
                         protobuf_c_message_free_unpacked(&g->base, NULL);
-                        if (streq(owner, h->owner))
+                        if (!owner)
+                                return -ENOMEM;
+                        if (ours)
                                 continue; /* ours already: a restart of this hook, or the same group twice */
                         if (state == IOMMUD__V1__GROUP_STATE__GROUP_STATE_IN_USE) {
                                 fprintf(stderr,
@@ -230,11 +280,22 @@ static int hook_prepare(Hook *h, char **addresses) {
                 req.dry_run = h->dry_run;
                 r = hook_call(h, METHOD("PrepareGroup"), &req.base,
                               &iommud__v1__operation_result__descriptor, (ProtobufCMessage **)&res, &error);
+                if (r < 0 && h->answered) {
+                        /* The request went out and no answer came back (our deadline, a lost
+                         * connection): iommud may still complete the prepare. The undo below waits
+                         * for the group to settle and releases it if it became ours. */
+                        report_unreachable(h, r, error);
+                        prepared[n_prepared] = groups[i];
+                        prepared[n_prepared++].unanswered = true;
+                        r = -1;
+                        break;
+                }
                 if (r < 0)
                         return report_unreachable(h, r, error);
                 if (r != GRPC_STATUS_OK) {
+                        _cleanup_(freep) char *e = str_escape_terminal(error);
                         fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot prepare group %u: %s\n",
-                                h->domain, groups[i].id, error);
+                                h->domain, groups[i].id, e ?: "?");
                         r = -1;
                         break;
                 }
@@ -246,7 +307,8 @@ static int hook_prepare(Hook *h, char **addresses) {
                 return 0;
         /* libvirt does not always run "release end" after a failed start: undo here. */
         for (size_t i = 0; i < n_prepared; i++)
-                (void)release_group(h, &prepared[i]);
+                if (!prepared[i].unanswered || settled_ours(h, &prepared[i]))
+                        (void)release_group(h, &prepared[i]);
         return -1;
 }
 
@@ -350,11 +412,11 @@ static unsigned env_unsigned(const char *name, unsigned fallback) {
 int main(int argc, char *argv[]) {
         _cleanup_(event_base_freep) struct event_base *base = NULL;
         _cleanup_(grpc_client_freep) GrpcClient *client = NULL;
-        _cleanup_(freep) char *xml = NULL, *owner = NULL, *message = NULL;
+        _cleanup_(freep) char *xml = NULL, *owner = NULL, *message = NULL, *domain = NULL;
         _cleanup_(domain_xml_done) DomainXml parsed = {};
         _cleanup_(config_done) Config config = {};
         const char *config_file = getenv("IOMMUD_CONFIG_FILE") ?: IOMMUD_CONFIG_FILE;
-        unsigned timeout_sec = env_unsigned("IOMMUD_HOOK_TIMEOUT_SEC", DEFAULT_TIMEOUT_SEC);
+        unsigned timeout_sec;
         bool prepare, release;
         size_t size;
         Hook h;
@@ -371,42 +433,53 @@ int main(int argc, char *argv[]) {
         release = streq(argv[2], "release") && streq(argv[3], "end");
         if (!prepare && !release)
                 return 0;
+        /* The name is libvirt's, and may hold anything a terminal would act on. */
+        domain = str_escape_terminal(argv[1]);
+        if (!domain)
+                return 1;
 
+        r = config_init_defaults(&config);
+        if (r < 0)
+                return 1;
+
+        /* Every call is bounded on its own; only the XML on stdin needs a guard of its own. */
         signal(SIGALRM, on_alarm);
-        alarm(timeout_sec);
-
+        alarm(env_unsigned("IOMMUD_HOOK_TIMEOUT_SEC", config.hook_call_timeout_sec));
         r = read_all(stdin, &xml, &size);
+        alarm(0);
         if (r < 0) {
                 fprintf(stderr,
                         "iommud-libvirt-hook: domain '%s': cannot read the domain XML on stdin: %s\n",
-                        argv[1], strerror(-r));
+                        domain, strerror(-r));
                 return 1;
         }
         r = domain_xml_parse(xml, size, &parsed, &message);
         if (r < 0) {
-                fprintf(stderr, "iommud-libvirt-hook: domain '%s': %s\n", argv[1], message ?: strerror(-r));
+                _cleanup_(freep) char *e = str_escape_terminal(message ?: strerror(-r));
+                fprintf(stderr, "iommud-libvirt-hook: domain '%s': %s\n", domain, e ?: "?");
                 return 1;
         }
         if (!parsed.addresses[0])
                 return 0; /* no PCI host devices: nothing for iommud */
 
         /* The daemon's own settings file, read by the daemon's own parser (problems are on stderr). */
-        r = config_init_defaults(&config);
-        if (r >= 0)
-                r = config_load_file(&config, config_file, false);
+        r = config_load_file(&config, config_file, false);
         if (r < 0) {
-                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot use %s (see above)\n", argv[1],
+                fprintf(stderr, "iommud-libvirt-hook: domain '%s': cannot use %s (see above)\n", domain,
                         config_file);
                 return 1;
         }
+        timeout_sec = env_unsigned("IOMMUD_HOOK_TIMEOUT_SEC", config.hook_call_timeout_sec);
+
         h = (Hook){
-                .domain = argv[1],
+                .domain = domain,
+                .timeout_sec = timeout_sec,
                 .socket = getenv("IOMMUD_SOCKET") ?: config.unix_socket,
                 .dry_run = getenv("IOMMUD_HOOK_DRY_RUN") && streq(getenv("IOMMUD_HOOK_DRY_RUN"), "1"),
         };
         if (!h.socket) {
                 fprintf(stderr, "iommud-libvirt-hook: domain '%s': %s sets no Unix socket ([Listen] Unix=)\n",
-                        argv[1], config_file);
+                        domain, config_file);
                 return 1;
         }
 

@@ -587,6 +587,10 @@ static const ConfigOption options[] = {
                "iommud-libvirt-hook, when iommud cannot be reached: let the domain start with its host "
                "devices as they are, or fail its start (default: start)",
                parse_hook_unreachable, hook_on_unreachable),
+        OPTION("LibvirtHook", "CallTimeoutSec", "libvirt-hook-call-timeout", "SECONDS",
+               "iommud-libvirt-hook: time one call to iommud may take; at least OperationTimeoutSec= "
+               "(default: 150)",
+               parse_seconds, hook_call_timeout_sec),
 };
 
 const ConfigOption *config_options(size_t *ret_n) {
@@ -641,6 +645,7 @@ int config_init_defaults(Config *c) {
                         .operation_timeout_sec = 120,
                         .kernel_write_timeout_sec = 30,
                 },
+                .hook_call_timeout_sec = 150,
         };
 
         c->sysfs_root = strdup("/");
@@ -829,6 +834,15 @@ int config_verify(const Config *c) {
                             "policy cannot be changed.");
 
         r = verify_limits(&c->limits) < 0 ? -EINVAL : r;
+
+        /* A hook that gave up on a prepare the daemon then completes would fail the domain's start
+         * and leave the group prepared for nobody. */
+        if (c->hook_call_timeout_sec < c->limits.operation_timeout_sec) {
+                log_error("[LibvirtHook] CallTimeoutSec= (--libvirt-hook-call-timeout) %u is below [Limits] "
+                          "OperationTimeoutSec= (%u): the hook would give up on operations iommud still completes",
+                          c->hook_call_timeout_sec, c->limits.operation_timeout_sec);
+                r = -EINVAL;
+        }
 
         /* Addresses are canonical, so equal strings are the same socket address. */
         for (char **i = c->tls_listen; i && *i; i++) {

@@ -115,6 +115,9 @@ typedef struct Config {
 
         /* [LibvirtHook]: read by iommud-libvirt-hook; the daemon only checks it. */
         HookUnreachable hook_on_unreachable; /* OnUnreachable=start */
+        /* CallTimeoutSec=150: one call of the hook; at least [Limits] OperationTimeoutSec=, so that the
+         * hook never gives up on an operation that the daemon still completes. */
+        unsigned hook_call_timeout_sec;
 } Config;
 
 typedef struct ConfigOption ConfigOption;

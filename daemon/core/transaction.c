@@ -176,6 +176,21 @@ static int journal_remove(const Transaction *t) {
         return unlink_durable(path);
 }
 
+/* What each kind of step cannot do without; a journal record that lacks it was not written by
+ * iommud (or is damaged) and is not acted on. */
+static const struct {
+        bool device, value;
+} step_needs[_STEP_KIND_MAX] = {
+        [STEP_SET_OVERRIDE] = { .device = true },               /* no value: clear the override */
+        [STEP_UNBIND] = { .device = true, .value = true },
+        [STEP_PROBE] = { .device = true, .value = true },
+        [STEP_WRITE_TYPE] = { .value = true },
+        [STEP_WAIT_VFIO] = {},
+        [STEP_LOAD_MODULE] = { .value = true },
+        [STEP_SET_NUMVFS] = { .device = true, .value = true },
+        [STEP_LOAD_DRIVER] = { .device = true, .value = true },
+};
+
 static int step_kind_from_string(const char *s) {
         for (int k = 0; k < _STEP_KIND_MAX; k++)
                 if (s && strcmp(step_kind_names[k], s) == 0)
@@ -205,11 +220,13 @@ static int journal_load(const char *dir, const char *path, Transaction **ret) {
         for (size_t i = 0; i < json_object_array_length(steps); i++) {
                 json_object *step = json_object_array_get_idx(steps, i);
                 int kind = step_kind_from_string(json_get_string(step, "kind"));
+                const char *device = json_get_string(step, "device"), *value = json_get_string(step, "value");
 
-                if (kind < 0)
+                /* Not r of the step before: that was 0, and the caller took it for a record. */
+                r = -EBADMSG;
+                if (kind < 0 || (step_needs[kind].device && !device) || (step_needs[kind].value && !value))
                         goto done;
-                r = transaction_add(t, kind, json_get_string(step, "device"), json_get_string(step, "value"),
-                                    json_get_string(step, "previous"));
+                r = transaction_add(t, kind, device, value, json_get_string(step, "previous"));
                 if (r < 0)
                         goto done;
         }

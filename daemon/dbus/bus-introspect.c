@@ -101,6 +101,10 @@ int bus_server_print_introspection(FILE *f) {
               "     TypeChangeVerdicts (type, allowed, what SetDomainType would do or why not); Empty and\n"
               "     EmptyReason (the kernel shows it without members). Every change is announced by\n"
               "     PropertiesChanged right after the event that caused it.\n"
+              "     Property reads and method calls need the role iommud's [Roles] (or polkit) gives the\n"
+              "     caller. The signals (PropertiesChanged, InterfacesAdded, InterfacesRemoved) are\n"
+              "     broadcast: the shipped bus policy (org.iommud1.conf) delivers them only to root and\n"
+              "     to the group iommud, the default readers; see docs/SECURITY.md.\n"
               "     Written by iommud's bus-introspect option; docs/dbus-api.xml keeps a copy. -->\n"
               "<node>\n",
               f);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "string-util.h"
 #include "strv.h"
 
 int open_in_root(int dir_fd, const char *path, int flags) {
@@ -132,39 +133,12 @@ int read_binary_at(int dir_fd, const char *path, size_t max_size, uint8_t **ret,
 }
 
 bool utf8_is_valid(const char *s, size_t size) {
-        const uint8_t *p = (const uint8_t *)s, *end = p + size;
+        for (size_t i = 0; i < size;) {
+                size_t n = utf8_char(s + i, size - i, NULL);
 
-        while (p < end) {
-                size_t n;
-                uint32_t c;
-
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                }
-                if ((*p & 0xe0) == 0xc0) {
-                        n = 1;
-                        c = *p & 0x1f;
-                } else if ((*p & 0xf0) == 0xe0) {
-                        n = 2;
-                        c = *p & 0x0f;
-                } else if ((*p & 0xf8) == 0xf0) {
-                        n = 3;
-                        c = *p & 0x07;
-                } else
+                if (n == 0)
                         return false;
-                if ((size_t)(end - p) <= n)
-                        return false;
-                for (size_t i = 1; i <= n; i++) {
-                        if ((p[i] & 0xc0) != 0x80)
-                                return false;
-                        c = (c << 6) | (p[i] & 0x3f);
-                }
-                /* No overlong forms, no surrogates, nothing above U+10FFFF. */
-                if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000) || c > 0x10ffff ||
-                    (c >= 0xd800 && c <= 0xdfff))
-                        return false;
-                p += n + 1;
+                i += n;
         }
         return true;
 }

@@ -57,7 +57,10 @@ static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
 
-#define FOREACH_ARRAY(i, array, num) for (__typeof__(*(array)) *i = (array); (i) < (array) + (num); (i)++)
+/* An empty array may be NULL: NULL + 0 is undefined behaviour in C (UBSan's pointer-overflow check
+ * says so), hence the test of num first. */
+#define FOREACH_ARRAY(i, array, num) \
+        for (__typeof__(*(array)) *i = (array); (num) > 0 && (i) < (array) + (num); (i)++)
 
 /* Grows *array (holding *n elements) by one zeroed element and returns it, or NULL on OOM. */
 void *array_append(void *array_ptr, size_t *n, size_t elem_size);

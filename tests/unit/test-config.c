@@ -166,7 +166,7 @@ static void test_option_table(void **state) {
         size_t n;
 
         options = config_options(&n);
-        assert_int_equal(n, 47);
+        assert_int_equal(n, 48);
         for (size_t i = 0; i < n; i++) {
                 const ConfigOption *o = &options[i];
 
@@ -245,7 +245,8 @@ static void test_full_file(void **state) {
                 "OperationTimeoutSec=600\n"
                 "\n"
                 "[LibvirtHook]\n"
-                "OnUnreachable=fail\n";
+                "OnUnreachable=fail\n"
+                "CallTimeoutSec=660\n";
         _cleanup_(freep) char *log = NULL, *path = NULL;
         Config c;
 
@@ -317,6 +318,7 @@ static void test_full_file(void **state) {
         assert_int_equal(c.limits.max_queued_operations, 7);
         assert_int_equal(c.limits.operation_timeout_sec, 600);
         assert_int_equal(c.hook_on_unreachable, HOOK_UNREACHABLE_FAIL);
+        assert_int_equal(c.hook_call_timeout_sec, 660);
 
         assert_int_equal(config_verify(&c), 0);
         config_done(&c);
@@ -598,6 +600,19 @@ static void test_verify(void **state) {
         log = capture_end();
         assert_contains(log, "[Metrics] Listen= (--metrics-listen) both use 127.0.0.1:7443");
         free(log);
+
+        /* The libvirt hook must not give up before an operation's own timeout. */
+        assert_int_equal(config_set(&c, "Metrics", "Listen", "", "test"), 0);
+        assert_int_equal(config_verify(&c), 0);
+        assert_int_equal(config_set(&c, "Limits", "OperationTimeoutSec", "200", "test"), 0);
+        capture_begin();
+        assert_int_equal(config_verify(&c), -EINVAL);
+        log = capture_end();
+        assert_contains(log, "[LibvirtHook] CallTimeoutSec= (--libvirt-hook-call-timeout) 150 is below [Limits] "
+                             "OperationTimeoutSec= (200)");
+        free(log);
+        assert_int_equal(config_set(&c, "LibvirtHook", "CallTimeoutSec", "200", "test"), 0);
+        assert_int_equal(config_verify(&c), 0);
         assert_int_equal(config_set(&c, "Metrics", "Listen", "", "test"), 0);
 
         /* TLS files without a TLS listener are only a warning. */

@@ -28,8 +28,12 @@ static void test_escape_control(void **state) {
         check_escape("bell\a", "bell\\x07");
         check_escape("\t\n\r", "\\x09\\x0a\\x0d");
         check_escape("del\177", "del\\x7f");
-        /* C1 CSI (U+009B) is a control; é, … and box drawing are text. */
-        check_escape("c1\xc2\x9b" "2J", "c1\\xc2\\x9b2J");
+        /* C1 CSI (U+009B) is a control, and so are the bidirectional overrides; é, … and box
+         * drawing are text. A byte that is not UTF-8 and the escape's own backslash are escaped. */
+        check_escape("c1\xc2\x9b" "2J", "c1\\x9b2J");
+        check_escape("rtl\xe2\x80\xae" "gpj.exe", "rtl\\u202egpj.exe");
+        check_escape("bad\xff", "bad\\xff");
+        check_escape("a\\b", "a\\\\b");
         check_escape("caf\xc3\xa9 \xe2\x80\xa6 \xe2\x94\x9c", "caf\xc3\xa9 \xe2\x80\xa6 \xe2\x94\x9c");
         check_escape("\xc2\xa0nbsp", "\xc2\xa0nbsp");
 }

@@ -93,6 +93,17 @@ static void test_recover_from_journal(void **state) {
               f);
         fclose(f);
         fake_tree_write(t, "journal/garbage.json", "{not json");
+        /* Found by fuzz-state-records: a step of an unknown kind after a good one was taken for a
+         * readable record that was never returned (a NULL dereference at start). */
+        fake_tree_write(t, "journal/9.json",
+                        "{\"id\":9,\"operation\":\"SetDomainType\",\"group\":3,\"steps\":["
+                        "{\"kind\":\"write-type\",\"value\":\"identity\",\"previous\":\"DMA\"},"
+                        "{\"kind\":\"frobnicate\"}]}");
+        /* Also found by it: a step without the field its kind needs (here set-numvfs without value)
+         * reached step_describe() and the undo with NULL. */
+        fake_tree_write(t, "journal/10.json",
+                        "{\"id\":10,\"operation\":\"SetDomainType\",\"group\":3,\"next\":1,\"steps\":["
+                        "{\"kind\":\"set-numvfs\",\"device\":\"0000:00:03.0\",\"previous\":\"8\"}]}");
 
         /* The readable record is rolled back and removed; the garbage one is kept for an admin. */
         assert_true(transaction_recover(journal, fake_tree_roots(t), 0, NULL, NULL) < 0);
@@ -101,6 +112,9 @@ static void test_recover_from_journal(void **state) {
         assert_string_equal(type, "DMA");
         assert_string_equal(override, "pci-stub");
         assert_int_equal(access(record, F_OK), -1);
+        _cleanup_(freep) char *kept = strprintf("%s/9.json", journal), *kept2 = strprintf("%s/10.json", journal);
+        assert_int_equal(access(kept, F_OK), 0);
+        assert_int_equal(access(kept2, F_OK), 0);
         fake_tree_free(t);
 }
 

@@ -18,6 +18,7 @@
 #include "intern.h"
 #include "macro.h"
 #include "parse.h"
+#include "string-util.h"
 #include "strv.h"
 
 static void test_parse_u32(void **state) {
@@ -207,6 +208,39 @@ static void test_fast_paths(void **state) {
         assert_int_equal(strlen(s), 10000);
 }
 
+static void test_escape_terminal(void **state) {
+        static const struct {
+                const char *in, *out;
+        } cases[] = {
+                { "vm-1 gpu", "vm-1 gpu" },
+                { "caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac" },           /* UTF-8 is kept */
+                { "\x1b[2Jgone\r\n\a", "\\x1b[2Jgone\\x0d\\x0a\\x07" },             /* C0 */
+                { "a\x7f\xc2\x9b" "31m", "a\\x7f\\x9b" "31m" },                          /* DEL, C1 CSI */
+                { "admin\xe2\x80\xae" "cba", "admin\\u202e" "cba" },                      /* bidi override */
+                { "\xff\xc3(\xed\xa0\x80", "\\xff\\xc3(\\xed\\xa0\\x80" },       /* not UTF-8, surrogate */
+                { "back\\slash", "back\\\\slash" },
+                { "", "" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *e = str_escape_terminal(cases[i].in);
+
+                assert_non_null(e);
+                assert_string_equal(e, cases[i].out);
+                assert_true(utf8_is_valid(e, strlen(e)));
+                free(e);
+        }
+        char *n = str_escape_terminal(NULL);
+        assert_string_equal(n, "(null)");
+        free(n);
+
+        uint32_t c;
+        assert_int_equal(utf8_char("\xf0\x9f\x98\x80", 4, &c), 4);
+        assert_int_equal(c, 0x1f600);
+        assert_int_equal(utf8_char("\xf0\x9f\x98", 3, &c), 0); /* truncated */
+        assert_int_equal(utf8_char("\xc0\xaf", 2, &c), 0);     /* overlong */
+}
+
 static void test_intern(void **state) {
         char a[] = "QEMU NVM Express Controller", b[] = "QEMU NVM Express Controller";
         const char *x = intern(a), *y = intern(b);
@@ -231,6 +265,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fast_paths),
                 cmocka_unit_test(test_intern),
+                cmocka_unit_test(test_escape_terminal),
                 cmocka_unit_test(test_parse_u32),
                 cmocka_unit_test(test_parse_int),
                 cmocka_unit_test(test_parse_bool_and_version),

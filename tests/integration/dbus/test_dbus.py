@@ -12,7 +12,9 @@ InterfacesRemoved/InterfacesAdded when a device leaves and comes back (each foll
 reads by an unprivileged user, and org.iommud1.Error.AccessDenied naming the role for an
 unprivileged caller of a mutating method, group operations answered when done (Block, Unblock,
 dry-run SetDomainType) with State PropertiesChanged; then, with FAKE_POLKIT owning org.freedesktop.PolicyKit1,
-that polkit is asked about exactly those calls and its "yes" lets a call through.
+that polkit is asked about exactly those calls and its "yes" lets a call through. Last, on a bus with
+the system bus's default policy and the shipped systemd/org.iommud1.conf: root receives iommud's
+signals, uid 65534 (outside the group iommud) none, and its calls are still answered.
 
 Needs /usr/bin/python3 with python3-dbus, dbus-daemon, busctl, and root for the unprivileged-user
 checks (setpriv). Prints one line per check ("ok N - ..." / "not ok N - ..."), exits 1 if any
@@ -90,24 +92,29 @@ def stop_all():
 
 def start_bus(name="bus"):
     """A private bus every user may connect to and call on: the daemon's own checks are under test."""
-    config = os.path.join(TMP, name + ".conf")
-    with open(config, "w") as f:
-        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={TMP}/{name}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+    return run_bus(name, "session", """  <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
   </policy>
-</busconfig>
+""")
+
+
+def run_bus(name, bus_type, policy):
+    """dbus-daemon with that policy, listening on TMP/name (open to every user); its address."""
+    config = os.path.join(TMP, f"{name}.conf")
+    with open(config, "w") as f:
+        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>{bus_type}</type>
+  <listen>unix:path={TMP}/{name}</listen>
+  <auth>EXTERNAL</auth>
+{policy}</busconfig>
 """)
     p = start(["dbus-daemon", "--nofork", f"--config-file={config}", "--print-address=1"],
-              stdout=subprocess.PIPE, stderr=open(os.path.join(TMP, "dbus-daemon.log"), "w"), text=True)
+              stdout=subprocess.PIPE, stderr=open(os.path.join(TMP, f"{name}-daemon.log"), "w"), text=True)
     address = p.stdout.readline().strip()
     if not address:
         raise RuntimeError("dbus-daemon printed no address")
@@ -605,6 +612,70 @@ def check_group_principal(address, tree, inv):
             r.stdout + r.stderr)
     daemon.terminate()
     T.check(daemon.wait(TIMEOUT) == 0, "the group-principal daemon exits 0 on SIGTERM", daemon_log())
+SUBSCRIBER = r"""
+import json, sys
+import dbus, dbus.mainloop.glib
+from gi.repository import GLib
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+got = []
+bus.add_signal_receiver(lambda *args, **kw: got.append(kw["member"]), bus_name="org.iommud1", member_keyword="member")
+print("ready", flush=True)
+loop = GLib.MainLoop()
+GLib.timeout_add(int(float(sys.argv[2]) * 1000), loop.quit)
+loop.run()
+print(json.dumps(got))
+"""
+
+
+def start_system_like_bus():
+    """A bus with the system bus's default policy (as Debian's system.conf has it) and the shipped
+    systemd/org.iommud1.conf included, as the system bus reads it from system.d."""
+    receive = "".join(f'    <allow receive_type="{t}"/>\n' for t in ("method_call", "method_return", "error", "signal"))
+    replies = "".join(f'    <allow send_requested_reply="true" send_type="{t}"/>\n' for t in ("method_return", "error"))
+    driver = "".join(f'    <allow send_destination="org.freedesktop.DBus" send_interface="{i}"/>\n'
+                     for i in ("org.freedesktop.DBus", "org.freedesktop.DBus.Introspectable",
+                               "org.freedesktop.DBus.Properties"))
+    return run_bus("system-bus", "system", f"""  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+{replies}{receive}{driver}  </policy>
+  <include>{os.path.join(SOURCE_ROOT, "systemd", "org.iommud1.conf")}</include>
+""")
+
+
+def check_shipped_policy(tree, inv):
+    """With the shipped bus policy, iommud's broadcast signals reach root and not a peer outside the
+    group iommud; that peer's own calls are still answered (iommud decides those)."""
+    address = start_system_like_bus()
+    daemon, bus = start_iommud(address, tree, "--reader=unix:*", "--admin=uid:0")
+    subscribers = {}
+    for who, user in (("root", None), ("uid 65534", NOBODY)):
+        argv = ["/usr/bin/python3", "-c", SUBSCRIBER, address, "3"]
+        if user is not None:
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + argv
+        subscribers[who] = start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        T.check(subscribers[who].stdout.readline().strip() == "ready", f"shipped bus policy: {who} subscribes")
+    # A bound device loses its driver: PropertiesChanged on its object.
+    device = next(d for d in inv["devices"] if d["driver"] and os.path.islink(
+        os.path.join(tree, "sys/bus/pci/devices", d["address"], "driver")))
+    os.unlink(os.path.join(tree, "sys/bus/pci/devices", device["address"], "driver"))
+    daemon.send_signal(signal.SIGUSR1)
+    got = {}
+    for who, p in subscribers.items():
+        out, err = p.communicate(timeout=TIMEOUT)
+        got[who] = json.loads(out.strip().splitlines()[-1]) if out.strip() else err
+    T.check(isinstance(got["root"], list) and "PropertiesChanged" in got["root"],
+            "shipped bus policy: root receives iommud's PropertiesChanged", got)
+    T.check(got["uid 65534"] == [], "shipped bus policy: uid 65534 (not in group iommud) receives no signal of "
+            "iommud's, not even as a reader", got)
+    r = busctl(address, "get-property", NAME, ROOT_PATH, "org.iommud1.Manager", "NGroups", user=NOBODY)
+    T.check(r.returncode == 0 and r.stdout.startswith("u "),
+            "shipped bus policy: uid 65534 still gets the answers to its own calls", r.stdout + r.stderr)
+    daemon.terminate()
+    T.check(daemon.wait(TIMEOUT) == 0, "iommud on the system-like bus exits 0 on SIGTERM", daemon_log())
 
 
 def main():
@@ -645,6 +716,7 @@ def main():
         check_read_only_state(address, tree, inv)
         check_group_principal(address, tree, inv)
         check_system_bus_later(tree)
+        check_shipped_policy(tree, inv)
         T.check("runtime error" not in daemon_log() and "Sanitizer" not in daemon_log(),
                 "no sanitizer reports in the daemon's log", daemon_log())
     except Exception:

@@ -18,6 +18,9 @@ with grpc_tools.protoc. Then:
 - VFs given as network interfaces (<interface type='hostdev'>), on server-sriov.json: a running test
   domain's VF makes its group IN_USE, owned by the domain; the hook prepares the group of each VF
   interface of a domain it starts.
+- a prepare that answers after the hook's deadline (IOMMUD_HOOK_TIMEOUT_SEC=2, /dev/vfio/N appears
+  after 3 s): the start fails, and the hook waits for the prepare to complete and releases the group
+  (the test plays the kernel: the node appears, an unbind removes the driver link).
   without contacting iommud, release only of groups held for that domain; its iommud.conf
   (IOMMUD_CONFIG_FILE): [LibvirtHook] OnUnreachable=start|fail when iommud is not running, a bad
   value refused, the socket taken from [Listen] Unix=.
@@ -136,7 +139,7 @@ def refusal(fn, request):
         return e.code().name, e.details() or ""
 
 
-def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=None):
+def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=None, timeout_sec=20):
     """Runs the hook; config: the text of its iommud.conf (None: there is none)."""
     config_file = os.path.join(TMP, "hook-iommud.conf")
     if config is not None:
@@ -144,7 +147,7 @@ def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=Non
             f.write(config)
     elif os.path.exists(config_file):
         os.unlink(config_file)
-    env = dict(os.environ, IOMMUD_HOOK_TIMEOUT_SEC="20", IOMMUD_CONFIG_FILE=config_file)
+    env = dict(os.environ, IOMMUD_HOOK_TIMEOUT_SEC=str(timeout_sec), IOMMUD_CONFIG_FILE=config_file)
     env.pop("IOMMUD_SOCKET", None)
     if daemon_sock:
         env["IOMMUD_SOCKET"] = daemon_sock
@@ -262,6 +265,12 @@ def test_hook(tree):
         check(rc == 1 and "hostdev 0000:05:00.0: no PCI device 0000:05:00.0" in err,
               "an unknown address stops the start with iommud's NOT_FOUND message", f"{rc}\n{err}")
 
+        # A domain name is libvirt's to choose: what the hook prints of it must not reach the terminal raw.
+        rc, out, err = hook(d.sock, "ghost\x1b]0;owned\x07\u202evm", "prepare", "begin", "domain-unknown.xml")
+        check(rc == 1 and "domain 'ghost\\x1b]0;owned\\x07\\u202evm'" in err and "\x1b" not in err
+              and "\x07" not in err and "\u202e" not in err,
+              "the hook prints a domain name with control characters escaped", f"{rc}\n{err!r}")
+
         rc, out, err = hook(d.sock, "broken-vm", "prepare", "begin", "domain-malformed.xml")
         check(rc == 1 and "the domain XML is malformed" in err, "malformed XML stops the start, saying so",
               f"{rc}\n{err}")
@@ -333,6 +342,49 @@ def test_vf_interfaces(tree):
         stopped(d)
 
 
+def test_late_prepare(pristine):
+    """A prepare that answers only after the hook's deadline is undone by the hook: the VF's group
+    is already on vfio-pci, so its prepare is "wait for /dev/vfio/N", which the test makes appear
+    only after the deadline. The test plays the kernel's two parts that a fixture tree lacks: the
+    node appears, and a write of the address to vfio-pci's unbind removes the driver link."""
+    tree = os.path.join(TMP, "late-tree")
+    shutil.copytree(pristine, tree, symlinks=True)
+    address = "0000:18:02.0"
+    d = Daemon("late", tree, "none")
+    node = os.path.join(tree, "dev", "vfio", str(device_group(d, address)))
+    gid = device_group(d, address)
+    saved = node + ".away"
+    os.rename(node, saved)
+    unbind = os.path.join(tree, "sys", "bus", "pci", "drivers", "vfio-pci", "unbind")
+    link = os.path.join(tree, "sys", "bus", "pci", "devices", address, "driver")
+    stop = threading.Event()
+
+    def kernel():
+        start = time.monotonic()
+        while not stop.wait(0.05):
+            if os.path.exists(saved) and time.monotonic() - start > 3.0:
+                os.rename(saved, node)
+            with open(unbind) as f:
+                if address in f.read() and os.path.islink(link):
+                    os.unlink(link)
+    t = threading.Thread(target=kernel, daemon=True)
+    t.start()
+    try:
+        rc, out, err = hook(d.sock, "late-vm", "prepare", "begin", "domain-late.xml", dry_run=False, timeout_sec=2)
+        check(rc == 1 and "no answer within the timeout" in err,
+              "a prepare without an answer within IOMMUD_HOOK_TIMEOUT_SEC fails the start", f"{rc}\n{out}\n{err}")
+        check(f"group {gid} was prepared after all; releasing it" in err and f"released group {gid}" in out,
+              "the hook waits for the late prepare to complete, then releases the group", f"{out}\n{err}")
+        g = d.group(gid)
+        check(g.state == PB.api.GROUP_STATE_HOST and not g.owner.client,
+              "after the hook, the group is the host's again, with no owner",
+              f"{PB.api.GroupState.Name(g.state)} {g.owner}\n{d.log_text()}")
+    finally:
+        stop.set()
+        t.join()
+        stopped(d)
+
+
 def main():
     try:
         generate_stubs()
@@ -348,6 +400,7 @@ def main():
                         os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "server-sriov.json"), sriov],
                        check=True, stdout=subprocess.DEVNULL)
         test_vf_interfaces(sriov)
+        test_late_prepare(sriov)
     finally:
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"1..{T.count}")
