@@ -1520,6 +1520,9 @@ int grpc_conn_new(GrpcServer *s, GrpcListener *l, int fd, const struct sockaddr 
         owned_fd = -1; /* the bufferevent closes it now */
         bufferevent_setcb(c->bev, on_conn_read, on_conn_write, on_conn_event, c);
         bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
+        /* libevent writes at most 16 KiB per call by default: a burst of replies then costs a
+         * writev (and a wakeup of the peer) for every two or three of them. */
+        (void)bufferevent_set_max_single_write(c->bev, OUTPUT_HIGH_WATER);
         if (lim->idle_timeout_ms > 0) {
                 /* Output that does not move for that long: the peer reads nothing. */
                 struct timeval tv = {.tv_sec = lim->idle_timeout_ms / 1000,
