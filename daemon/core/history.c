@@ -171,6 +171,8 @@ static int read_lines(int dir_fd, const char *name, Lines *lines, unsigned *ret_
         ssize_t n;
         int fd;
 
+        if (dir_fd < 0) /* no state directory: no history */
+                return 0;
         fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
@@ -381,8 +383,16 @@ int history_open(const char *dir, unsigned max_lines, History **ret) {
                 return -ENOMEM;
         h->fd = -1;
         h->max_lines = max_lines ?: HISTORY_MAX_LINES;
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        h->dir_fd = -1;
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                /* A state directory that does not exist on a file system iommud cannot write: the
+                 * daemon serves reads only, with an empty history. */
+                if (errno == EROFS || errno == EACCES || errno == EPERM) {
+                        *ret = TAKE_PTR(h);
+                        return 0;
+                }
                 return -errno;
+        }
         h->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (h->dir_fd < 0)
                 return -errno;

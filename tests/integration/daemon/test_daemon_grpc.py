@@ -220,8 +220,10 @@ class Daemon:
         self.tls_port = tls_port
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(os.path.join(self.dir, "notify"))
+        # read_only_state="missing": the state directory does not exist, on a read-only file system.
+        state = os.path.join(self.state, "missing") if read_only_state == "missing" else self.state
         args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}",
-                f"--state-directory={self.state}", f"--runtime-directory={os.path.join(self.dir, 'run')}"]
+                f"--state-directory={state}", f"--runtime-directory={os.path.join(self.dir, 'run')}"]
         if tls_port:
             args += [f"--listen-tls=127.0.0.1:{tls_port}", f"--tls-certificate={pki('server.crt')}",
                      f"--tls-key={pki('server.key')}", f"--tls-client-ca={pki('ca.crt')}"]
@@ -818,6 +820,17 @@ def check_read_only_state(tree):
             "reason", r.stdout + r.stderr)
     T.check(os.listdir(d.state) == [], "read-only state directory: nothing was written to it", os.listdir(d.state))
     T.check(d.stop() == 0, "read-only daemon: SIGTERM exits 0")
+
+    # No state directory at all, on a read-only file system (a fresh host's /var/lib in a guest whose
+    # root is read-only): the same, with an empty history.
+    m = Daemon("read-only-missing", tree, read_only_state="missing")
+    with m.channel() as ch:
+        host = manager(ch).GetHost(PB.api.GetHostRequest(), timeout=RPC_TIMEOUT)
+        history = manager(ch).History(PB.api.HistoryRequest(), timeout=RPC_TIMEOUT)
+    T.check(host.daemon.read_only and len(history.entries) == 0,
+            "a missing state directory on a read-only file system: iommud starts, reads only, empty history",
+            f"{host.daemon} {history}")
+    T.check(m.stop() == 0, "daemon without a state directory: SIGTERM exits 0")
 
     w = Daemon("writable", tree)
     with w.channel() as ch:
