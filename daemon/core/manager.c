@@ -33,6 +33,12 @@ struct Manager {
         Inventory *inventory;
         UeventMonitor *uevents;
         struct event *rescan_timer;
+        /* Groups whose member left: the kernel frees such a group only after the device's last
+         * uevent, so they are read again until they are gone or whole (GROUP_CHECK_TRIES times). */
+        struct event *group_check_timer;
+        unsigned *group_checks;
+        size_t n_group_checks;
+        unsigned group_check_tries;
 
         uint64_t sequence;
         ManagerSubscription *subscribers;
@@ -157,10 +163,73 @@ static void publish(Manager *m, ManagerEvent *event) {
                 unlink_dead_subscribers(m);
 }
 
+static void on_inventory_change(const InventoryChange *change, void *userdata);
+
+#define GROUP_CHECK_INTERVAL_USEC (100 * 1000)
+#define GROUP_CHECK_TRIES 30
+
+static void group_check_later(Manager *m, unsigned group) {
+        struct timeval tv = { .tv_usec = GROUP_CHECK_INTERVAL_USEC };
+        unsigned *slot;
+
+        if (!m->group_check_timer)
+                return; /* no loop (--dump): nothing follows the host anyway */
+        FOREACH_ARRAY(g, m->group_checks, m->n_group_checks)
+                if (*g == group)
+                        return;
+        slot = array_append(&m->group_checks, &m->n_group_checks, sizeof(*slot));
+        if (!slot) {
+                log_oom();
+                return;
+        }
+        *slot = group;
+        m->group_check_tries = 0;
+        evtimer_add(m->group_check_timer, &tv);
+}
+
+/* Settled: the kernel no longer shows the group, or shows it with members that are all known. */
+static bool group_settled(const Inventory *inv, unsigned id) {
+        const Group *g = inventory_find_group(inv, id);
+
+        if (!g)
+                return true;
+        if (g->n_devices == 0)
+                return false;
+        for (char **a = g->devices; a && *a; a++)
+                if (!inventory_find_device(inv, *a))
+                        return false;
+        return true;
+}
+
+static void on_group_check_timer(evutil_socket_t fd, short what, void *userdata) {
+        static const EventCause hotplug = { .kind = EVENT_CAUSE_HOTPLUG };
+        struct timeval tv = { .tv_usec = GROUP_CHECK_INTERVAL_USEC };
+        Manager *m = userdata;
+        const EventCause *saved = manager_set_cause(m, &hotplug);
+        size_t kept = 0;
+
+        for (size_t i = 0; i < m->n_group_checks; i++) {
+                unsigned id = m->group_checks[i];
+                int r = inventory_refresh_group(m->reader, m->inventory, id, on_inventory_change, m);
+
+                if (r < 0)
+                        log_warning_errno(r, "Failed to read group %u again after its member left, ignoring: %m", id);
+                if (r >= 0 && !group_settled(m->inventory, id) && m->group_check_tries + 1 < GROUP_CHECK_TRIES)
+                        m->group_checks[kept++] = id;
+        }
+        manager_set_cause(m, saved);
+        m->n_group_checks = kept;
+        m->group_check_tries++;
+        if (kept > 0)
+                evtimer_add(m->group_check_timer, &tv);
+}
+
 static void on_inventory_change(const InventoryChange *change, void *userdata) {
         Manager *m = userdata;
         ManagerEvent event = { .change = change };
 
+        if (change->kind == INVENTORY_DEVICE_REMOVED && change->old_device && change->old_device->group >= 0)
+                group_check_later(m, (unsigned)change->old_device->group);
         publish(m, &event);
         log_debug("event %llu: %s", (unsigned long long)event.sequence, inventory_change_kind_to_string(change->kind));
         settle(m, false);
@@ -300,6 +369,10 @@ int manager_new(struct event_base *base, const ManagerOptions *options, Manager 
                         return log_error_errno(r, "Failed to listen to udev events: %m");
         }
 
+        m->group_check_timer = evtimer_new(base, on_group_check_timer, m);
+        if (!m->group_check_timer)
+                return log_oom();
+
         if (options->rescan_interval_sec > 0) {
                 struct timeval tv = { .tv_sec = options->rescan_interval_sec };
 
@@ -323,6 +396,9 @@ Manager *manager_free(Manager *m) {
         }
         if (m->rescan_timer)
                 event_free(m->rescan_timer);
+        if (m->group_check_timer)
+                event_free(m->group_check_timer);
+        free(m->group_checks);
         uevent_monitor_free(m->uevents);
         inventory_free(m->inventory);
         host_reader_free(m->reader);
