@@ -301,15 +301,8 @@ def wait_state(d, gid, state, timeout=RPC_TIMEOUT):
     return g
 
 
-def asan_build():
-    """An AddressSanitizer build of iommud: its xdr interceptors crash libvirt's RPC client (Debian 12's
-    glibc has no sunrpc; libvirt uses libtirpc), llvm/llvm-project#81470."""
-    r = subprocess.run(["ldd", IOMMUD], capture_output=True, text=True)
-    return "libasan" in r.stdout or "libclang_rt.asan" in r.stdout
-
-
 def test_live_domain(tree):
-    if asan_build():
+    if tap.asan_build(IOMMUD):
         T.skip("a live libvirt domain over libvirtd's RPC", "AddressSanitizer's xdr interceptors crash libvirt's "
                "RPC client on Debian 12 (llvm/llvm-project#81470); the other builds run it")
         return

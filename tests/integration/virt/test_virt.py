@@ -223,6 +223,10 @@ def test_libvirt_down(tree):
               "an unreachable libvirt is logged and retried, the daemon keeps running", d.log_text())
         # A socket appears that hangs up on every client: the retries go on, and the new reason is
         # logged once (the same reason is not repeated).
+        if tap.asan_build(IOMMUD):
+            T.skip("a libvirt socket that appears later is tried", "libvirt's RPC client crashes under "
+                   "AddressSanitizer (llvm/llvm-project#81470); the other builds run it")
+            return
         listener = socket.socket(socket.AF_UNIX)
         listener.bind(sock_path)
         listener.listen(16)
