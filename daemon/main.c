@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -771,6 +772,12 @@ static void daemon_done(Daemon *d) {
         config_done(&d->config);
 }
 
+/* A burst of replies frees many small buffers at the top of the heap at once; with glibc's default
+ * trim threshold (128 KiB) the heap shrank after every burst only to grow again for the next: 12,510
+ * brk calls in 50,000 GetGroup replies, and 40 % fewer replies per second (docs/PERFORMANCE.md).
+ * Keeping up to 1 MiB free at the top costs at most that much RSS. */
+#define HEAP_TRIM_THRESHOLD (1024 * 1024)
+
 int main(int argc, char *argv[]) {
         Arguments args = {};
         Daemon d = { .args = &args };
@@ -789,6 +796,7 @@ int main(int argc, char *argv[]) {
         else {
                 /* A client that goes away mid-write must not kill the daemon. */
                 signal(SIGPIPE, SIG_IGN);
+                (void)mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD);
                 r = run_daemon(&d);
         }
         daemon_done(&d);

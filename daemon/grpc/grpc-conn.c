@@ -33,6 +33,8 @@
 #define MAX_HEADER_OVERFLOWS 8
 /* Every counted allocation carries its size in front; 16 keeps malloc's alignment. */
 #define MEM_HEADER 16
+/* An HTTP/2 frame header (RFC 9113 4.1). */
+#define H2_FRAME_HEADER_SIZE 9
 _Static_assert(alignof(max_align_t) <= MEM_HEADER, "allocation header breaks alignment");
 
 #define NV(n, v)                                                                                            \
@@ -236,33 +238,44 @@ static void call_drop_output(GrpcCall *call) {
         }
 }
 
+/* The trailers that end a finished call's stream, after its last DATA frame. */
+static int call_end_data(nghttp2_session *session, GrpcCall *call, uint32_t *data_flags) {
+        char status[12] = "", message[1024] = "";
+        nghttp2_nv trailers[2] = {
+                NV("grpc-status", status),
+                NV("grpc-message", message),
+        };
+
+        snprintf(status, sizeof(status), "%d", (int)call->status);
+        trailers[0].valuelen = strlen(status);
+        grpc_message_encode(call->status_message, message, sizeof(message));
+        trailers[1].valuelen = strlen(message);
+        /* Trailers end the stream; the DATA frames themselves must not. */
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (nghttp2_submit_trailer(session, call->stream_id, trailers, message[0] ? 2 : 1) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        return 0;
+}
+
+/* Says how much of the call's output the next DATA frame carries; on_send_data() moves it, so the
+ * bytes are never copied into nghttp2's frame buffer. A finished call's last frame also asks for
+ * its trailers, which spares an empty DATA frame per call. */
 static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                             uint32_t *data_flags, nghttp2_data_source *source, void *user_data) {
         GrpcCall *call = source->ptr;
+        size_t n = MIN(evbuffer_get_length(call->out), length);
 
-        int n = evbuffer_remove(call->out, buf, length);
         if (n > 0) {
-                call_charge(call, -(ssize_t)n);
-                return n;
+                *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+                if (call->finished && n == evbuffer_get_length(call->out)) {
+                        int r = call_end_data(session, call, data_flags);
+                        if (r < 0)
+                                return r;
+                }
+                return (ssize_t)n;
         }
-
-        if (call->finished) {
-                char status[12] = "", message[1024] = "";
-                nghttp2_nv trailers[2] = {
-                        NV("grpc-status", status),
-                        NV("grpc-message", message),
-                };
-
-                snprintf(status, sizeof(status), "%d", (int)call->status);
-                trailers[0].valuelen = strlen(status);
-                grpc_message_encode(call->status_message, message, sizeof(message));
-                trailers[1].valuelen = strlen(message);
-                /* Trailers end the stream; the DATA frames themselves must not. */
-                *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-                if (nghttp2_submit_trailer(session, stream_id, trailers, message[0] ? 2 : 1) != 0)
-                        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-                return 0;
-        }
+        if (call->finished)
+                return call_end_data(session, call, data_flags);
 
         call->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -320,40 +333,75 @@ static void call_fail_over_budget(GrpcCall *call, const char *message) {
         (void)grpc_call_fail_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, message);
 }
 
-/* Queues one framed message of size bytes: msg packed in place, or packed bytes copied. */
-static int call_queue(GrpcCall *call, size_t size, const ProtobufCMessage *msg, const uint8_t *packed) {
+/* ---- shared messages ---------------------------------------------------------------------------- */
+
+struct GrpcShared {
+        unsigned n_ref;
+        size_t size;     /* the gRPC frame: header and message */
+        uint8_t frame[]; /* never changes once made */
+};
+
+GrpcShared *grpc_shared_new(const ProtobufCMessage *msg) {
+        size_t size = protobuf_c_message_get_packed_size(msg);
+        GrpcShared *m;
+
+        if (size > SIZE_MAX - sizeof(GrpcShared) - GRPC_FRAME_HEADER_SIZE)
+                return NULL;
+        m = malloc(sizeof(GrpcShared) + GRPC_FRAME_HEADER_SIZE + size);
+        if (!m)
+                return NULL;
+        if (grpc_frame_header_encode(m->frame, size) < 0) {
+                free(m);
+                return NULL;
+        }
+        protobuf_c_message_pack(msg, m->frame + GRPC_FRAME_HEADER_SIZE);
+        m->n_ref = 1;
+        m->size = GRPC_FRAME_HEADER_SIZE + size;
+        return m;
+}
+
+GrpcShared *grpc_shared_ref(GrpcShared *m) {
+        if (m)
+                m->n_ref++;
+        return m;
+}
+
+GrpcShared *grpc_shared_unref(GrpcShared *m) {
+        if (m && --m->n_ref == 0)
+                free(m);
+        return NULL;
+}
+
+size_t grpc_shared_size(const GrpcShared *m) {
+        return m->size;
+}
+
+static void on_shared_sent(const void *data, size_t length, void *userdata) {
+        grpc_shared_unref(userdata);
+}
+
+/* ---- sending ------------------------------------------------------------------------------------- */
+
+/* Whether a message of size bytes (gRPC frame included) may be queued on the call. */
+static int call_may_queue(GrpcCall *call, size_t size) {
         if (!grpc_call_is_active(call))
                 return -ECONNRESET;
 
         /* The queue bounds what a slow reader makes us hold: one message is always taken when nothing
          * waits (a large host's ListGroups is one ~11 MB reply); the memory budgets below still apply. */
         if (evbuffer_get_length(call->out) > 0 &&
-            evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue)
+            evbuffer_get_length(call->out) + size > call->server->limits.max_send_queue + GRPC_FRAME_HEADER_SIZE)
                 return -ENOBUFS;
-        if (!grpc_conn_budget_allows(call->conn, GRPC_FRAME_HEADER_SIZE + size)) {
+        if (!grpc_conn_budget_allows(call->conn, size)) {
                 call_fail_over_budget(call, "responses not read by the client hold too much memory");
                 return -ENOBUFS;
         }
+        return 0;
+}
 
-        uint8_t header[GRPC_FRAME_HEADER_SIZE];
-        int r = grpc_frame_header_encode(header, size);
-        if (r < 0)
-                return r;
-
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(call->out, GRPC_FRAME_HEADER_SIZE + size, &v, 1) != 1 ||
-            v.iov_len < GRPC_FRAME_HEADER_SIZE + size)
-                return -ENOMEM;
-        memcpy(v.iov_base, header, GRPC_FRAME_HEADER_SIZE);
-        if (msg)
-                protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE);
-        else
-                memcpy((uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE, packed, size);
-        v.iov_len = GRPC_FRAME_HEADER_SIZE + size;
-        if (evbuffer_commit_space(call->out, &v, 1) < 0)
-                return -ENOMEM;
-        call_charge(call, (ssize_t)(GRPC_FRAME_HEADER_SIZE + size));
-
+/* After a message was queued: charged to the call, and on its way. */
+static int call_queued(GrpcCall *call, size_t size) {
+        call_charge(call, (ssize_t)size);
         if (!call->headers_sent)
                 return grpc_call_send_headers(call);
         call_resume(call);
@@ -361,11 +409,41 @@ static int call_queue(GrpcCall *call, size_t size, const ProtobufCMessage *msg, 
 }
 
 int grpc_call_send(GrpcCall *call, const ProtobufCMessage *msg) {
-        return call_queue(call, protobuf_c_message_get_packed_size(msg), msg, NULL);
+        size_t size = protobuf_c_message_get_packed_size(msg);
+        struct evbuffer_iovec v;
+        int r;
+
+        if (size > SIZE_MAX - GRPC_FRAME_HEADER_SIZE)
+                return -EMSGSIZE;
+        r = call_may_queue(call, GRPC_FRAME_HEADER_SIZE + size);
+        if (r < 0)
+                return r;
+        if (evbuffer_reserve_space(call->out, GRPC_FRAME_HEADER_SIZE + size, &v, 1) != 1 ||
+            v.iov_len < GRPC_FRAME_HEADER_SIZE + size)
+                return -ENOMEM;
+        r = grpc_frame_header_encode(v.iov_base, size);
+        if (r < 0)
+                return r;
+        protobuf_c_message_pack(msg, (uint8_t *)v.iov_base + GRPC_FRAME_HEADER_SIZE);
+        v.iov_len = GRPC_FRAME_HEADER_SIZE + size;
+        if (evbuffer_commit_space(call->out, &v, 1) < 0)
+                return -ENOMEM;
+        return call_queued(call, GRPC_FRAME_HEADER_SIZE + size);
 }
 
-int grpc_call_send_packed(GrpcCall *call, const uint8_t *packed, size_t size) {
-        return call_queue(call, size, NULL, packed);
+/* The message is queued by reference: a cached reply or an event sent to every watcher costs
+ * no copy until the socket takes it. It is still charged to the call in full, so the budgets
+ * bound what a slow reader holds exactly as for a message of its own. */
+int grpc_call_send_shared(GrpcCall *call, GrpcShared *m) {
+        int r = call_may_queue(call, m->size);
+
+        if (r < 0)
+                return r;
+        if (evbuffer_add_reference(call->out, m->frame, m->size, on_shared_sent, grpc_shared_ref(m)) < 0) {
+                grpc_shared_unref(m);
+                return -ENOMEM;
+        }
+        return call_queued(call, m->size);
 }
 
 /* Sends a bare HTTP status (415, 405): the request is not gRPC at all. */
@@ -450,8 +528,8 @@ int grpc_call_reply(GrpcCall *call, const ProtobufCMessage *msg) {
         return call_reply_queued(call, grpc_call_send(call, msg));
 }
 
-int grpc_call_reply_packed(GrpcCall *call, const uint8_t *packed, size_t size) {
-        return call_reply_queued(call, grpc_call_send_packed(call, packed, size));
+int grpc_call_reply_shared(GrpcCall *call, GrpcShared *m) {
+        return call_reply_queued(call, grpc_call_send_shared(call, m));
 }
 
 int grpc_call_fail(GrpcCall *call, int error, const char *message) {
@@ -710,16 +788,44 @@ static void conn_sync_io(GrpcConn *c) {
         c->memory_io = now;
 }
 
+/* nghttp2 stops producing frames above the high-water mark: what it made in this send and what the
+ * bufferevent has not written yet. */
+static bool conn_output_full(GrpcConn *c) {
+        if (evbuffer_get_length(c->frames) + evbuffer_get_length(bufferevent_get_output(c->bev)) <
+            OUTPUT_HIGH_WATER)
+                return false;
+        c->send_blocked = true;
+        return true;
+}
+
 static ssize_t on_session_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags,
                                void *user_data) {
         GrpcConn *c = user_data;
-        struct evbuffer *out = bufferevent_get_output(c->bev);
 
-        if (evbuffer_get_length(out) >= OUTPUT_HIGH_WATER)
+        if (conn_output_full(c))
                 return NGHTTP2_ERR_WOULDBLOCK;
-        if (evbuffer_add(out, data, length) < 0)
+        if (evbuffer_add(c->frames, data, length) < 0)
                 return NGHTTP2_ERR_CALLBACK_FAILURE;
         return (ssize_t)length;
+}
+
+/* A DATA frame of on_data_read()'s length: its header, then the call's bytes moved, not copied (a
+ * shared reply stays one reference until the socket has it). No padding is ever asked for. */
+static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+                        nghttp2_data_source *source, void *user_data) {
+        GrpcConn *c = user_data;
+        GrpcCall *call = source->ptr;
+
+        if (conn_output_full(c))
+                return NGHTTP2_ERR_WOULDBLOCK;
+        /* Its output was dropped (over budget) while this frame waited: reset the stream. */
+        if (evbuffer_get_length(call->out) < length)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if (evbuffer_add(c->frames, framehd, H2_FRAME_HEADER_SIZE) < 0 ||
+            evbuffer_remove_buffer(call->out, c->frames, length) != (int)length)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        call_charge(call, -(ssize_t)length);
+        return 0;
 }
 
 static void conn_arm_idle(GrpcConn *c) {
@@ -1022,6 +1128,8 @@ void grpc_conn_free(GrpcConn *c) {
                 nghttp2_session_del(c->session); /* its memory is uncharged through the allocator */
         if (c->bev)
                 bufferevent_free(c->bev); /* closes the fd and frees the SSL */
+        if (c->frames)
+                evbuffer_free(c->frames);
         grpc_conn_charge(c, -(ssize_t)c->memory);
         if (c->listener) {
                 /* Never got as far as the server's lists (grpc_conn_new failed). */
@@ -1065,14 +1173,37 @@ static void conn_update(GrpcConn *c) {
         }
 }
 
+/* Hands the frames of one send to the socket. On a plain socket with nothing queued before them
+ * they are written at once, which spares the round trip through the loop for write readiness (two
+ * epoll_ctl and a wakeup per burst of replies); what the socket does not take, and everything on
+ * TLS, goes to the bufferevent. A write error is left for the bufferevent to find and report. */
+static void conn_push_frames(GrpcConn *c) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+
+        if (evbuffer_get_length(c->frames) == 0)
+                return;
+        if (!c->tls && evbuffer_get_length(out) == 0)
+                (void)evbuffer_write(c->frames, bufferevent_getfd(c->bev));
+        if (evbuffer_get_length(c->frames) > 0)
+                (void)evbuffer_add_buffer(out, c->frames);
+}
+
 static int conn_send(GrpcConn *c) {
         if (c->dead || !c->session)
                 return 0;
-        int r = nghttp2_session_send(c->session);
-        if (r != 0) {
-                log_debug("gRPC connection %s: cannot send: %s", c->description, nghttp2_strerror(r));
-                grpc_conn_close(c);
-                return -EIO;
+        for (;;) {
+                c->send_blocked = false;
+                int r = nghttp2_session_send(c->session);
+                conn_push_frames(c);
+                if (r != 0) {
+                        log_debug("gRPC connection %s: cannot send: %s", c->description, nghttp2_strerror(r));
+                        grpc_conn_close(c);
+                        return -EIO;
+                }
+                /* Stopped at the high-water mark but the socket took it all: no drain will call
+                 * back, so go on now. */
+                if (!c->send_blocked || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+                        break;
         }
         conn_update(c);
         return 0;
@@ -1097,6 +1228,7 @@ void grpc_conn_receive(GrpcConn *c, const uint8_t *data, size_t len) {
                 log_debug("gRPC connection %s: bad HTTP/2: %s", c->description, nghttp2_strerror((int)n));
                 /* nghttp2 may have queued a GOAWAY that says why; try to get it out. */
                 (void)nghttp2_session_send(c->session);
+                conn_push_frames(c);
                 grpc_conn_close(c);
         }
 }
@@ -1181,6 +1313,7 @@ static int conn_start_session(GrpcConn *c) {
         if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
                 return -ENOMEM;
         nghttp2_session_callbacks_set_send_callback(cbs, on_session_send);
+        nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
         nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
@@ -1485,9 +1618,10 @@ int grpc_conn_new(GrpcServer *s, GrpcListener *l, int fd, const struct sockaddr 
         c->timer = evtimer_new(s->base, on_conn_timer, c);
         c->header_timer = evtimer_new(s->base, on_header_timeout, c);
         c->flush_event = event_new(s->base, -1, 0, on_conn_flush, c);
+        c->frames = evbuffer_new();
         if (l->kind != GRPC_LISTENER_UNIX && lim->keepalive_ms > 0)
                 c->keepalive = evtimer_new(s->base, on_conn_keepalive, c);
-        if (!c->timer || !c->header_timer || !c->flush_event ||
+        if (!c->timer || !c->header_timer || !c->flush_event || !c->frames ||
             (l->kind != GRPC_LISTENER_UNIX && lim->keepalive_ms > 0 && !c->keepalive)) {
                 r = -ENOMEM;
                 goto fail;

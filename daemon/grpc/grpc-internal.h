@@ -123,6 +123,8 @@ struct GrpcConn {
         bool preface_done;  /* the client's SETTINGS arrived */
 
         struct bufferevent *bev;
+        struct evbuffer *frames; /* what one nghttp2_session_send() made, on its way to the socket */
+        bool send_blocked;       /* that send stopped at the output high-water mark */
         nghttp2_session *session;
         bool tls;
         bool read_paused; /* output above the high-water mark */

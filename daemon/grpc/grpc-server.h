@@ -18,6 +18,7 @@
 
 typedef struct GrpcServer GrpcServer;
 typedef struct GrpcCall GrpcCall;
+typedef struct GrpcShared GrpcShared;
 typedef struct ProtobufCMessage ProtobufCMessage;
 typedef struct ProtobufCMessageDescriptor ProtobufCMessageDescriptor;
 struct event_base;
@@ -241,19 +242,26 @@ void *grpc_call_get_userdata(GrpcCall *c);
 typedef void (*GrpcCancelFunc)(GrpcCall *c, void *userdata);
 void grpc_call_set_cancel(GrpcCall *c, GrpcCancelFunc func, void *userdata);
 
+/* A message packed once, framed for gRPC, to be sent on any number of calls; reference counted.
+ * grpc_shared_size() is its size on the wire (frame header included). */
+GrpcShared *grpc_shared_new(const ProtobufCMessage *msg);
+GrpcShared *grpc_shared_ref(GrpcShared *m);
+GrpcShared *grpc_shared_unref(GrpcShared *m);
+size_t grpc_shared_size(const GrpcShared *m);
+
 /* Streaming: sends response headers now, so the client sees the call is live. */
 int grpc_call_send_headers(GrpcCall *c);
 /* Queues one response message. -ENOBUFS when the per-call send queue is full (slow client); a message
  * is always taken when nothing is queued, however large (the memory budgets still apply). */
 int grpc_call_send(GrpcCall *c, const ProtobufCMessage *msg);
-/* The same with a message packed already (protobuf_c_message_pack()): one event packed once can go to
- * every Watch stream. */
-int grpc_call_send_packed(GrpcCall *c, const uint8_t *packed, size_t size);
+/* The same with a message packed once for many calls (an event for every Watch stream, a cached
+ * reply): queued by reference, never copied. */
+int grpc_call_send_shared(GrpcCall *c, GrpcShared *m);
 /* Finishes with status OK after the queued messages. */
 int grpc_call_finish(GrpcCall *c);
 /* Unary: send + finish. */
 int grpc_call_reply(GrpcCall *c, const ProtobufCMessage *msg);
-int grpc_call_reply_packed(GrpcCall *c, const uint8_t *packed, size_t size);
+int grpc_call_reply_shared(GrpcCall *c, GrpcShared *m);
 /* Finishes with the status mapped from -errno; message may be NULL (then strerror is used). */
 int grpc_call_fail(GrpcCall *c, int error, const char *message);
 /* Finishes with an explicit status (UNIMPLEMENTED, NOT_FOUND for Health, ...). */

@@ -32,8 +32,7 @@ typedef struct Watcher Watcher;
 
 typedef struct ReplayEvent {
         uint64_t sequence;
-        uint8_t *data;
-        size_t size;
+        GrpcShared *message;
 } ReplayEvent;
 
 /* Pages: AIP-158's page_size, bounded, and a bound on the bytes of one answer. */
@@ -45,11 +44,6 @@ typedef struct ReplayEvent {
 #define SNAPSHOT_PAGE_GROUPS 200
 #define SNAPSHOT_PAGE_DEVICES 500
 
-typedef struct PackedReply {
-        uint8_t *data; /* NULL: none */
-        size_t size;
-} PackedReply;
-
 struct SvcManager {
         Manager *manager;
         Operations *operations;
@@ -59,15 +53,14 @@ struct SvcManager {
         /* The last event, packed once for every watcher it goes to: the newest of the replay
          * window, which every event enters. */
         uint64_t packed_sequence; /* 0: nothing packed */
-        const uint8_t *packed;
-        size_t packed_size;
+        GrpcShared *packed;
         ManagerSubscription *recorder; /* fills the window when nobody watches */
         ReplayEvent *replay;           /* ring of REPLAY_MAX_EVENTS */
         size_t replay_first, replay_n, replay_bytes;
         /* GetGroup's replies, packed, by group id: valid while nothing has been published since (the
          * manager's sequence) and core's read snapshot and policy are the same (its generation), so
-         * that a busy reader costs a copy, not a status judged and packed again. */
-        PackedReply *group_replies;
+         * that a busy reader costs a reference, not a status judged and packed again. */
+        GrpcShared **group_replies; /* NULL: none */
         size_t n_group_replies, group_replies_bytes;
         uint64_t group_replies_sequence, group_replies_generation;
 };
@@ -239,31 +232,33 @@ static int on_list_groups(GrpcCall *call, const ProtobufCMessage *request, void 
 
 static void group_replies_clear(SvcManager *svc) {
         FOREACH_ARRAY(p, svc->group_replies, svc->n_group_replies)
-                free(p->data);
+                grpc_shared_unref(*p);
         free(svc->group_replies);
         svc->group_replies = NULL;
         svc->n_group_replies = svc->group_replies_bytes = 0;
 }
 
-/* Keeps a packed reply for group id if the budget allows; takes data either way. */
-static void group_replies_keep(SvcManager *svc, unsigned id, uint8_t *data, size_t size) {
+/* Keeps a packed reply for group id if the budget allows; takes the reference either way. */
+static void group_replies_keep(SvcManager *svc, unsigned id, GrpcShared *reply) {
+        size_t size = grpc_shared_size(reply);
+
         if (svc->group_replies_bytes + size > GROUP_REPLIES_MAX_BYTES) {
-                free(data);
+                grpc_shared_unref(reply);
                 return;
         }
         if (id >= svc->n_group_replies) {
                 size_t n = MAX((size_t)id + 1, svc->n_group_replies * 2);
-                PackedReply *p = realloc(svc->group_replies, n * sizeof(*p));
+                GrpcShared **p = realloc(svc->group_replies, n * sizeof(*p));
 
                 if (!p) {
-                        free(data);
+                        grpc_shared_unref(reply);
                         return;
                 }
                 memset(p + svc->n_group_replies, 0, (n - svc->n_group_replies) * sizeof(*p));
                 svc->group_replies = p;
                 svc->n_group_replies = n;
         }
-        svc->group_replies[id] = (PackedReply){ .data = data, .size = size };
+        svc->group_replies[id] = reply;
         svc->group_replies_bytes += size;
 }
 
@@ -276,8 +271,7 @@ static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *u
         const HostUsage *usage;
         ProtoArena arena = {};
         Iommud__V1__Group *resp;
-        uint8_t *data;
-        size_t size;
+        GrpcShared *reply;
         int r;
 
         if (!g)
@@ -288,20 +282,18 @@ static int on_get_group(GrpcCall *call, const ProtobufCMessage *request, void *u
                 svc->group_replies_sequence = sequence;
                 svc->group_replies_generation = generation;
         }
-        if (g->id < svc->n_group_replies && svc->group_replies[g->id].data)
-                return grpc_call_reply_packed(call, svc->group_replies[g->id].data, svc->group_replies[g->id].size);
+        if (g->id < svc->n_group_replies && svc->group_replies[g->id])
+                return grpc_call_reply_shared(call, svc->group_replies[g->id]);
 
         resp = group_with_state(svc, &arena, inv, g, true, usage);
         if (arena.oom || !resp)
                 return reply_arena(call, &arena, NULL);
-        size = protobuf_c_message_get_packed_size(&resp->base);
-        data = malloc(MAX(size, (size_t)1));
-        if (!data)
+        reply = grpc_shared_new(&resp->base);
+        if (!reply)
                 return reply_arena(call, &arena, NULL);
-        protobuf_c_message_pack(&resp->base, data);
         proto_arena_done(&arena);
-        r = grpc_call_reply_packed(call, data, size);
-        group_replies_keep(svc, g->id, data, size);
+        r = grpc_call_reply_shared(call, reply);
+        group_replies_keep(svc, g->id, reply);
         return r;
 }
 
@@ -520,22 +512,23 @@ static void fill_event(ProtoArena *a, const Inventory *inv, const InventoryChang
 static void replay_drop_oldest(SvcManager *svc) {
         ReplayEvent *r = &svc->replay[svc->replay_first];
 
-        svc->replay_bytes -= r->size;
-        free(r->data);
+        svc->replay_bytes -= grpc_shared_size(r->message);
+        grpc_shared_unref(r->message);
         *r = (ReplayEvent){};
         svc->replay_first = (svc->replay_first + 1) % REPLAY_MAX_EVENTS;
         svc->replay_n--;
 }
 
-/* Takes data; the newest stays however big it is. */
-static void replay_push(SvcManager *svc, uint64_t sequence, uint8_t *data, size_t size) {
+/* Takes the reference; the newest stays however big it is. */
+static void replay_push(SvcManager *svc, uint64_t sequence, GrpcShared *message) {
+        size_t size = grpc_shared_size(message);
         ReplayEvent *r;
 
         while (svc->replay_n > 0 &&
                (svc->replay_n == REPLAY_MAX_EVENTS || svc->replay_bytes + size > REPLAY_MAX_BYTES))
                 replay_drop_oldest(svc);
         r = &svc->replay[(svc->replay_first + svc->replay_n) % REPLAY_MAX_EVENTS];
-        *r = (ReplayEvent){ .sequence = sequence, .data = data, .size = size };
+        *r = (ReplayEvent){ .sequence = sequence, .message = message };
         svc->replay_n++;
         svc->replay_bytes += size;
 }
@@ -549,8 +542,7 @@ static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
         const Inventory *inv = manager_get_inventory(m);
         ProtoArena arena = {};
-        uint8_t *buf;
-        size_t size;
+        GrpcShared *message;
 
         if (svc->packed_sequence == event->sequence)
                 return 0;
@@ -565,17 +557,12 @@ static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
                 proto_arena_done(&arena);
                 return -ENOMEM;
         }
-        size = protobuf_c_message_get_packed_size(&e.base);
-        buf = malloc(size ?: 1);
-        if (!buf) {
-                proto_arena_done(&arena);
-                return -ENOMEM;
-        }
-        size = protobuf_c_message_pack(&e.base, buf);
+        message = grpc_shared_new(&e.base);
         proto_arena_done(&arena);
-        replay_push(svc, event->sequence, buf, size);
-        svc->packed = buf;
-        svc->packed_size = size;
+        if (!message)
+                return -ENOMEM;
+        replay_push(svc, event->sequence, message);
+        svc->packed = message; /* the window's newest, which it keeps */
         svc->packed_sequence = event->sequence;
         return 0;
 }
@@ -593,7 +580,7 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
 
         r = pack_event(w->svc, m, event);
         if (r >= 0)
-                r = grpc_call_send_packed(w->call, w->svc->packed, w->svc->packed_size);
+                r = grpc_call_send_shared(w->call, w->svc->packed);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
                 log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
@@ -688,7 +675,7 @@ static int send_replay(Watcher *w, const Iommud__V1__WatchRequest *req) {
 
                 if (e->sequence <= after)
                         continue;
-                r = grpc_call_send_packed(w->call, e->data, e->size);
+                r = grpc_call_send_shared(w->call, e->message);
                 if (r < 0)
                         return r;
         }
