@@ -552,7 +552,7 @@ static void read_topology(DeviceReader *r, const char *link_target) {
 static int device_load_at(const HostRoots *roots, struct pci_access *pacc, const HostListing *listing,
                           int devices_fd, const char *address, Device *d) {
         _cleanup_(freep) char *link = NULL, *prefix = NULL, *entry = NULL;
-        _cleanup_(strv_freep) char **entries = NULL;
+        _cleanup_(freep) char **entries = NULL; /* packed: one allocation */
         _cleanup_(closep) int dir_fd = -1;
         DeviceReader r;
         int k;
@@ -584,7 +584,7 @@ static int device_load_at(const HostRoots *roots, struct pci_access *pacc, const
                 return 0;
         }
         r.dir_fd = dir_fd;
-        if (read_dir_fd(dir_fd, &entries, &r.n_entries) >= 0)
+        if (read_dir_fd_packed(dir_fd, &entries, &r.n_entries) >= 0)
                 r.entries = entries;
 
         read_identity(&r);

@@ -254,11 +254,10 @@ static int compare_strings(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
-        _cleanup_(strv_freep) char **names = NULL;
-        /* getdents64 straight into a stack buffer: no DIR, no 32 KiB allocation per directory. */
+/* Calls f for every entry of the directory but "." and "..": getdents64 straight into a stack buffer,
+ * no DIR, no 32 KiB allocation per directory. */
+static int list_dir(int fd, int (*f)(const char *name, void *userdata), void *userdata) {
         uint8_t buf[8192] __attribute__((aligned(8)));
-        size_t n = 0;
 
         for (;;) {
                 long k = syscall(SYS_getdents64, fd, buf, sizeof(buf));
@@ -269,7 +268,7 @@ int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
                         return -errno;
                 }
                 if (k == 0)
-                        break;
+                        return 0;
                 for (long off = 0; off < k;) {
                         const struct dirent64 *de = (const struct dirent64 *)(buf + off);
                         int r;
@@ -277,14 +276,36 @@ int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
                         off += de->d_reclen;
                         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                                 continue;
-                        r = strv_push_dup(&names, &n, de->d_name);
+                        r = f(de->d_name, userdata);
                         if (r < 0)
                                 return r;
                 }
         }
+}
 
-        if (n > 0)
-                qsort(names, n, sizeof(char *), compare_strings);
+typedef struct Strv {
+        char **names;
+        size_t n;
+} Strv;
+
+static int on_dir_entry_dup(const char *name, void *userdata) {
+        Strv *l = userdata;
+
+        return strv_push_dup(&l->names, &l->n, name);
+}
+
+int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
+        _cleanup_(strv_freep) char **names = NULL;
+        Strv l = {};
+        int r;
+
+        r = list_dir(fd, on_dir_entry_dup, &l);
+        names = l.names;
+        if (r < 0)
+                return r;
+
+        if (l.n > 0)
+                qsort(names, l.n, sizeof(char *), compare_strings);
         else {
                 names = calloc(1, sizeof(char *));
                 if (!names)
@@ -293,8 +314,72 @@ int read_dir_fd(int fd, char ***ret, size_t *ret_n) {
 
         *ret = TAKE_PTR(names);
         if (ret_n)
-                *ret_n = n;
+                *ret_n = l.n;
         return 0;
+}
+
+/* Names one after the other, and where each starts. */
+typedef struct NamePool {
+        char *bytes;
+        size_t size, allocated;
+        size_t *offsets;
+        size_t n, n_allocated;
+} NamePool;
+
+static int on_dir_entry_pool(const char *name, void *userdata) {
+        NamePool *p = userdata;
+        size_t len = strlen(name) + 1;
+
+        if (p->n == p->n_allocated) {
+                size_t n = MAX(p->n_allocated * 2, (size_t)64);
+                size_t *o = reallocarray(p->offsets, n, sizeof(*o));
+
+                if (!o)
+                        return -ENOMEM;
+                p->offsets = o;
+                p->n_allocated = n;
+        }
+        if (p->size + len > p->allocated) {
+                size_t n = MAX(p->allocated * 2, p->size + len + 1024);
+                char *b = realloc(p->bytes, n);
+
+                if (!b)
+                        return -ENOMEM;
+                p->bytes = b;
+                p->allocated = n;
+        }
+        memcpy(p->bytes + p->size, name, len);
+        p->offsets[p->n++] = p->size;
+        p->size += len;
+        return 0;
+}
+
+int read_dir_fd_packed(int fd, char ***ret, size_t *ret_n) {
+        NamePool p = {};
+        char **names = NULL;
+        int r;
+
+        r = list_dir(fd, on_dir_entry_pool, &p);
+        if (r >= 0) {
+                names = malloc((p.n + 1) * sizeof(char *) + p.size);
+                r = names ? 0 : -ENOMEM;
+        }
+        if (r >= 0) {
+                char *strings = (char *)(names + p.n + 1);
+
+                if (p.size > 0)
+                        memcpy(strings, p.bytes, p.size);
+                for (size_t i = 0; i < p.n; i++)
+                        names[i] = strings + p.offsets[i];
+                names[p.n] = NULL;
+                qsort(names, p.n, sizeof(char *), compare_strings);
+                *ret = names;
+                if (ret_n)
+                        *ret_n = p.n;
+        }
+        free(p.bytes);
+        free(p.offsets);
+        return r;
 }
 
 int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n) {

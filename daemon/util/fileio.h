@@ -36,6 +36,9 @@ int read_dir_at(int dir_fd, const char *path, char ***ret, size_t *ret_n);
 /* The same for a directory already open for reading (O_RDONLY | O_DIRECTORY); reads it from where its
  * position is, normally the start. */
 int read_dir_fd(int fd, char ***ret, size_t *ret_n);
+/* The same in one allocation (the array, then the names): free() it, never strv_free(). For listings
+ * that are only looked at, one per PCI device on a large host. */
+int read_dir_fd_packed(int fd, char ***ret, size_t *ret_n);
 
 /* The mode (type and permission bits) of 'path' below the root, without following a final symlink:
  * what a sysfs attribute's permissions say about the kernel (a read-only attribute has no store). */
