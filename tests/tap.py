@@ -46,6 +46,17 @@ class Tap:
         sys.stdout.flush()
 
 
+def require(module, packages):
+    """The module imported, or else one failed TAP line that names the Debian packages to install,
+    and exit 1: a test never passes by skipping what it needs."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        print(f"not ok 1 - {module} is missing for {sys.executable}: install {packages}")
+        sys.exit(1)
+
+
 def asan_build(executable):
     """An AddressSanitizer build: its xdr interceptors crash libvirt's RPC client (Debian 12's glibc
     has no sunrpc; libvirt uses libtirpc), llvm/llvm-project#81470, so what talks to a libvirtd over

@@ -35,11 +35,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import tap  # noqa: E402
 
-try:
-    import dbus
-except ImportError:
-    print(f"not ok 1 - python3-dbus is missing for {sys.executable}: install python3-dbus")
-    sys.exit(1)
+dbus = tap.require("dbus", "python3-dbus")
 
 IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 4 else None
 SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 4 else None

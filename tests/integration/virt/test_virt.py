@@ -41,12 +41,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import tap  # noqa: E402
 
-try:
-    import grpc
-except ImportError:
-    print(f"not ok 1 - python3-grpcio is missing for {sys.executable}: install python3-grpcio and "
-          "python3-grpc-tools")
-    sys.exit(1)
+grpc = tap.require("grpc", "python3-grpcio and python3-grpc-tools")
 
 IOMMUD, HOOK, SOURCE_ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
 HERE = os.path.join(SOURCE_ROOT, "tests", "integration", "virt")
