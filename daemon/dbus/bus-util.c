@@ -35,20 +35,6 @@ int bus_property_get_strv(sd_bus *bus, const char *path, const char *interface, 
         return sd_bus_message_append_strv(reply, *(char **const *)userdata);
 }
 
-bool bus_streq_ptr(const char *a, const char *b) {
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
-}
-
-bool bus_strv_equal(char *const *a, char *const *b) {
-        /* NULL and empty are the same on the bus. */
-        for (; a && *a && b && *b; a++, b++)
-                if (strcmp(*a, *b) != 0)
-                        return false;
-        return !(a && *a) && !(b && *b);
-}
-
 int bus_emit_changed(sd_bus *bus, const char *path, const char *interface, BusChangedNames *c) {
         if (c->n == 0)
                 return 0;

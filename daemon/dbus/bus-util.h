@@ -20,9 +20,6 @@ int bus_property_get_string(sd_bus *bus, const char *path, const char *interface
 int bus_property_get_strv(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *ret_error);
 
-bool bus_streq_ptr(const char *a, const char *b);
-bool bus_strv_equal(char *const *a, char *const *b);
-
 /* Collects the names of changed properties for sd_bus_emit_properties_changed_strv(). */
 typedef struct BusChangedNames {
         const char *names[32];

@@ -6,6 +6,7 @@
 #include "bus-objects.h"
 #include "macro.h"
 #include "manager.h"
+#include "string-util.h"
 #include "strv.h"
 
 int device_bus_path(const char *address, char **ret) {
@@ -82,25 +83,25 @@ int device_bus_emit_changes(sd_bus *bus, const Device *old, const Device *new) {
         bus_changed_add_if(&c, old->subsystem_device_id != new->subsystem_device_id, "SubsystemDeviceId");
         bus_changed_add_if(&c, old->class_code != new->class_code, "ClassCode");
         bus_changed_add_if(&c, old->revision != new->revision, "Revision");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->vendor_name, new->vendor_name), "VendorName");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->device_name, new->device_name), "DeviceName");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->class_name, new->class_name), "ClassName");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->driver, new->driver), "Driver");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->driver_override, new->driver_override), "DriverOverride");
+        bus_changed_add_if(&c, !streq_ptr(old->vendor_name, new->vendor_name), "VendorName");
+        bus_changed_add_if(&c, !streq_ptr(old->device_name, new->device_name), "DeviceName");
+        bus_changed_add_if(&c, !streq_ptr(old->class_name, new->class_name), "ClassName");
+        bus_changed_add_if(&c, !streq_ptr(old->driver, new->driver), "Driver");
+        bus_changed_add_if(&c, !streq_ptr(old->driver_override, new->driver_override), "DriverOverride");
         bus_changed_add_if(&c, old->group != new->group, "Group");
         bus_changed_add_if(&c, old->group != new->group, "GroupObject");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->iommu_unit, new->iommu_unit), "IommuUnit");
+        bus_changed_add_if(&c, !streq_ptr(old->iommu_unit, new->iommu_unit), "IommuUnit");
         bus_changed_add_if(&c, old->numa_node != new->numa_node, "NumaNode");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->parent, new->parent), "Parent");
+        bus_changed_add_if(&c, !streq_ptr(old->parent, new->parent), "Parent");
         bus_changed_add_if(&c, old->sriov_role != new->sriov_role, "SriovRole");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->sriov_pf, new->sriov_pf), "SriovPhysicalFunction");
+        bus_changed_add_if(&c, !streq_ptr(old->sriov_pf, new->sriov_pf), "SriovPhysicalFunction");
         bus_changed_add_if(&c, old->sriov_numvfs != new->sriov_numvfs, "SriovNumVfs");
         bus_changed_add_if(&c, old->vfio_bound != new->vfio_bound, "VfioBound");
         bus_changed_add_if(&c, old->boot_vga != new->boot_vga, "BootVga");
-        bus_changed_add_if(&c, !bus_strv_equal(old->reset_methods, new->reset_methods), "ResetMethods");
-        bus_changed_add_if(&c, !bus_strv_equal(old->net_interfaces, new->net_interfaces), "NetInterfaces");
-        bus_changed_add_if(&c, !bus_strv_equal(old->block_devices, new->block_devices), "BlockDevices");
-        bus_changed_add_if(&c, !bus_strv_equal(old->drm_cards, new->drm_cards), "DrmCards");
+        bus_changed_add_if(&c, !strv_equal(old->reset_methods, new->reset_methods), "ResetMethods");
+        bus_changed_add_if(&c, !strv_equal(old->net_interfaces, new->net_interfaces), "NetInterfaces");
+        bus_changed_add_if(&c, !strv_equal(old->block_devices, new->block_devices), "BlockDevices");
+        bus_changed_add_if(&c, !strv_equal(old->drm_cards, new->drm_cards), "DrmCards");
         if (c.n == 0)
                 return 0;
 

@@ -229,9 +229,9 @@ static bool blockers_equal(const Group *a, const Group *b) {
         if (a->n_blockers != b->n_blockers)
                 return false;
         for (size_t i = 0; i < a->n_blockers; i++)
-                if (!bus_streq_ptr(a->blockers[i].device, b->blockers[i].device) ||
-                    !bus_streq_ptr(a->blockers[i].driver, b->blockers[i].driver) ||
-                    !bus_streq_ptr(a->blockers[i].reason, b->blockers[i].reason))
+                if (!streq_ptr(a->blockers[i].device, b->blockers[i].device) ||
+                    !streq_ptr(a->blockers[i].driver, b->blockers[i].driver) ||
+                    !streq_ptr(a->blockers[i].reason, b->blockers[i].reason))
                         return false;
         return true;
 }
@@ -242,7 +242,7 @@ static bool reserved_regions_equal(const Group *a, const Group *b) {
         for (size_t i = 0; i < a->n_reserved_regions; i++)
                 if (a->reserved_regions[i].start_addr != b->reserved_regions[i].start_addr ||
                     a->reserved_regions[i].end_addr != b->reserved_regions[i].end_addr ||
-                    !bus_streq_ptr(a->reserved_regions[i].type, b->reserved_regions[i].type))
+                    !streq_ptr(a->reserved_regions[i].type, b->reserved_regions[i].type))
                         return false;
         return true;
 }
@@ -252,13 +252,13 @@ int group_bus_emit_changes(sd_bus *bus, const Group *old, const Group *new) {
         BusChangedNames c = {};
 
         bus_changed_add_if(&c, old->type != new->type, "DomainType");
-        bus_changed_add_if(&c, !bus_strv_equal(old->devices, new->devices), "Devices");
+        bus_changed_add_if(&c, !strv_equal(old->devices, new->devices), "Devices");
         bus_changed_add_if(&c, old->viable != new->viable, "Viable");
         bus_changed_add_if(&c, !blockers_equal(old, new), "Blockers");
         bus_changed_add_if(&c, old->type_change.writable != new->type_change.writable, "TypeChangeWritable");
-        bus_changed_add_if(&c, !bus_strv_equal(old->type_change.allowed, new->type_change.allowed),
+        bus_changed_add_if(&c, !strv_equal(old->type_change.allowed, new->type_change.allowed),
                            "TypeChangeAllowed");
-        bus_changed_add_if(&c, !bus_streq_ptr(old->type_change.reason, new->type_change.reason),
+        bus_changed_add_if(&c, !streq_ptr(old->type_change.reason, new->type_change.reason),
                            "TypeChangeReason");
         bus_changed_add_if(&c, !reserved_regions_equal(old, new), "ReservedRegions");
         bus_changed_add_if(&c, old->vfio_node != new->vfio_node, "VfioNode");

@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
+#include "string-util.h"
 #include "strv.h"
 
 #define PCI_CONFIG_MAX 4096
@@ -663,4 +664,72 @@ int devices_load(const HostRoots *roots, struct pci_access *pacc, const HostList
         *ret = devices;
         *ret_n = n;
         return 0;
+}
+
+/* ---- equality ------------------------------------------------------------------------------ */
+
+/* Two values of a field where any negative value means unknown. */
+static bool known_equal(int a, int b) {
+        return a < 0 ? b < 0 : a == b;
+}
+
+/* The header type is shown by its name (0 endpoint, 1 bridge, 2 cardbus); any other value as unknown. */
+static bool header_type_equal(int a, int b) {
+        bool a_named = a >= 0 && a <= 2, b_named = b >= 0 && b <= 2;
+
+        return a_named || b_named ? a == b : true;
+}
+
+/* Fields that depend on config space count only when it could be read (they are unknown otherwise). */
+static bool config_equal(const Device *a, const Device *b) {
+        bool a_pcie_known = a->config_read && a->header_type >= 0,
+             b_pcie_known = b->config_read && b->header_type >= 0;
+
+        if (a->config_read != b->config_read || (a->config_read && a->multifunction != b->multifunction) ||
+            a_pcie_known != b_pcie_known || (a_pcie_known && a->is_pcie != b->is_pcie))
+                return false;
+        if (a->config_extended != b->config_extended)
+                return false;
+        if (a->config_extended &&
+            (a->acs_present != b->acs_present ||
+             (a->acs_present && (a->acs_cap != b->acs_cap || a->acs_ctrl != b->acs_ctrl)) ||
+             a->ats != b->ats || a->pri != b->pri || a->pasid != b->pasid))
+                return false;
+        return a->serial_present == b->serial_present && (!a->serial_present || a->serial == b->serial);
+}
+
+static bool sriov_equal(const Device *a, const Device *b) {
+        if (a->sriov_role != b->sriov_role)
+                return false;
+        switch (a->sriov_role) {
+        case SRIOV_PF:
+                return known_equal(a->sriov_totalvfs, b->sriov_totalvfs) &&
+                       known_equal(a->sriov_numvfs, b->sriov_numvfs);
+        case SRIOV_VF:
+                return streq_ptr(a->sriov_pf, b->sriov_pf);
+        default:
+                return true;
+        }
+}
+
+bool device_equal(const Device *a, const Device *b) {
+        return streq_ptr(a->address, b->address) && known_equal(a->vendor_id, b->vendor_id) &&
+               known_equal(a->device_id, b->device_id) &&
+               known_equal(a->subsystem_vendor_id, b->subsystem_vendor_id) &&
+               known_equal(a->subsystem_device_id, b->subsystem_device_id) &&
+               known_equal(a->class_code, b->class_code) && known_equal(a->revision, b->revision) &&
+               streq_ptr(a->vendor_name, b->vendor_name) && streq_ptr(a->device_name, b->device_name) &&
+               streq_ptr(a->subsystem_vendor_name, b->subsystem_vendor_name) &&
+               streq_ptr(a->subsystem_name, b->subsystem_name) && streq_ptr(a->class_name, b->class_name) &&
+               header_type_equal(a->header_type, b->header_type) && config_equal(a, b) &&
+               streq_ptr(a->driver, b->driver) && streq_ptr(a->driver_override, b->driver_override) &&
+               known_equal(a->group, b->group) && streq_ptr(a->iommu_unit, b->iommu_unit) &&
+               known_equal(a->numa_node, b->numa_node) && streq_ptr(a->parent, b->parent) &&
+               streq_ptr(a->sysfs_path, b->sysfs_path) && sriov_equal(a, b) &&
+               /* reset_methods is NULL when the kernel has no reset_method file: not the same as none. */
+               !a->reset_methods == !b->reset_methods && strv_equal(a->reset_methods, b->reset_methods) &&
+               known_equal(a->boot_vga, b->boot_vga) && streq_ptr(a->removable, b->removable) &&
+               strv_equal(a->net_interfaces, b->net_interfaces) &&
+               strv_equal(a->block_devices, b->block_devices) && strv_equal(a->drm_cards, b->drm_cards) &&
+               streq_ptr(a->modalias, b->modalias) && item_errors_equal(&a->errors, &b->errors);
 }

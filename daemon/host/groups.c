@@ -738,3 +738,50 @@ int groups_load(const HostRoots *roots, const Inventory *inv, const HostListing 
         *ret_n = n;
         return 0;
 }
+
+/* ---- equality ------------------------------------------------------------------------------ */
+
+static bool reserved_regions_equal(const Group *a, const Group *b) {
+        if (a->n_reserved_regions != b->n_reserved_regions)
+                return false;
+        for (size_t i = 0; i < a->n_reserved_regions; i++) {
+                const ReservedRegion *x = &a->reserved_regions[i], *y = &b->reserved_regions[i];
+
+                if (!streq_ptr(x->start, y->start) || !streq_ptr(x->end, y->end) ||
+                    !streq_ptr(x->type, y->type))
+                        return false;
+        }
+        return true;
+}
+
+static bool blockers_equal(const Group *a, const Group *b) {
+        if (a->n_blockers != b->n_blockers)
+                return false;
+        for (size_t i = 0; i < a->n_blockers; i++) {
+                const Blocker *x = &a->blockers[i], *y = &b->blockers[i];
+
+                if (!streq_ptr(x->device, y->device) || !streq_ptr(x->driver, y->driver) ||
+                    !streq_ptr(x->reason, y->reason) ||
+                    !streq_ptr(blocker_kind_to_string(x->kind), blocker_kind_to_string(y->kind)))
+                        return false;
+        }
+        return true;
+}
+
+static bool type_change_equal(const TypeChangeRules *a, const TypeChangeRules *b) {
+        if (a->writable != b->writable || !strv_equal(a->allowed, b->allowed) ||
+            !streq_ptr(a->reason, b->reason) || a->n_refused != b->n_refused)
+                return false;
+        for (size_t i = 0; i < a->n_refused; i++)
+                if (!streq_ptr(a->refused[i].type, b->refused[i].type) ||
+                    !streq_ptr(a->refused[i].reason, b->refused[i].reason))
+                        return false;
+        return true;
+}
+
+bool group_equal(const Group *a, const Group *b) {
+        return a->id == b->id && streq_ptr(a->type_raw, b->type_raw) && strv_equal(a->devices, b->devices) &&
+               reserved_regions_equal(a, b) && a->viable == b->viable && blockers_equal(a, b) &&
+               type_change_equal(&a->type_change, &b->type_change) && a->vfio_node == b->vfio_node &&
+               item_errors_equal(&a->errors, &b->errors);
+}

@@ -1,7 +1,6 @@
 /* Host-wide IOMMU facts: kernel release, command line, whether an IOMMU is on (and why not), VFIO state. */
 #include <ctype.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,7 +9,6 @@
 
 #include "fileio.h"
 #include "inventory.h"
-#include "json-util.h"
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
@@ -630,65 +628,32 @@ void host_info_done(HostInfo *info) {
         *info = (HostInfo){.allow_unsafe_interrupts = -1, .intel_intgpu_mapped = -1};
 }
 
-/* ---- JSON ------------------------------------------------------------------------------------ */
+/* ---- equality ------------------------------------------------------------------------------ */
 
-json_object *host_info_to_json(const HostInfo *info) {
-        json_object *o, *params, *acpi, *vfio;
+bool host_info_equal(const HostInfo *a, const HostInfo *b) {
+        /* allow_unsafe_interrupts: unknown, or the module parameter as a boolean. */
+        bool unsafe_irqs_equal =
+                a->allow_unsafe_interrupts < 0
+                        ? b->allow_unsafe_interrupts < 0
+                        : b->allow_unsafe_interrupts >= 0 &&
+                                  (a->allow_unsafe_interrupts > 0) == (b->allow_unsafe_interrupts > 0);
 
-        o = json_object_new_object();
-        params = json_object_new_object();
-        acpi = json_object_new_object();
-        vfio = json_object_new_object();
-        if (!o || !params || !acpi || !vfio) {
-                json_object_put(o);
-                json_object_put(params);
-                json_object_put(acpi);
-                json_object_put(vfio);
-                return NULL;
-        }
-
-        json_object_object_add(o, "kernel_release", json_string_or_null(info->kernel_release));
-        if (info->kernel_version_known) {
-                char v[32];
-
-                snprintf(v, sizeof(v), "%u.%u", info->kernel_major, info->kernel_minor);
-                json_object_object_add(o, "kernel_version", json_object_new_string(v));
-        } else
-                json_object_object_add(o, "kernel_version", NULL);
-        json_object_object_add(o, "cmdline", json_string_or_null(info->cmdline));
-
-        json_object_object_add(params, "iommu", json_string_or_null(info->params.iommu));
-        json_object_object_add(params, "iommu.passthrough",
-                               json_string_or_null(info->params.iommu_passthrough));
-        json_object_object_add(params, "iommu.strict", json_string_or_null(info->params.iommu_strict));
-        json_object_object_add(params, "intel_iommu", json_string_or_null(info->params.intel_iommu));
-        json_object_object_add(params, "amd_iommu", json_string_or_null(info->params.amd_iommu));
-        json_object_object_add(o, "kernel_params", params);
-
-        json_object_object_add(o, "iommu_enabled", json_object_new_boolean(info->iommu_enabled));
-        json_object_object_add(o, "iommu_off_reason", json_string_or_null(info->iommu_off_reason));
-
-        json_object_object_add(acpi, "dmar", json_object_new_boolean(info->acpi_dmar));
-        json_object_object_add(acpi, "ivrs", json_object_new_boolean(info->acpi_ivrs));
-        json_object_object_add(o, "acpi", acpi);
-
-        json_object_object_add(o, "cmdline_default_domain_type",
-                               json_string_or_null(domain_type_to_string(info->cmdline_default_type)));
-        json_object_object_add(o, "cmdline_default_domain_type_source",
-                               json_string_or_null(info->cmdline_default_type_source));
-
-        json_object_object_add(vfio, "vfio_loaded", json_object_new_boolean(info->vfio_loaded));
-        json_object_object_add(vfio, "vfio_pci_loaded", json_object_new_boolean(info->vfio_pci_loaded));
-        json_object_object_add(vfio, "vfio_iommu_type1_loaded",
-                               json_object_new_boolean(info->vfio_iommu_type1_loaded));
-        json_object_object_add(vfio, "dev_vfio_vfio", json_object_new_boolean(info->dev_vfio_vfio));
-        json_object_object_add(vfio, "dev_iommu", json_object_new_boolean(info->dev_iommu));
-        json_object_object_add(vfio, "allow_unsafe_interrupts",
-                               info->allow_unsafe_interrupts < 0
-                                       ? NULL
-                                       : json_object_new_boolean(info->allow_unsafe_interrupts > 0));
-        json_object_object_add(o, "vfio", vfio);
-
-        json_object_object_add(o, "errors", item_errors_to_json(&info->errors));
-        return o;
+        return streq_ptr(a->kernel_release, b->kernel_release) &&
+               a->kernel_version_known == b->kernel_version_known &&
+               (!a->kernel_version_known ||
+                (a->kernel_major == b->kernel_major && a->kernel_minor == b->kernel_minor)) &&
+               streq_ptr(a->cmdline, b->cmdline) && streq_ptr(a->params.iommu, b->params.iommu) &&
+               streq_ptr(a->params.iommu_passthrough, b->params.iommu_passthrough) &&
+               streq_ptr(a->params.iommu_strict, b->params.iommu_strict) &&
+               streq_ptr(a->params.intel_iommu, b->params.intel_iommu) &&
+               streq_ptr(a->params.amd_iommu, b->params.amd_iommu) && a->iommu_enabled == b->iommu_enabled &&
+               streq_ptr(a->iommu_off_reason, b->iommu_off_reason) && a->acpi_dmar == b->acpi_dmar &&
+               a->acpi_ivrs == b->acpi_ivrs &&
+               streq_ptr(domain_type_to_string(a->cmdline_default_type),
+                         domain_type_to_string(b->cmdline_default_type)) &&
+               streq_ptr(a->cmdline_default_type_source, b->cmdline_default_type_source) &&
+               a->vfio_loaded == b->vfio_loaded && a->vfio_pci_loaded == b->vfio_pci_loaded &&
+               a->vfio_iommu_type1_loaded == b->vfio_iommu_type1_loaded &&
+               a->dev_vfio_vfio == b->dev_vfio_vfio && a->dev_iommu == b->dev_iommu && unsafe_irqs_equal &&
+               item_errors_equal(&a->errors, &b->errors);
 }

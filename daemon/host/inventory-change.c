@@ -1,6 +1,5 @@
 /* Differences between inventory states: a full diff after a rescan, and in-place refreshes of one device. */
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "inventory-private.h"
 #include "macro.h"
 #include "roots.h"
+#include "string-util.h"
 #include "strv.h"
 
 static const char *const change_kind_names[_INVENTORY_CHANGE_MAX] = {
@@ -25,19 +25,6 @@ static const char *const change_kind_names[_INVENTORY_CHANGE_MAX] = {
 
 const char *inventory_change_kind_to_string(InventoryChangeKind k) {
         return k < _INVENTORY_CHANGE_MAX ? change_kind_names[k] : NULL;
-}
-
-static bool streq_ptr(const char *a, const char *b) {
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* The JSON mapping covers every field, so equal JSON means nothing an API client can see changed. */
-static bool json_equal_and_put(json_object *a, json_object *b) {
-        bool equal = json_object_equal(a, b);
-
-        json_object_put(a);
-        json_object_put(b);
-        return equal;
 }
 
 static void emit(InventoryChangeFunc cb, void *userdata, InventoryChangeKind kind, const Device *old_device,
@@ -68,7 +55,7 @@ static void diff_device(const Device *old, const Device *new, InventoryChangeFun
                 emit(cb, userdata, INVENTORY_DEVICE_DRIVER_CHANGED, old, new, NULL, NULL);
                 return;
         }
-        if (!json_equal_and_put(device_to_json(old), device_to_json(new)))
+        if (!device_equal(old, new))
                 emit(cb, userdata, INVENTORY_DEVICE_UPDATED, old, new, NULL, NULL);
 }
 
@@ -99,17 +86,16 @@ static void diff_group(const Group *old, const Group *new, InventoryChangeFunc c
         }
         if (!streq_ptr(old->type_raw, new->type_raw))
                 emit(cb, userdata, INVENTORY_GROUP_TYPE_CHANGED, NULL, NULL, old, new);
-        else if (!json_equal_and_put(group_to_json(old), group_to_json(new)))
+        else if (!group_equal(old, new))
                 emit(cb, userdata, INVENTORY_GROUP_UPDATED, NULL, NULL, old, new);
 }
 
 static bool host_changed(const HostInfo *old_host, const Unit *old_units, size_t n_old_units,
                          const HostInfo *new_host, const Unit *new_units, size_t n_new_units) {
-        if (n_old_units != n_new_units ||
-            !json_equal_and_put(host_info_to_json(old_host), host_info_to_json(new_host)))
+        if (n_old_units != n_new_units || !host_info_equal(old_host, new_host))
                 return true;
         for (size_t k = 0; k < n_old_units; k++)
-                if (!json_equal_and_put(unit_to_json(&old_units[k]), unit_to_json(&new_units[k])))
+                if (!unit_equal(&old_units[k], &new_units[k]))
                         return true;
         return false;
 }

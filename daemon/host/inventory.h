@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 typedef struct HostRoots HostRoots;
-typedef struct json_object json_object;
 
 typedef struct ItemError {
         char *file;    /* path relative to the root it was read from, e.g. "sys/bus/pci/devices/…/class" */
@@ -28,7 +27,7 @@ typedef struct ItemErrors {
 void item_errors_add(ItemErrors *errors, const char *file, int error, const char *message_format, ...)
         __attribute__((format(printf, 4, 5)));
 void item_errors_done(ItemErrors *errors);
-json_object *item_errors_to_json(const ItemErrors *errors);
+bool item_errors_equal(const ItemErrors *a, const ItemErrors *b);
 
 /* ---- host ---------------------------------------------------------------------------------- */
 
@@ -95,7 +94,9 @@ typedef struct HostInfo {
 /* Fills *info from proc and sys; always succeeds except on OOM (problems land in info->errors). */
 int host_info_load(const HostRoots *roots, HostInfo *info);
 void host_info_done(HostInfo *info);
-json_object *host_info_to_json(const HostInfo *info);
+/* Whether a and b differ in nothing an API client is shown (fields that are unknown in both are equal,
+ * whatever they hold); strings compare by content. The same holds for the *_equal() below. */
+bool host_info_equal(const HostInfo *a, const HostInfo *b);
 
 /* ---- IOMMU units ----------------------------------------------------------------------------- */
 
@@ -136,7 +137,7 @@ typedef struct Unit {
 /* Reads sys/class/iommu. host is used for the kernel version (AMD's features field order). */
 int units_load(const HostRoots *roots, const HostInfo *host, Unit **ret, size_t *ret_n);
 void units_free(Unit *units, size_t n);
-json_object *unit_to_json(const Unit *unit);
+bool unit_equal(const Unit *a, const Unit *b);
 
 /* ---- PCI devices ----------------------------------------------------------------------------- */
 
@@ -345,7 +346,6 @@ int inventory_refresh_group(HostReader *reader, Inventory *inv, unsigned id, Inv
 /* Re-reads host settings and IOMMU units (a module loaded, /dev/iommu appeared). */
 int inventory_refresh_host(HostReader *reader, Inventory *inv, InventoryChangeFunc cb, void *userdata);
 
-/* The items as JSON trees: what the inventory diff compares to tell an item changed. What is shown
- * (--dump, iommuctl --json) is the API's messages through proto/proto-json.c. */
-json_object *device_to_json(const Device *device);
-json_object *group_to_json(const Group *group);
+/* What the inventory diff compares to tell an item changed (see host_info_equal()). */
+bool device_equal(const Device *a, const Device *b);
+bool group_equal(const Group *a, const Group *b);

@@ -1,6 +1,5 @@
 /* Per-item read problems: which file, what was wrong. */
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 
 #include "inventory.h"
 #include "macro.h"
+#include "string-util.h"
 
 /* strerror() for the errors our readers make up, whose standard texts would puzzle an operator. */
 static const char *error_to_string(int error) {
@@ -66,15 +66,12 @@ void item_errors_done(ItemErrors *errors) {
         *errors = (ItemErrors){};
 }
 
-json_object *item_errors_to_json(const ItemErrors *errors) {
-        json_object *a = json_object_new_array();
-
-        FOREACH_ARRAY(e, errors->items, errors->n) {
-                json_object *o = json_object_new_object();
-
-                json_object_object_add(o, "file", json_object_new_string(e->file));
-                json_object_object_add(o, "message", json_object_new_string(e->message));
-                json_object_array_add(a, o);
-        }
-        return a;
+bool item_errors_equal(const ItemErrors *a, const ItemErrors *b) {
+        if (a->n != b->n)
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!streq_ptr(a->items[i].file, b->items[i].file) ||
+                    !streq_ptr(a->items[i].message, b->items[i].message))
+                        return false;
+        return true;
 }

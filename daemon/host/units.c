@@ -1,7 +1,6 @@
 /* IOMMU units from sys/class/iommu: their kind, raw registers, decoded features and translated devices. */
 #include <ctype.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,7 +11,6 @@
 #include "fileio.h"
 #include "inventory-private.h"
 #include "inventory.h"
-#include "json-util.h"
 #include "macro.h"
 #include "parse.h"
 #include "roots.h"
@@ -547,53 +545,24 @@ void units_free(Unit *units, size_t n) {
         free(units);
 }
 
-/* ---- JSON ------------------------------------------------------------------------------------ */
+/* ---- equality ------------------------------------------------------------------------------ */
 
-static json_object *json_strv(char *const *l) {
-        json_object *a = json_object_new_array();
-
-        if (!a)
-                return NULL;
-        for (; l && *l; l++)
-                json_object_array_add(a, json_object_new_string(*l));
-        return a;
-}
-
-json_object *unit_to_json(const Unit *unit) {
-        json_object *o, *registers = NULL;
-
-        o = json_object_new_object();
-        if (!o)
-                return NULL;
-
-        json_object_object_add(o, "name", json_string_or_null(unit->name));
-        json_object_object_add(o, "kind", json_string_or_null(unit_kind_to_string(unit->kind)));
-        json_object_object_add(o, "pci_device", json_string_or_null(unit->pci_device));
-
-        if (unit->kind == UNIT_KIND_INTEL_VTD) {
-                registers = json_object_new_object();
-                if (registers) {
-                        json_object_object_add(registers, "cap", json_string_or_null(unit->intel_cap));
-                        json_object_object_add(registers, "ecap", json_string_or_null(unit->intel_ecap));
-                        json_object_object_add(registers, "version",
-                                               json_string_or_null(unit->intel_version));
-                        json_object_object_add(registers, "address",
-                                               json_string_or_null(unit->intel_address));
-                }
-        } else if (unit->kind == UNIT_KIND_AMD_VI) {
-                registers = json_object_new_object();
-                if (registers) {
-                        json_object_object_add(registers, "cap", json_string_or_null(unit->amd_cap));
-                        json_object_object_add(registers, "features",
-                                               json_string_or_null(unit->amd_features));
-                }
-        }
-        json_object_object_add(o, "registers", registers);
-
-        json_object_object_add(o, "features", json_strv(unit->features));
-        json_object_object_add(o, "features_absent", json_strv(unit->features_absent));
-        /* null when the devices/ directory could not be read, [] when the unit translates nothing */
-        json_object_object_add(o, "devices", unit->devices ? json_strv(unit->devices) : NULL);
-        json_object_object_add(o, "errors", item_errors_to_json(&unit->errors));
-        return o;
+bool unit_equal(const Unit *a, const Unit *b) {
+        if (!streq_ptr(a->name, b->name) ||
+            !streq_ptr(unit_kind_to_string(a->kind), unit_kind_to_string(b->kind)) ||
+            !streq_ptr(a->pci_device, b->pci_device))
+                return false;
+        /* Registers: only the kind's own are shown. */
+        if (a->kind == UNIT_KIND_INTEL_VTD &&
+            (!streq_ptr(a->intel_cap, b->intel_cap) || !streq_ptr(a->intel_ecap, b->intel_ecap) ||
+             !streq_ptr(a->intel_version, b->intel_version) ||
+             !streq_ptr(a->intel_address, b->intel_address)))
+                return false;
+        if (a->kind == UNIT_KIND_AMD_VI &&
+            (!streq_ptr(a->amd_cap, b->amd_cap) || !streq_ptr(a->amd_features, b->amd_features)))
+                return false;
+        /* devices is NULL when the devices/ directory could not be read: not the same as none. */
+        return strv_equal(a->features, b->features) && strv_equal(a->features_absent, b->features_absent) &&
+               !a->devices == !b->devices && strv_equal(a->devices, b->devices) &&
+               item_errors_equal(&a->errors, &b->errors);
 }

@@ -15,6 +15,11 @@ static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 
+/* Equal strings, or both NULL. */
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* The length of the UTF-8 character at s (at most avail bytes), with its code point in *ret_code
  * (may be NULL); 0 when the bytes there are not one (overlong forms, surrogates and values above
  * U+10FFFF included). */

@@ -53,3 +53,10 @@ bool strv_contains(char *const *l, const char *s) {
                                 return true;
         return false;
 }
+
+bool strv_equal(char *const *a, char *const *b) {
+        for (; a && *a && b && *b; a++, b++)
+                if (*a != *b && strcmp(*a, *b) != 0)
+                        return false;
+        return !(a && *a) && !(b && *b);
+}

@@ -15,3 +15,5 @@ int strv_push_dup(char ***l, size_t *n, const char *s);
 int strv_push(char ***l, size_t *n, char *s);
 size_t strv_length(char *const *l);
 bool strv_contains(char *const *l, const char *s);
+/* The same strings in the same order; NULL equals the empty vector. */
+bool strv_equal(char *const *a, char *const *b);

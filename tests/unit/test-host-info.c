@@ -1,4 +1,4 @@
-/* Unit tests for host-info.c: command line, derived default type, off reasons, VFIO state, JSON. */
+/* Unit tests for host-info.c: command line, derived default type, off reasons, VFIO state. */
 #undef NDEBUG
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <json-c/json.h>
 
 #include "fake-tree.h"
 #include "inventory.h"
@@ -315,54 +314,6 @@ static void test_vfio(void **state) {
         fake_tree_free(t);
 }
 
-static void test_json(void **state) {
-        static const char *const keys[] = {
-                "kernel_release",
-                "kernel_version",
-                "cmdline",
-                "kernel_params",
-                "iommu_enabled",
-                "iommu_off_reason",
-                "acpi",
-                "cmdline_default_domain_type",
-                "cmdline_default_domain_type_source",
-                "vfio",
-                "errors",
-        };
-        FakeTree *t = tree_with("6.1.0-57-amd64", "iommu=pt");
-        HostInfo info;
-        json_object *o, *v;
-        size_t i = 0;
-
-        load(t, &info);
-        o = host_info_to_json(&info);
-        assert_non_null(o);
-        json_object_object_foreach (o, key, value) {
-                (void)value;
-                assert_true(i < sizeof(keys) / sizeof(keys[0]));
-                assert_string_equal(key, keys[i++]);
-        }
-        assert_int_equal(i, sizeof(keys) / sizeof(keys[0]));
-
-        assert_true(json_object_object_get_ex(o, "kernel_version", &v));
-        assert_string_equal(json_object_get_string(v), "6.1");
-        assert_true(json_object_object_get_ex(o, "cmdline_default_domain_type", &v));
-        assert_string_equal(json_object_get_string(v), "identity");
-        assert_true(json_object_object_get_ex(o, "iommu_off_reason", &v));
-        assert_null(v);
-        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "kernel_params"),
-                                                           JSON_C_TO_STRING_PLAIN),
-                            "{\"iommu\":\"pt\",\"iommu.passthrough\":null,\"iommu.strict\":null,"
-                            "\"intel_iommu\":null,\"amd_iommu\":null}");
-        assert_string_equal(
-                json_object_to_json_string_ext(json_object_object_get(o, "vfio"), JSON_C_TO_STRING_PLAIN),
-                "{\"vfio_loaded\":false,\"vfio_pci_loaded\":false,\"vfio_iommu_type1_loaded\":false,"
-                "\"dev_vfio_vfio\":false,\"dev_iommu\":false,\"allow_unsafe_interrupts\":null}");
-        json_object_put(o);
-        host_info_done(&info);
-        fake_tree_free(t);
-}
-
 static void test_done_accepts_empty(void **state) {
         HostInfo info = {};
 
@@ -383,7 +334,6 @@ int main(void) {
                 cmocka_unit_test(test_no_iommu_support),
                 cmocka_unit_test(test_enabled),
                 cmocka_unit_test(test_vfio),
-                cmocka_unit_test(test_json),
                 cmocka_unit_test(test_done_accepts_empty),
         };
 

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <json-c/json.h>
 
 #include "fake-tree.h"
 #include "inventory.h"
@@ -295,53 +294,13 @@ static void test_arm_and_other(void **state) {
         fake_tree_free(t);
 }
 
-static void test_json(void **state) {
-        static const char *const keys[] = {
-                "name",    "kind",   "pci_device", "registers", "features", "features_absent",
-                "devices", "errors",
-        };
-        FakeTree *t = fake_tree_new();
-        json_object *o, *v;
-        Unit *units;
-        size_t n, i = 0;
-
-        fake_tree_add_amd_unit(t, "29d3:0\n");
-        fake_tree_mkdir(t, "sys/devices/platform/foo-iommu/iommu/foo0");
-        fake_tree_symlink(t, "sys/class/iommu/foo0", "../../devices/platform/foo-iommu/iommu/foo0");
-        load(t, &host_6_12, &units, &n);
-        assert_int_equal(n, 2);
-
-        o = unit_to_json(&units[1]);
-        json_object_object_foreach (o, key, value) {
-                (void)value;
-                assert_true(i < sizeof(keys) / sizeof(keys[0]));
-                assert_string_equal(key, keys[i++]);
-        }
-        assert_int_equal(i, sizeof(keys) / sizeof(keys[0]));
-        assert_string_equal(json_object_to_json_string_ext(json_object_object_get(o, "registers"),
-                                                           JSON_C_TO_STRING_PLAIN),
-                            "{\"cap\":\"1f03000f\",\"features\":\"29d3:0\"}");
-        assert_true(json_object_object_get_ex(o, "pci_device", &v));
-        assert_string_equal(json_object_get_string(v), "0000:00:00.2");
-        json_object_put(o);
-
-        o = unit_to_json(&units[0]);
-        assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-                            "{\"name\":\"foo0\",\"kind\":\"other\",\"pci_device\":null,\"registers\":null,"
-                            "\"features\":[],\"features_absent\":[],\"devices\":[],\"errors\":[]}");
-        json_object_put(o);
-
-        units_free(units, n);
-        fake_tree_free(t);
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_kind_strings),    cmocka_unit_test(test_no_class_dir),
                 cmocka_unit_test(test_intel),           cmocka_unit_test(test_intel_garbage),
                 cmocka_unit_test(test_amd_field_order), cmocka_unit_test(test_amd_unknown_version),
                 cmocka_unit_test(test_amd_garbage),     cmocka_unit_test(test_virtio),
-                cmocka_unit_test(test_arm_and_other),   cmocka_unit_test(test_json),
+                cmocka_unit_test(test_arm_and_other),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import xml.etree.ElementTree as ET
@@ -36,11 +35,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import tap  # noqa: E402
 
-try:
-    import dbus
-except ImportError:
-    print(f"not ok 1 - python3-dbus is missing for {sys.executable}: install python3-dbus")
-    sys.exit(1)
+dbus = tap.require("dbus", "python3-dbus")
 
 IOMMUD = os.path.abspath(sys.argv[1]) if len(sys.argv) == 4 else None
 SOURCE_ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) == 4 else None
@@ -53,7 +48,7 @@ NOBODY = 65534
 TIMEOUT = 10
 
 TMP = None
-PROCS = []
+H = None  # tap.Harness, once TMP exists
 
 
 class Tap(tap.Tap):
@@ -73,55 +68,6 @@ T = Tap()
 
 # ---- processes -------------------------------------------------------------------------------------
 
-def start(argv, **kwargs):
-    p = subprocess.Popen(argv, **kwargs)
-    PROCS.append(p)
-    return p
-
-
-def stop_all():
-    for p in reversed(PROCS):
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def start_bus(name="bus"):
-    """A private bus every user may connect to and call on: the daemon's own checks are under test."""
-    return run_bus(name, "session", """  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-  </policy>
-""")
-
-
-def run_bus(name, bus_type, policy):
-    """dbus-daemon with that policy, listening on TMP/name (open to every user); its address."""
-    config = os.path.join(TMP, f"{name}.conf")
-    with open(config, "w") as f:
-        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>{bus_type}</type>
-  <listen>unix:path={TMP}/{name}</listen>
-  <auth>EXTERNAL</auth>
-{policy}</busconfig>
-""")
-    p = start(["dbus-daemon", "--nofork", f"--config-file={config}", "--print-address=1"],
-              stdout=subprocess.PIPE, stderr=open(os.path.join(TMP, f"{name}-daemon.log"), "w"), text=True)
-    address = p.stdout.readline().strip()
-    if not address:
-        raise RuntimeError("dbus-daemon printed no address")
-    os.chmod(os.path.join(TMP, name), 0o777)
-    return address
-
-
 def start_iommud(address, tree, *extra, state=None, read_only_state=False):
     log = open(os.path.join(TMP, "iommud.log"), "a")
     state = state or os.path.join(TMP, "state")
@@ -136,7 +82,7 @@ def start_iommud(address, tree, *extra, state=None, read_only_state=False):
         else:
             script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && shift && exec "$@"'
             argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, state, "--"] + argv
-    p = start(argv, stdout=log, stderr=subprocess.STDOUT)
+    p = H.start(argv, stdout=log, stderr=subprocess.STDOUT)
     bus = dbus.bus.BusConnection(address)
     deadline = time.monotonic() + TIMEOUT
     while not bus.name_has_owner(NAME):
@@ -162,47 +108,6 @@ def python_as(user, code):
     """Runs python3-dbus code as another user; it prints its result as JSON."""
     return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
                            "/usr/bin/python3", "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
-
-
-class Monitor:
-    """busctl monitor in JSON: every message to or from org.iommud1, collected on a thread."""
-
-    def __init__(self, address):
-        self.proc = start(["busctl", f"--address={address}", "monitor", NAME, "--json=short"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.messages = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                m = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.messages.append(m)
-                self.cond.notify_all()
-
-    def mark(self):
-        with self.cond:
-            return len(self.messages)
-
-    def signals(self, since, member):
-        with self.cond:
-            return [m for m in self.messages[since:] if m.get("type") == "signal" and m.get("member") == member]
-
-    def wait_for(self, since, predicate, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = [m for m in self.messages[since:] if m.get("type") == "signal" and predicate(m)]
-                if found:
-                    return found
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return []
-                self.cond.wait(left)
 
 
 # ---- the checks ------------------------------------------------------------------------------------
@@ -430,7 +335,7 @@ def check_polkit(address, inv):
     if os.getuid() != 0:
         T.skip("polkit checks", "needs root for setpriv")
         return
-    polkit = start([FAKE_POLKIT, address, "org.iommud1.operate"], stdout=subprocess.PIPE, text=True)
+    polkit = H.start([FAKE_POLKIT, address, "org.iommud1.operate"], stdout=subprocess.PIPE, text=True)
     if polkit.stdout.readline().strip() != "ready":
         T.check(False, "the fake polkit started")
         return
@@ -576,7 +481,7 @@ def check_system_bus_later(tree):
     bus_path = os.path.join(TMP, "late-bus")
     log_path = os.path.join(TMP, "iommud-late.log")
     env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS="unix:path=" + bus_path)
-    p = start([IOMMUD, "--config=/dev/null", "--root", tree, "--udev=no", "--rescan-interval=0",
+    p = H.start([IOMMUD, "--config=/dev/null", "--root", tree, "--udev=no", "--rescan-interval=0",
                "--unix-socket", os.path.join(TMP, "late.sock"), "--runtime-directory", os.path.join(TMP, "late-run"),
                "--state-directory", os.path.join(TMP, "late-state")],
               stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)
@@ -589,7 +494,7 @@ def check_system_bus_later(tree):
         time.sleep(0.05)
     T.check("Cannot serve on the system D-Bus yet, serving gRPC and trying again" in log_text() and p.poll() is None,
             "no system bus: iommud runs on and says it will try again", log_text())
-    bus = dbus.bus.BusConnection(start_bus("late-bus"))
+    bus = dbus.bus.BusConnection(H.start_bus("late-bus"))
     deadline = time.monotonic() + 20
     while not bus.name_has_owner(NAME) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -636,7 +541,7 @@ def start_system_like_bus():
     driver = "".join(f'    <allow send_destination="org.freedesktop.DBus" send_interface="{i}"/>\n'
                      for i in ("org.freedesktop.DBus", "org.freedesktop.DBus.Introspectable",
                                "org.freedesktop.DBus.Properties"))
-    return run_bus("system-bus", "system", f"""  <policy context="default">
+    return H.start_bus("system-bus", "system", f"""  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -656,7 +561,7 @@ def check_shipped_policy(tree, inv):
         argv = ["/usr/bin/python3", "-c", SUBSCRIBER, address, "3"]
         if user is not None:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + argv
-        subscribers[who] = start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subscribers[who] = H.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         T.check(subscribers[who].stdout.readline().strip() == "ready", f"shipped bus policy: {who} subscribes")
     # A bound device loses its driver: PropertiesChanged on its object.
     device = next(d for d in inv["devices"] if d["driver"] and os.path.islink(
@@ -679,22 +584,20 @@ def check_shipped_policy(tree, inv):
 
 
 def main():
-    global TMP, DAEMON
+    global TMP, H, DAEMON
     if not IOMMUD:
         print("usage: test_dbus.py IOMMUD SOURCE_ROOT FAKE_POLKIT", file=sys.stderr)
         return 2
     TMP = tempfile.mkdtemp(prefix="iommud-dbus-test.")
+    H = tap.Harness(TMP, SOURCE_ROOT)
     # Unprivileged callers must reach the bus socket inside.
     os.chmod(TMP, 0o755)
     try:
-        tree = os.path.join(TMP, "tree")
-        subprocess.run(["python3", os.path.join(SOURCE_ROOT, "tests/fixtures/gen-host.py"),
-                        os.path.join(SOURCE_ROOT, "tests/fixtures/hosts", FIXTURE + ".json"), tree],
-                       check=True, stdout=subprocess.DEVNULL)
+        tree = H.fixture_tree(FIXTURE, "tree")
         inv = json.loads(subprocess.run([IOMMUD, "--dump", "--compact", "--root", tree],
                                         capture_output=True, text=True, check=True).stdout)
-        address = start_bus()
-        monitor = Monitor(address)
+        address = H.start_bus()
+        monitor = tap.BusMonitor(H, address, NAME, TIMEOUT)
         DAEMON, bus = start_iommud(address, tree, "--reader=unix:*", "--admin=uid:0")
         time.sleep(0.2)  # the monitor is attached before the first change
 
@@ -722,7 +625,7 @@ def main():
     except Exception:
         T.check(False, "the test ran to the end", traceback.format_exc() + "\n" + (daemon_log() if TMP and os.path.exists(os.path.join(TMP, "iommud.log")) else ""))
     finally:
-        stop_all()
+        H.stop_all(grace=5)
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"{T.count - T.failed} passed, {T.failed} failed")
     return 1 if T.failed else 0

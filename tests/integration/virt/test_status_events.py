@@ -23,29 +23,20 @@ relist; a sequence of another incarnation, or one the window no longer holds, ge
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools, libvirtd, virsh, dbus-daemon and
 busctl, and root (to run libvirtd as nobody). Prints TAP lines, exits 1 if any check failed.
 """
-import ctypes
 import json
 import os
 import queue
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import tap  # noqa: E402
 
-try:
-    import grpc
-except ImportError:
-    print(f"not ok 1 - python3-grpcio is missing for {sys.executable}: install python3-grpcio and "
-          "python3-grpc-tools")
-    sys.exit(1)
+grpc = tap.require("grpc", "python3-grpcio and python3-grpc-tools")
 
 IOMMUD, IOMMUCTL, SOURCE_ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
 RPC_TIMEOUT = 10
@@ -67,77 +58,12 @@ VM_XML = f"""<domain type='test'>
   </devices>
 </domain>
 """
-LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
 
 TMP = tempfile.mkdtemp(prefix="iommud-status-")
-PB = types.SimpleNamespace()
+H = tap.Harness(TMP, SOURCE_ROOT)
+PB = None  # H.grpc_stubs()
 T = tap.Tap()
 check = T.check
-PROCS = []
-
-
-def start(argv, **kw):
-    p = subprocess.Popen(argv, preexec_fn=lambda: LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), **kw)
-    PROCS.append(p)
-    return p
-
-
-def stop_all():
-    for p in reversed(PROCS):
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def generate_stubs():
-    src, out = os.path.join(TMP, "proto"), os.path.join(TMP, "py")
-    os.makedirs(os.path.join(src, "iommud", "v1"))
-    shutil.copy(os.path.join(SOURCE_ROOT, "proto", "iommud", "v1", "iommud.proto"), os.path.join(src, "iommud", "v1"))
-    os.makedirs(out)
-    subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", src, "--python_out", out,
-                    "--grpc_python_out", out, "iommud/v1/iommud.proto"], check=True)
-    sys.path.insert(0, out)
-    import importlib
-    PB.api = importlib.import_module("iommud.v1.iommud_pb2")
-    PB.api_grpc = importlib.import_module("iommud.v1.iommud_pb2_grpc")
-
-
-def make_tree(name):
-    tree = os.path.join(TMP, name)
-    subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tests", "fixtures", "gen-host.py"),
-                    os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "desktop-gpu.json"), tree],
-                   check=True, stdout=subprocess.DEVNULL)
-    return tree
-
-
-def start_bus():
-    config = os.path.join(TMP, "bus.conf")
-    with open(config, "w") as f:
-        f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={TMP}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-""")
-    p = start(["dbus-daemon", "--nofork", f"--config-file={config}", "--print-address=1"],
-              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    address = p.stdout.readline().strip()
-    if not address:
-        raise RuntimeError("dbus-daemon printed no address")
-    return address
 
 
 def start_libvirtd():
@@ -149,7 +75,7 @@ def start_libvirtd():
     os.chmod(TMP, 0o755)
     env = dict(os.environ, HOME=f"{base}/home", XDG_RUNTIME_DIR=f"{base}/run",
                XDG_CONFIG_HOME=f"{base}/home/.config", XDG_CACHE_HOME=f"{base}/home/.cache")
-    start(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/sbin/libvirtd"], env=env,
+    H.start(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/sbin/libvirtd"], env=env,
           stdout=subprocess.DEVNULL, stderr=open(os.path.join(TMP, "libvirtd.log"), "w"))
     sock = f"{base}/run/libvirt/libvirt-sock"
     deadline = time.monotonic() + 20
@@ -164,43 +90,8 @@ def virsh(uri, *args):
     return subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, timeout=30)
 
 
-class Daemon:
-    def __init__(self, name, tree, *extra):
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir)
-        self.sock = os.path.join(self.dir, "iommud.sock")
-        self.log = os.path.join(self.dir, "stderr.log")
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind(os.path.join(self.dir, "notify"))
-        notify.settimeout(0.1)
-        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", f"--unix-socket={self.sock}",
-                f"--state-directory={self.dir}/state", f"--runtime-directory={self.dir}/run",
-                f"--policy-directory={self.dir}/policy", *extra]
-        self.proc = start(args, stdin=subprocess.DEVNULL, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
-                          env=dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify")))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if "READY=1" in notify.recv(4096).decode().splitlines():
-                    break
-            except socket.timeout:
-                if self.proc.poll() is not None:
-                    break
-        notify.close()
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{name}: iommud exited:\n{self.log_text()}")
-        self.channel = grpc.insecure_channel(f"unix:{self.sock}")
-        self.api = PB.api_grpc.IommuManagerStub(self.channel)
-
-    def log_text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def group(self, gid):
-        return self.api.GetGroup(PB.api.GetGroupRequest(id=gid), timeout=RPC_TIMEOUT)
-
-    def rescan(self):
-        return self.api.Rescan(PB.api.RescanRequest(), timeout=RPC_TIMEOUT)
+def start_daemon(name, tree, *extra):
+    return tap.Daemon(H, IOMMUD, name, tree, *extra, rpc_timeout=RPC_TIMEOUT)
 
 
 class Watch:
@@ -248,39 +139,6 @@ class Watch:
         self.call.cancel()
 
 
-class BusMonitor:
-    """busctl monitor in JSON on a thread: the PropertiesChanged signals of org.iommud1."""
-
-    def __init__(self, address):
-        self.proc = start(["busctl", f"--address={address}", "monitor", "org.iommud1", "--json=short"],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.messages, self.cond = [], threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                m = json.loads(line)
-            except ValueError:
-                continue
-            with self.cond:
-                self.messages.append(m)
-                self.cond.notify_all()
-
-    def mark(self):
-        with self.cond:
-            return len(self.messages)
-
-    def wait_for(self, since, predicate, timeout=RPC_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = [m for m in self.messages[since:] if m.get("type") == "signal" and predicate(m)]
-                if found or time.monotonic() >= deadline:
-                    return found
-                self.cond.wait(max(0.01, deadline - time.monotonic()))
-
-
 def bus_property(address, path, prop):
     p = subprocess.run(["busctl", f"--address={address}", "--json=short", "get-property", "org.iommud1", path,
                         "org.iommud1.Group", prop], capture_output=True, text=True, timeout=RPC_TIMEOUT)
@@ -292,24 +150,15 @@ def iommuctl(daemon, *args):
                           timeout=RPC_TIMEOUT)
 
 
-def wait_state(d, gid, state, timeout=RPC_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    g = d.group(gid)
-    while g.state != state and time.monotonic() < deadline:
-        time.sleep(0.05)
-        g = d.group(gid)
-    return g
-
-
 def test_live_domain(tree):
     if tap.asan_build(IOMMUD):
         T.skip("a live libvirt domain over libvirtd's RPC", "AddressSanitizer's xdr interceptors crash libvirt's "
                "RPC client on Debian 12 (llvm/llvm-project#81470); the other builds run it")
         return
-    address = start_bus()
+    address = H.start_bus()
     uri = start_libvirtd()
-    d = Daemon("live", tree, f"--dbus={address}", f"--libvirt-uri={uri}")
-    monitor = BusMonitor(address)
+    d = start_daemon("live", tree, f"--dbus={address}", f"--libvirt-uri={uri}")
+    monitor = tap.BusMonitor(H, address, timeout=RPC_TIMEOUT)
     # iommud's connection keeps test:///default alive; the domain starts after iommud follows it.
     deadline = time.monotonic() + 10
     while "Following libvirt at" not in d.log_text() and time.monotonic() < deadline:
@@ -320,7 +169,7 @@ def test_live_domain(tree):
     r = virsh(uri, "create", xml)
     check(r.returncode == 0, "virsh creates the running test domain vm-live with group 1's devices", r.stderr)
 
-    g = wait_state(d, 1, PB.api.GROUP_STATE_IN_USE)
+    g = d.wait_state(1, PB.api.GROUP_STATE_IN_USE)
     check(g.state == PB.api.GROUP_STATE_IN_USE and g.owner.kind == "libvirt" and g.owner.domain_name == VM
           and g.owner.domain_uuid == VM_UUID, "gRPC: group 1 is IN_USE, owned by libvirt domain vm-live (name, UUID)",
           f"{g.state} {g.owner}\n{d.log_text()[-2000:]}")
@@ -392,7 +241,7 @@ def unbind(tree, address):
 
 
 def test_list_then_watch(tree):
-    d = Daemon("listwatch", tree)
+    d = start_daemon("listwatch", tree)
     # Paged: several pages, one list; the first page's sequence is what it reflects.
     pages, token, first = [], "", None
     while True:
@@ -492,15 +341,16 @@ def test_list_then_watch(tree):
 
 
 def main():
+    global PB
     try:
-        generate_stubs()
-        test_live_domain(make_tree("live-tree"))
-        test_list_then_watch(make_tree("listwatch-tree"))
+        PB = H.grpc_stubs()
+        test_live_domain(H.fixture_tree("desktop-gpu", "live-tree"))
+        test_list_then_watch(H.fixture_tree("desktop-gpu", "listwatch-tree"))
     except Exception as e:  # noqa: BLE001 - reported as a failed check, never a crash without TAP
         import traceback
         check(False, "the test ran to its end", traceback.format_exc())
     finally:
-        stop_all()
+        H.stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"1..{T.count}")
     return 1 if T.failed else 0

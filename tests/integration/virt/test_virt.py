@@ -28,106 +28,36 @@ with grpc_tools.protoc. Then:
 Needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools. Prints TAP lines, exits 1 if any
 check failed.
 """
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import types
 
 # tests/tap.py: the TAP lines every Python test prints.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 import tap  # noqa: E402
 
-try:
-    import grpc
-except ImportError:
-    print(f"not ok 1 - python3-grpcio is missing for {sys.executable}: install python3-grpcio and "
-          "python3-grpc-tools")
-    sys.exit(1)
+grpc = tap.require("grpc", "python3-grpcio and python3-grpc-tools")
 
 IOMMUD, HOOK, SOURCE_ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
 HERE = os.path.join(SOURCE_ROOT, "tests", "integration", "virt")
 RPC_TIMEOUT = 5
 VM_GPU_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
-LIBC = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
 
 TMP = tempfile.mkdtemp(prefix="iommud-virt-")
-PB = types.SimpleNamespace()
+H = tap.Harness(TMP, SOURCE_ROOT)
+PB = None  # H.grpc_stubs()
 T = tap.Tap()
 check = T.check
 
 
-def generate_stubs():
-    src, out = os.path.join(TMP, "proto"), os.path.join(TMP, "py")
-    os.makedirs(os.path.join(src, "iommud", "v1"))
-    shutil.copy(os.path.join(SOURCE_ROOT, "proto", "iommud", "v1", "iommud.proto"),
-                os.path.join(src, "iommud", "v1"))
-    os.makedirs(out)
-    subprocess.run(["/usr/bin/python3", "-m", "grpc_tools.protoc", "-I", src, "--python_out", out,
-                    "--grpc_python_out", out, "iommud/v1/iommud.proto"], check=True)
-    sys.path.insert(0, out)
-    import importlib
-    PB.api = importlib.import_module("iommud.v1.iommud_pb2")
-    PB.api_grpc = importlib.import_module("iommud.v1.iommud_pb2_grpc")
-
-
-class Daemon:
-    def __init__(self, name, tree, libvirt_uri):
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir)
-        self.sock = os.path.join(self.dir, "iommud.sock")
-        self.log = os.path.join(self.dir, "stderr.log")
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(os.path.join(self.dir, "notify"))
-        args = [IOMMUD, "--root", tree, "--udev=no", "--rescan-interval=0", "--dbus=none",
-                f"--unix-socket={self.sock}", f"--libvirt-uri={libvirt_uri}",
-                f"--state-directory={self.dir}/state", f"--runtime-directory={self.dir}/run",
-                f"--policy-directory={self.dir}/policy"]
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=dict(os.environ, NOTIFY_SOCKET=os.path.join(self.dir, "notify")),
-                                         preexec_fn=lambda: LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL))
-        deadline = time.monotonic() + 10
-        self.notify.settimeout(0.1)
-        while time.monotonic() < deadline:
-            try:
-                if "READY=1" in self.notify.recv(4096).decode().splitlines():
-                    break
-            except socket.timeout:
-                if self.proc.poll() is not None:
-                    break
-        else:
-            pass
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{name}: iommud exited:\n{self.log_text()}")
-        self.channel = grpc.insecure_channel(f"unix:{self.sock}")
-        self.api = PB.api_grpc.IommuManagerStub(self.channel)
-
-    def log_text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def group(self, gid):
-        return self.api.GetGroup(PB.api.GetGroupRequest(id=gid), timeout=RPC_TIMEOUT)
-
-    def stop(self):
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.notify.close()
-        return self.proc.returncode
+def start_daemon(name, tree, libvirt_uri):
+    return tap.Daemon(H, IOMMUD, name, tree, "--dbus=none", f"--libvirt-uri={libvirt_uri}",
+                      rpc_timeout=RPC_TIMEOUT)
 
 
 def refusal(fn, request):
@@ -164,24 +94,15 @@ def hook(daemon_sock, domain, op, subop, xml_file=None, dry_run=True, config=Non
     return p.returncode, p.stdout, p.stderr
 
 
-def wait_state(d, gid, state, timeout=5):
-    deadline = time.monotonic() + timeout
-    g = d.group(gid)
-    while g.state != state and time.monotonic() < deadline:
-        time.sleep(0.05)
-        g = d.group(gid)
-    return g
-
-
 def stopped(d):
     rc = d.stop()
     check(rc == 0, f"{os.path.basename(d.dir)}: iommud exits 0 on SIGTERM", f"{rc}\n{d.log_text()}")
 
 
 def test_tracking(tree):
-    d = Daemon("tracked", tree, "test://" + os.path.join(HERE, "test-driver.xml"))
+    d = start_daemon("tracked", tree, "test://" + os.path.join(HERE, "test-driver.xml"))
     try:
-        g = wait_state(d, 1, PB.api.GROUP_STATE_IN_USE)
+        g = d.wait_state(1, PB.api.GROUP_STATE_IN_USE)
         check(g.state == PB.api.GROUP_STATE_IN_USE, "group 1 (vm-gpu's hostdevs) is IN_USE",
               f"{PB.api.GroupState.Name(g.state)}\n{d.log_text()}")
         check(g.owner.kind == "libvirt" and g.owner.domain_name == "vm-gpu" and g.owner.domain_uuid == VM_GPU_UUID,
@@ -213,7 +134,7 @@ def test_tracking(tree):
 
 def test_libvirt_down(tree):
     sock_path = os.path.join(TMP, "no-such-libvirt-sock")
-    d = Daemon("no-libvirt", tree, "qemu:///system?socket=" + sock_path)
+    d = start_daemon("no-libvirt", tree, "qemu:///system?socket=" + sock_path)
     try:
         g = d.group(1)
         check(g.state == PB.api.GROUP_STATE_HOST, "without libvirt the daemon serves, nothing is in use",
@@ -252,7 +173,7 @@ def test_libvirt_down(tree):
 
 
 def test_hook(tree):
-    d = Daemon("hook", tree, "none")
+    d = start_daemon("hook", tree, "none")
     try:
         rc, out, err = hook(d.sock, "gpu-vm", "prepare", "begin", "domain-gpu.xml")
         check(rc == 0 and out.count("prepared group 1 (dry run)") == 1 and "prepared group" in out
@@ -322,10 +243,10 @@ def device_group(d, address):
 
 
 def test_vf_interfaces(tree):
-    d = Daemon("vf-tracked", tree, "test://" + os.path.join(HERE, "test-driver-vf.xml"))
+    d = start_daemon("vf-tracked", tree, "test://" + os.path.join(HERE, "test-driver-vf.xml"))
     try:
         gid = device_group(d, "0000:18:02.0")
-        g = wait_state(d, gid, PB.api.GROUP_STATE_IN_USE)
+        g = d.wait_state(gid, PB.api.GROUP_STATE_IN_USE)
         check(g.state == PB.api.GROUP_STATE_IN_USE and g.owner.domain_name == "vm-vf",
               "a VF given as <interface type='hostdev'> makes its group IN_USE, owned by the domain",
               f"{PB.api.GroupState.Name(g.state)} {g.owner}\n{d.log_text()}")
@@ -354,7 +275,7 @@ def test_late_prepare(pristine):
     tree = os.path.join(TMP, "late-tree")
     shutil.copytree(pristine, tree, symlinks=True)
     address = "0000:18:02.0"
-    d = Daemon("late", tree, "none")
+    d = start_daemon("late", tree, "none")
     node = os.path.join(tree, "dev", "vfio", str(device_group(d, address)))
     gid = device_group(d, address)
     saved = node + ".away"
@@ -390,22 +311,18 @@ def test_late_prepare(pristine):
 
 
 def main():
+    global PB
     try:
-        generate_stubs()
-        tree = os.path.join(TMP, "desktop-gpu")
-        subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tests", "fixtures", "gen-host.py"),
-                        os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "desktop-gpu.json"), tree],
-                       check=True, stdout=subprocess.DEVNULL)
+        PB = H.grpc_stubs()
+        tree = H.fixture_tree("desktop-gpu", "desktop-gpu")
         test_tracking(tree)
         test_libvirt_down(tree)
         test_hook(tree)
-        sriov = os.path.join(TMP, "server-sriov")
-        subprocess.run([sys.executable, os.path.join(SOURCE_ROOT, "tests", "fixtures", "gen-host.py"),
-                        os.path.join(SOURCE_ROOT, "tests", "fixtures", "hosts", "server-sriov.json"), sriov],
-                       check=True, stdout=subprocess.DEVNULL)
+        sriov = H.fixture_tree("server-sriov", "server-sriov")
         test_vf_interfaces(sriov)
         test_late_prepare(sriov)
     finally:
+        H.stop_all()
         shutil.rmtree(TMP, ignore_errors=True)
     print(f"1..{T.count}")
     return 1 if T.failed else 0
