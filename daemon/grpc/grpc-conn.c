@@ -229,13 +229,30 @@ static void call_drop_input(GrpcCall *call) {
                 event_del(call->request_timer);
 }
 
+/* Drops what the call has queued, but for the bytes of a DATA frame nghttp2 has made and not sent
+ * yet (it waits at the output high-water mark): the frame must go out whole before the status can. */
 static void call_drop_output(GrpcCall *call) {
         size_t n = evbuffer_get_length(call->out);
+        size_t keep = MIN(call->out_claimed, n);
 
-        if (n > 0) {
+        if (n == keep)
+                return;
+        if (keep == 0)
                 evbuffer_drain(call->out, n);
-                call_charge(call, -(ssize_t)n);
+        else {
+                struct evbuffer *claimed = evbuffer_new();
+
+                /* Without memory to set them apart, all goes: the frame then resets the stream. */
+                if (!claimed || evbuffer_remove_buffer(call->out, claimed, keep) != (int)keep)
+                        keep = 0;
+                evbuffer_drain(call->out, evbuffer_get_length(call->out));
+                if (claimed) {
+                        if (keep > 0)
+                                (void)evbuffer_add_buffer(call->out, claimed);
+                        evbuffer_free(claimed);
+                }
         }
+        call_charge(call, -(ssize_t)(n - evbuffer_get_length(call->out)));
 }
 
 /* The trailers that end a finished call's stream, after its last DATA frame. */
@@ -267,6 +284,7 @@ static ssize_t on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t
 
         if (n > 0) {
                 *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+                call->out_claimed = n;
                 if (call->finished && n == evbuffer_get_length(call->out)) {
                         int r = call_end_data(session, call, data_flags);
                         if (r < 0)
@@ -763,6 +781,7 @@ static void call_detach(GrpcCall *call) {
         if (call->deadline)
                 event_del(call->deadline);
         call_drop_input(call);
+        call->out_claimed = 0; /* a gone stream's frames are never sent */
         call_drop_output(call);
 
         if (call->prev)
@@ -818,7 +837,8 @@ static int on_send_data(nghttp2_session *session, nghttp2_frame *frame, const ui
 
         if (conn_output_full(c))
                 return NGHTTP2_ERR_WOULDBLOCK;
-        /* Its output was dropped (over budget) while this frame waited: reset the stream. */
+        call->out_claimed = 0;
+        /* call_drop_output() keeps a waiting frame's bytes; only when out of memory it could not. */
         if (evbuffer_get_length(call->out) < length)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         if (evbuffer_add(c->frames, framehd, H2_FRAME_HEADER_SIZE) < 0 ||
@@ -1188,10 +1208,13 @@ static void conn_push_frames(GrpcConn *c) {
                 (void)evbuffer_add_buffer(out, c->frames);
 }
 
+/* Rounds of output up to the high-water mark that one connection writes before the others' turn. */
+#define SEND_ROUNDS_MAX 8
+
 static int conn_send(GrpcConn *c) {
         if (c->dead || !c->session)
                 return 0;
-        for (;;) {
+        for (unsigned round = 0;; round++) {
                 c->send_blocked = false;
                 int r = nghttp2_session_send(c->session);
                 conn_push_frames(c);
@@ -1201,9 +1224,13 @@ static int conn_send(GrpcConn *c) {
                         return -EIO;
                 }
                 /* Stopped at the high-water mark but the socket took it all: no drain will call
-                 * back, so go on now. */
+                 * back, so go on, now or after the loop's other work. */
                 if (!c->send_blocked || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
                         break;
+                if (round + 1 == SEND_ROUNDS_MAX) {
+                        conn_flush(c);
+                        break;
+                }
         }
         conn_update(c);
         return 0;

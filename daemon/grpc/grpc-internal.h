@@ -181,6 +181,7 @@ struct GrpcCall {
         bool headers_sent;
         bool finished; /* status decided; trailers follow the queued messages */
         bool deferred; /* data provider returned NGHTTP2_ERR_DEFERRED */
+        size_t out_claimed; /* bytes of out in a DATA frame nghttp2 has made but not sent */
         GrpcStatus status;
         char *status_message;
 

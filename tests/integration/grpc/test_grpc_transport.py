@@ -532,6 +532,32 @@ class UnixTransport(unittest.TestCase):
         s.close()
         self.assertEqual(health_check(self.channel), PB['health'].HealthCheckResponse.SERVING)
 
+    def test_stalled_reader_with_open_window_gets_its_status(self):
+        # A client that grants all the window there is and then stops reading: DATA frames wait at
+        # the output high-water mark, the stream's queue overflows, and the stream still ends with
+        # RESOURCE_EXHAUSTED in trailers after the waiting frame, not with a reset.
+        import h2.settings
+        s, conn = h2_connect(self.server.sock)
+        conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        conn.increment_flow_control_window(2**31 - 1 - 65535)
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, grpc_headers('/iommud.test.Transport/Flood'))
+        conn.send_data(sid, frame(b''), end_stream=True)  # id 0: messages until the call fails
+        s.sendall(conn.data_to_send())
+        time.sleep(2)  # 16 KiB a millisecond: the 4 MiB send queue is full long before
+        res = h2_events_until(s, conn, sid, limit=20)
+        s.close()
+        self.assertIsNone(res['reset'], 'the stream was reset instead of ended with a status')
+        self.assertTrue(res['ended'])
+        self.assertEqual(res['headers'].get('grpc-status'), str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]))
+        data, end, n = res['data'], 0, 0
+        while end < len(data):  # whole gRPC messages, the last one included
+            end += 5 + int.from_bytes(data[end + 1:end + 5], 'big')
+            n += 1
+        self.assertEqual(end, len(data), 'a message was cut')
+        self.assertGreater(n, 0)
+        self.assertEqual(health_check(self.channel), PB['health'].HealthCheckResponse.SERVING)
+
 
 class Tls(unittest.TestCase):
     @classmethod
