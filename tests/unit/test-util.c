@@ -158,6 +158,45 @@ static void test_links_and_dirs(void **state) {
         assert_int_equal(exists_at(tree_fd, "sys/nope/c"), 0);
 }
 
+/* The packed listing: sorted, NULL-terminated, one allocation, also for a directory whose entries
+ * take several getdents64 calls and grow the name pool more than once. */
+static void test_packed_listing(void **state) {
+        _cleanup_(freep) char **names = NULL, **none = NULL;
+        _cleanup_(closep) int dir_fd = -1, empty_fd = -1;
+        char path[PATH_MAX], name[64];
+        size_t n;
+
+        snprintf(path, sizeof(path), "%s/sys/many", tree);
+        assert_int_equal(mkdir(path, 0755), 0);
+        for (unsigned i = 0; i < 600; i++) {
+                int fd;
+
+                /* Long names, in an order that is not the sorted one. */
+                snprintf(path, sizeof(path), "%s/sys/many/entry-%03u-padding-to-make-the-names-long", tree,
+                         (i * 7) % 600);
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+                assert_true(fd >= 0);
+                close(fd);
+        }
+        dir_fd = open_in_root(tree_fd, "sys/many", O_RDONLY | O_DIRECTORY);
+        assert_true(dir_fd >= 0);
+        assert_int_equal(read_dir_fd_packed(dir_fd, &names, &n), 0);
+        assert_int_equal(n, 600);
+        for (unsigned i = 0; i < 600; i++) {
+                snprintf(name, sizeof(name), "entry-%03u-padding-to-make-the-names-long", i);
+                assert_string_equal(names[i], name);
+        }
+        assert_null(names[600]);
+
+        snprintf(path, sizeof(path), "%s/sys/empty", tree);
+        assert_int_equal(mkdir(path, 0755), 0);
+        empty_fd = open_in_root(tree_fd, "sys/empty", O_RDONLY | O_DIRECTORY);
+        assert_true(empty_fd >= 0);
+        assert_int_equal(read_dir_fd_packed(empty_fd, &none, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(none[0]);
+}
+
 /* The paths the host readers take: a listing of an open directory, one-read attributes, and links
  * and stats of one name straight at a directory fd, which must still never leave the tree. */
 static void test_fast_paths(void **state) {
@@ -264,6 +303,7 @@ static void test_intern(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fast_paths),
+                cmocka_unit_test(test_packed_listing),
                 cmocka_unit_test(test_intern),
                 cmocka_unit_test(test_escape_terminal),
                 cmocka_unit_test(test_parse_u32),
