@@ -1224,7 +1224,8 @@ static int conn_send(GrpcConn *c) {
                         return -EIO;
                 }
                 /* Stopped at the high-water mark but the socket took it all: no drain will call
-                 * back, so go on, now or after the loop's other work. */
+                 * back, so go on: now, or after SEND_ROUNDS_MAX rounds behind the other events
+                 * already active (other connections' reads and flushes). */
                 if (!c->send_blocked || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
                         break;
                 if (round + 1 == SEND_ROUNDS_MAX) {
