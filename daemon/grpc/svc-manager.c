@@ -50,10 +50,6 @@ struct SvcManager {
         GrpcAuthorizeFunc authorize; /* the peer's role, for force (admin only) */
         void *authorize_userdata;
         Watcher *watchers; /* open Watch streams, ended at shutdown */
-        /* The last event, packed once for every watcher it goes to: the newest of the replay
-         * window, which every event enters. */
-        uint64_t packed_sequence; /* 0: nothing packed */
-        GrpcShared *packed;
         ManagerSubscription *recorder; /* fills the window when nobody watches */
         ReplayEvent *replay;           /* ring of REPLAY_MAX_EVENTS */
         size_t replay_first, replay_n, replay_bytes;
@@ -537,14 +533,20 @@ static const ReplayEvent *replay_at(const SvcManager *svc, size_t i) {
         return &svc->replay[(svc->replay_first + i) % REPLAY_MAX_EVENTS];
 }
 
+/* The last event packed, which every watcher it goes to is sent: every event enters the window. */
+static const ReplayEvent *replay_newest(const SvcManager *svc) {
+        return svc->replay_n > 0 ? replay_at(svc, svc->replay_n - 1) : NULL;
+}
+
 /* Every event is packed once, into the replay window, for every watcher it goes to. */
 static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         Iommud__V1__WatchEvent e = IOMMUD__V1__WATCH_EVENT__INIT;
         const Inventory *inv = manager_get_inventory(m);
+        const ReplayEvent *newest = replay_newest(svc);
         ProtoArena arena = {};
         GrpcShared *message;
 
-        if (svc->packed_sequence == event->sequence)
+        if (newest && newest->sequence == event->sequence)
                 return 0;
         e.sequence = event->sequence;
         e.incarnation = (char *)manager_get_incarnation(m);
@@ -562,8 +564,6 @@ static int pack_event(SvcManager *svc, Manager *m, const ManagerEvent *event) {
         if (!message)
                 return -ENOMEM;
         replay_push(svc, event->sequence, message);
-        svc->packed = message; /* the window's newest, which it keeps */
-        svc->packed_sequence = event->sequence;
         return 0;
 }
 
@@ -580,7 +580,7 @@ static void on_manager_event(Manager *m, const ManagerEvent *event, void *userda
 
         r = pack_event(w->svc, m, event);
         if (r >= 0)
-                r = grpc_call_send_shared(w->call, w->svc->packed);
+                r = grpc_call_send_shared(w->call, replay_newest(w->svc)->message);
         if (r == -ENOBUFS) {
                 /* A watcher that does not read must not make the daemon buffer without bound. */
                 log_event(LOG_NOTICE, ((LogFields){ .message_id = LOG_ID_WATCHER_DROPPED }),
@@ -667,8 +667,7 @@ static int send_replay(Watcher *w, const Iommud__V1__WatchRequest *req) {
                 return send_relist(w, after, "the sequence is ahead of this iommud's");
         if (after == now)
                 return 0;
-        if (svc->replay_n == 0 || replay_at(svc, 0)->sequence > after + 1 ||
-            replay_at(svc, svc->replay_n - 1)->sequence != now)
+        if (svc->replay_n == 0 || replay_at(svc, 0)->sequence > after + 1 || replay_newest(svc)->sequence != now)
                 return send_relist(w, after, "the events after the sequence are no longer in the replay window");
         for (size_t i = 0; i < svc->replay_n; i++) {
                 const ReplayEvent *e = replay_at(svc, i);
