@@ -39,6 +39,12 @@ class Tap:
         print(f"ok {self.count} - {what} # SKIP {why}")
         sys.stdout.flush()
 
+    def plan(self):
+        """Prints the plan, last; returns the exit status: 1 when a check failed."""
+        print(f"1..{self.count}")
+        sys.stdout.flush()
+        return 1 if self.failed else 0
+
     @staticmethod
     def note(text):
         for line in str(text).splitlines():

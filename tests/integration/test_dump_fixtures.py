@@ -438,8 +438,7 @@ def main(argv):
             else:
                 run_fixture(tap, iommud, source_root, name, workdir, update)
         run_unusable_roots(tap, iommud, workdir)
-    print(f"1..{tap.count}")
-    return 1 if tap.failed else 0
+    return tap.plan()
 
 
 if __name__ == "__main__":

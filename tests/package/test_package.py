@@ -251,8 +251,8 @@ def main():
         rc = lintian(*args)
     else:
         raise SystemExit(f'unknown mode {mode}')
-    print(f'1..{T.count}')
-    return 1 if rc or T.failed else 0
+    failed = T.plan()
+    return 1 if rc or failed else 0
 
 
 if __name__ == '__main__':
